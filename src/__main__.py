@@ -1,0 +1,5 @@
+"""Command line: ``python -m src <command> --help``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Safe, atomic file input/output: ``.npz`` without pickle and JSON.
+
+Every writer goes through a temporary file in the destination folder followed by ``os.replace``, so a
+killed process never leaves a half-written file under the final name. Readers turn missing or malformed
+files into clear ``FileNotFoundError`` / ``ValueError`` messages that name the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file + rename); parent folders are created."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_npz(path: str | os.PathLike, arrays: Mapping[str, Any], compress: bool = True) -> Path:
+    """Save a mapping of arrays to ``path`` (``.npz``) atomically; object arrays are refused.
+
+    Parameters
+    ----------
+    path : destination file, conventionally ending in ``.npz``.
+    arrays : name -> array-like (numbers or strings; no Python objects).
+    compress : use ``numpy.savez_compressed``.
+    """
+    converted = {}
+    for key, value in arrays.items():
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            raise ValueError(f"save_npz: entry {key!r} is an object array; only numeric or string arrays are stored")
+        converted[key] = arr
+    buffer = io.BytesIO()
+    (np.savez_compressed if compress else np.savez)(buffer, **converted)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_npz(path: str | os.PathLike, required: Iterable[str] = ()) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` file into memory, with ``allow_pickle=False``.
+
+    Raises
+    ------
+    FileNotFoundError
+        if ``path`` does not exist.
+    ValueError
+        if the file is not a readable ``.npz`` archive or lacks one of the ``required`` keys.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            data = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable .npz archive ({exc})") from exc
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise ValueError(f"{path}: missing entries {missing}; found {sorted(data)}")
+    return data
+
+
+def save_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically; numpy scalars and arrays are converted."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default, allow_nan=True)
+    return atomic_write_bytes(path, (text + "\n").encode())
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file with clear errors for missing or malformed files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: malformed JSON ({exc})") from exc
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")

@@ -1,0 +1,18 @@
+"""Canonical locations inside the repository (one place, used by CLI, notebooks and tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = REPO_ROOT / "00_demonstrations_data"
+DATASETS_DIR = DEMO_DIR / "datasets"
+RUNS_DIR = DEMO_DIR / "runs"
+FIGURES_DIR = DEMO_DIR / "figures"
+POPULATION_DIR = DEMO_DIR / "100_CNNs"
+HIGHLIGHTED_MODELS_DIR = DEMO_DIR / "models"
+
+
+def datasets_dir(preset: str) -> Path:
+    """Folder holding the ``.npz`` datasets written by ``python -m src data --preset <preset>``."""
+    return DATASETS_DIR / preset
