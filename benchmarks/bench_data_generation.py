@@ -39,15 +39,6 @@ def median_time(fn, repeats: int) -> float:
     return float(np.median(times))
 
 
-def dense_hamiltonians(v_n: np.ndarray, w_n: np.ndarray) -> np.ndarray:
-    n_samples, n = v_n.shape
-    h = np.zeros((n_samples, 2 * n, 2 * n))
-    cells = np.arange(n)
-    h[:, 2 * cells, 2 * cells + 1] = v_n
-    h[:, 2 * cells[:-1] + 1, 2 * cells[:-1] + 2] = w_n[:, :-1]
-    return h + h.transpose(0, 2, 1)
-
-
 def numpy_observables_and_labels(v_n: np.ndarray, w_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Same result as the numba path, written with batched numpy (the alternative to justify numba)."""
     n_samples, n = v_n.shape
@@ -84,7 +75,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     v = rng.uniform(0.0, 2.0, args.samples)
     v_n, w_n = dg.sample_hoppings(v, 1.0, rng)
-    hamiltonians = dense_hamiltonians(v_n, w_n)
+    hamiltonians = dg.open_chain_hamiltonian(v_n, w_n)
     dg.observables(v_n[:4], w_n[:4])  # JIT / cache load outside the timings
     dg.winding_number(v_n[:4], w_n[:4])
 

@@ -112,6 +112,20 @@ def sample_hoppings(
     return v_n, w_n
 
 
+def open_chain_hamiltonian(v_n: np.ndarray, w_n: np.ndarray) -> np.ndarray:
+    """Dense open-chain Hamiltonians in the site basis, shape (N, 2n, 2n) (for display and checks).
+
+    H[2m, 2m+1] = v_m and H[2m+1, 2m+2] = w_m (m < n-1), symmetric, zero diagonal; w_n[:, -1] unused.
+    """
+    v_n, w_n = _check_hoppings(v_n, w_n)
+    n_samples, n = v_n.shape
+    h = np.zeros((n_samples, 2 * n, 2 * n))
+    cells = np.arange(n)
+    h[:, 2 * cells, 2 * cells + 1] = v_n
+    h[:, 2 * cells[:-1] + 1, 2 * cells[:-1] + 2] = w_n[:, :-1]
+    return h + h.transpose(0, 2, 1)
+
+
 # ----------------------------------------------------------------------------------------------
 # observables
 # ----------------------------------------------------------------------------------------------

@@ -16,3 +16,6 @@ HIGHLIGHTED_MODELS_DIR = DEMO_DIR / "models"
 def datasets_dir(preset: str) -> Path:
     """Folder holding the ``.npz`` datasets written by ``python -m src data --preset <preset>``."""
     return DATASETS_DIR / preset
+REFERENCE_DIR = DEMO_DIR / "reference"
+#: the paper's published target phase diagram: (501, 200), rows W = 0..5, columns v on [0, 2], 25 realizations
+REFERENCE_TARGET_DIAGRAM = REFERENCE_DIR / "targets_25_reals.npy"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from src import data_generation as dg
+from src.paths import REFERENCE_TARGET_DIAGRAM
 from tests.physics_reference import numerical_winding_number, open_chain_hamiltonian
 
-REFERENCE = Path(__file__).parent / "data" / "targets_25_reals.npy"
+REFERENCE = REFERENCE_TARGET_DIAGRAM
 
 
 # ------------------------------------------------------------------ labels
