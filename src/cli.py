@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .presets import PRESET_NAMES
+from .reproduce import add_reproduce_parser
 
 
 def _add_data_parser(subparsers) -> None:
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m src", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     _add_data_parser(subparsers)
+    add_reproduce_parser(subparsers)
     return parser
 
 
