@@ -1,0 +1,91 @@
+"""Thermometer encoding: exact channel patterns, round trip, the encoded network's size and shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from src.architecture import CNN_SSH_ThermEncod, count_parameters
+from src.thermometer_encoding import thermometer_decode, thermometer_encode, thresholds
+
+
+def _pixels(values):
+    return np.asarray(values, dtype=np.float32).reshape(-1, 1, 1, 1)
+
+
+def test_exact_channel_patterns_fixed_convention():
+    levels = 4  # thresholds 0, 1/4, 1/2, 3/4
+    values = [0.0, 1e-9, 0.25, 0.2500001, 0.5, 0.75, 0.9, 1.0]
+    expected = [
+        [0, 0, 0, 0],  # 0 lights nothing
+        [1, 0, 0, 0],  # anything above 0 lights channel 0
+        [1, 0, 0, 0],  # exactly on a threshold: not above it
+        [1, 1, 0, 0],
+        [1, 1, 0, 0],
+        [1, 1, 1, 0],
+        [1, 1, 1, 1],
+        [1, 1, 1, 1],  # 1 lights every channel: all L carry information
+    ]
+    encoded = thermometer_encode(_pixels(values), levels)
+    np.testing.assert_array_equal(encoded[:, :, 0, 0], expected)
+    assert encoded.dtype == np.float32
+
+
+def test_paper_convention_never_lights_last_channel():
+    levels = 4  # thresholds 0, 1/3, 2/3, 1
+    values = np.linspace(0, 1, 101)
+    encoded = thermometer_encode(_pixels(values), levels, convention="paper")
+    assert encoded[:, -1].max() == 0  # X <= 1 is never > 1: the paper's off-by-one
+    np.testing.assert_array_equal(encoded[-1, :, 0, 0], [1, 1, 1, 0])
+    np.testing.assert_allclose(thresholds(4, "paper"), [0, 1 / 3, 2 / 3, 1])
+
+
+@pytest.mark.parametrize("levels", [2, 5, 15])
+def test_round_trip_gives_ceil_of_level(levels):
+    x = np.random.default_rng(levels).random(2000)
+    x = x[np.abs(x * levels - np.round(x * levels)) > 1e-6]  # stay off the thresholds
+    decoded = thermometer_decode(thermometer_encode(_pixels(x), levels))
+    np.testing.assert_array_equal(decoded[:, 0, 0, 0], np.ceil(levels * x).astype(np.int64))
+    # channels are monotone: a lit channel implies every lower one is lit
+    encoded = thermometer_encode(_pixels(x), levels)
+    assert (np.diff(encoded[:, :, 0, 0], axis=1) <= 0).all()
+
+
+def test_torch_and_numpy_agree():
+    x = np.random.default_rng(0).random((3, 1, 50, 50)).astype(np.float32)
+    np_out = thermometer_encode(x, 6)
+    torch_out = thermometer_encode(torch.from_numpy(x), 6)
+    assert isinstance(torch_out, torch.Tensor) and torch_out.shape == (3, 6, 50, 50)
+    np.testing.assert_array_equal(torch_out.numpy(), np_out)
+    np.testing.assert_array_equal(thermometer_decode(torch_out).numpy(), thermometer_decode(np_out))
+
+
+@pytest.mark.parametrize("bad", [np.full((1, 1, 2, 2), 1.5), np.full((1, 1, 2, 2), -0.1), np.full((1, 1, 2, 2), np.nan)])
+def test_out_of_range_input_is_rejected(bad):
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        thermometer_encode(bad, 4)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        thermometer_encode(torch.from_numpy(bad), 4)
+
+
+def test_bad_shapes_and_levels_are_rejected():
+    with pytest.raises(ValueError, match="shape"):
+        thermometer_encode(np.zeros((2, 3, 4, 4)), 4)
+    with pytest.raises(ValueError, match="levels"):
+        thermometer_encode(np.zeros((2, 1, 4, 4)), 1)
+    with pytest.raises(ValueError, match="convention"):
+        thermometer_encode(np.zeros((2, 1, 4, 4)), 4, convention="other")
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 15])
+def test_encoded_network_size_and_shapes(levels):
+    model = CNN_SSH_ThermEncod(levels)
+    assert count_parameters(model) == 962 * levels**2 + 60 * levels + 2
+    x = torch.rand(2, 1, 50, 50)
+    encoded = thermometer_encode(x, levels) if levels > 1 else x
+    model.eval()
+    assert model.features(encoded).shape == (2, 9 * levels, 26, 26)
+    assert model(encoded).shape == (2, 2)
+    with pytest.raises(ValueError, match="expected input"):
+        model(torch.rand(2, levels + 1, 50, 50))
