@@ -89,3 +89,22 @@ def test_encoded_network_size_and_shapes(levels):
     assert model(encoded).shape == (2, 2)
     with pytest.raises(ValueError, match="expected input"):
         model(torch.rand(2, levels + 1, 50, 50))
+
+
+def test_explorer_sliders_change_what_is_shown():
+    from src.data_generation import generate_dataset
+    from src.thermometer_figures import ThermometerExplorer, figure_thermometer
+
+    X = generate_dataset("test", 5, 0.0, seed=0)["X"][1]
+    explorer = ThermometerExplorer(X, levels=15)
+    edge = explorer.encoded.copy()
+    assert edge.shape == (50, 15)
+    np.testing.assert_array_equal(edge, thermometer_encode(X[:, 24].reshape(1, 1, 50, 1), 15)[0, :, :, 0].T)
+    explorer.eigenstate.value = 0
+    assert not np.array_equal(explorer.encoded, edge)
+    explorer.levels.value = 4
+    assert explorer.encoded.shape == (50, 4)
+    fig = figure_thermometer(X, 15, highlight=1)
+    assert len(fig.axes) == 3
+    with pytest.raises(ValueError, match="highlight"):
+        figure_thermometer(X, 15, highlight=15)
