@@ -11,8 +11,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .highlighted_models import add_highlight_parser
+from .population import add_population_parser
 from .presets import PRESET_NAMES
 from .reproduce import add_reproduce_parser
+from .training_utils import add_train_parser
 
 
 def _add_data_parser(subparsers) -> None:
@@ -49,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     _add_data_parser(subparsers)
     add_reproduce_parser(subparsers)
+    add_train_parser(subparsers)
+    add_population_parser(subparsers)
+    add_highlight_parser(subparsers)
     return parser
 
 

@@ -32,6 +32,7 @@ class Preset:
     ood_W : disorder strengths of the out-of-distribution test sets.
     max_epochs, batch_size, lr, momentum, weight_decay : training recipe (SGD, cross-entropy).
     patience, tolerance, warmup_fraction : the paper's early-stopping rule (SPEC §2).
+    input_noise_std : standard deviation of Gaussian noise added to training inputs (0: none, the paper).
     n_models : size of the CNN population.
     grid_n_W, grid_W_max, grid_n_realizations, grid_n_v, grid_v_max : generalization grid
         W = linspace(0, grid_W_max, grid_n_W), v = linspace(0, grid_v_max, grid_n_v).
@@ -57,6 +58,7 @@ class Preset:
     patience: int = 10
     tolerance: float = 0.005
     warmup_fraction: float = 0.1
+    input_noise_std: float = 0.0
     n_models: int = 100
     grid_n_W: int = 100
     grid_W_max: float = 5.0
@@ -86,7 +88,7 @@ _PRESETS = {
         n_validation=400,
         n_test=500,
         n_perturbative=200,
-        max_epochs=150,
+        max_epochs=100,
         lr=1e-3,
         n_models=8,
         grid_n_W=26,
@@ -94,7 +96,11 @@ _PRESETS = {
         grid_n_v=100,
         target_n_W=101,
         notes="Whole pipeline on a 2-core CPU in minutes; lr 1e-3 (10x the paper's) so training converges "
-        "within the smaller epoch budget.",
+        "within the smaller epoch budget. max_epochs 100 (was 150): measured with 8 models, validation accuracy "
+        "reaches 1.0 by epoch ~25, early stopping ends some runs at 80-95 epochs, and the clean test accuracy "
+        "(0.94-0.99; the errors are the chains within ~0.1 of v = 1, a window the training set leaves out) did "
+        "not improve after epoch 100 (lr 3e-3 or the paper's 6,000 samples did not raise it either). With the "
+        "ensemble trainer the 8 models (767 model-epochs) took 7 CPU-minutes: ~3.5 minutes on 2 free cores.",
     ),
     "smoke": Preset(
         name="smoke",
