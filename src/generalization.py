@@ -1,0 +1,745 @@
+"""Out-of-distribution evaluation: predicted phase diagrams and metrics of trained models over disorder.
+
+The generalization grid (SPEC §1-2) is W = linspace(0, W_max, n_W) x R disorder realizations x n_v
+values v = linspace(0, v_max, n_v) (paper: 100 x 10 x 200 = 200,000 chains). Row ``i`` (one W) is drawn
+by :func:`src.data_generation.phase_diagram_hoppings` from the stream ``(seed, 3, i)``, so the same seed
+gives the same chains to every model, and the labels of the target diagram are the winding numbers of
+exactly those chains. The grid is streamed row by row (observables in chunks of ``chunk_size``); every
+chunk is generated once and classified by all models of an ensemble.
+
+For each model the evaluation yields
+
+- the predicted diagram P[i, j] = fraction of the R realizations at (W_i, v_j) classified topological,
+  and the target T[i, j] = fraction with winding number 1 (both (n_W, n_v), multiples of 1/R);
+- the classification metrics of every (W, realization) test set of n_v chains
+  (:func:`src.metrics.classification_metrics`), shape (n_W, R) each, and their means over the
+  n_W * R sets ("ood" metrics, the paper's aggregation) and over the R sets of the clean row W = 0
+  ("clean" metrics);
+- image metrics between P and T: RMSE = sqrt(mean((P - T)^2)) and SSIM (scikit-image,
+  ``data_range = 1``). "Well generalizing" means RMSE <= a threshold (the paper's 0.2).
+  The paper's third image metric, LPIPS, needs pretrained backbone weights that cannot be downloaded
+  here; it is left out rather than imitated.
+
+Per model folder the results are ``phase_diagram.npz`` (``predicted``, ``target``, ``W``, ``v``,
+``set_<metric>`` arrays, grid parameters) and ``generalization_metrics.json`` (scalars, the grid and
+the SHA-256 of the evaluated weights, so a retrained model is never taken as evaluated). A long
+ensemble evaluation writes a small per-model checkpoint (``.generalization_partial.npz``) at most
+every ``checkpoint_interval_s`` seconds; an interrupted run resumes from the rows already done.
+
+Inference reuses :func:`src.ensemble_training.evaluate_models` (eval mode: BatchNorm running
+statistics, no dropout): engine ``"fused"`` runs the models one after the other on each batch with
+BatchNorm folded into the convolutions (fastest on CPU, see ``benchmarks/bench_generalization.py``),
+``"stacked"`` runs them as one grouped network (meant for CUDA). Thermometer-encoded models
+(``CNN_SSH_ThermEncod``, L input channels) receive the encoding of :func:`src.data_loaders.encode_input`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+import torch
+from skimage.metrics import structural_similarity
+from tqdm.auto import tqdm
+
+from .architecture import CNN_SSH
+from .data_generation import observables, phase_diagram_hoppings, winding_number
+from .data_loaders import TensorSplit
+from .device import select_device
+from .ensemble_training import default_engine, evaluate_models
+from .io_utils import load_json, load_npz, save_json, save_npz
+from .metrics import METRIC_NAMES, classification_metrics
+from .presets import Preset, get_preset
+from .training_utils import load_model
+
+DEFAULT_RMSE_THRESHOLD = 0.2
+PHASE_DIAGRAM_FILE = "phase_diagram.npz"
+METRICS_FILE = "generalization_metrics.json"
+PARTIAL_FILE = ".generalization_partial.npz"
+WEIGHT_FILES = {"last": "weights.pt", "best": "best_weights.pt"}
+SSIM_MAX_WINDOW = 7
+
+
+# ----------------------------------------------------------------------------------------------
+# the grid
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GeneralizationGrid:
+    """The W x realization x v grid of the out-of-distribution study.
+
+    Attributes
+    ----------
+    n_W, W_max : rows W = linspace(0, W_max, n_W) (units of w; row 0 is the clean chain).
+    n_realizations : independent disorder realizations R per (W, v) point.
+    n_v, v_max : columns v = linspace(0, v_max, n_v).
+    seed : master seed of the disorder (row i uses the stream ``disorder_rng(seed, 3, i)``).
+    n_cells : unit cells per chain.
+    """
+
+    n_W: int
+    W_max: float
+    n_realizations: int
+    n_v: int
+    v_max: float
+    seed: int
+    n_cells: int = 25
+
+    def __post_init__(self) -> None:
+        for name in ("n_W", "n_realizations", "n_v", "seed", "n_cells"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"grid {name} must be an integer, got {value!r}")
+        if self.n_W < 1 or self.n_realizations < 1 or self.n_v < 1:
+            raise ValueError(
+                f"grid sizes must be >= 1, got n_W={self.n_W}, n_realizations={self.n_realizations}, n_v={self.n_v}"
+            )
+        if self.seed < 0:
+            raise ValueError(f"grid seed must be >= 0, got {self.seed}")
+        if self.n_cells < 2:
+            raise ValueError(f"grid n_cells must be >= 2, got {self.n_cells}")
+        for name in ("W_max", "v_max"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"grid {name} must be a finite number >= 0, got {value!r}")
+
+    @classmethod
+    def from_preset(cls, preset: Preset | str, seed: int) -> GeneralizationGrid:
+        """The grid of a preset (``grid_*`` fields) with disorder seed ``seed``."""
+        preset = get_preset(preset)
+        return cls(
+            n_W=preset.grid_n_W,
+            W_max=float(preset.grid_W_max),
+            n_realizations=preset.grid_n_realizations,
+            n_v=preset.grid_n_v,
+            v_max=float(preset.grid_v_max),
+            seed=int(seed),
+            n_cells=preset.n_cells,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GeneralizationGrid:
+        """Inverse of :meth:`to_dict`; ``ValueError`` for missing or malformed entries."""
+        try:
+            return cls(
+                n_W=int(data["n_W"]),
+                W_max=float(data["W_max"]),
+                n_realizations=int(data["n_realizations"]),
+                n_v=int(data["n_v"]),
+                v_max=float(data["v_max"]),
+                seed=int(data["seed"]),
+                n_cells=int(data["n_cells"]),
+            )
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed grid description {data!r} ({exc})") from None
+
+    def to_dict(self) -> dict:
+        """JSON-ready description (sizes, ranges, seed)."""
+        return {key: (float(v) if key in ("W_max", "v_max") else int(v)) for key, v in asdict(self).items()}
+
+    @property
+    def W_values(self) -> np.ndarray:
+        """(n_W,) disorder strengths, ``linspace(0, W_max, n_W)``."""
+        return np.linspace(0.0, self.W_max, self.n_W)
+
+    @property
+    def v_values(self) -> np.ndarray:
+        """(n_v,) mean intracell hoppings, ``linspace(0, v_max, n_v)``."""
+        return np.linspace(0.0, self.v_max, self.n_v)
+
+    @property
+    def samples_per_row(self) -> int:
+        return self.n_realizations * self.n_v
+
+    @property
+    def n_samples(self) -> int:
+        """Chains in the whole grid, n_W * R * n_v."""
+        return self.n_W * self.samples_per_row
+
+    def row_hoppings(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hoppings (v_n, w_n), each (R * n_v, n_cells), of row ``row``; sample r * n_v + j has v = v_j."""
+        if not 0 <= row < self.n_W:
+            raise ValueError(f"row must be in [0, {self.n_W}), got {row}")
+        return phase_diagram_hoppings(
+            float(self.W_values[row]), self.v_values, self.n_realizations, self.seed, row, self.n_cells
+        )
+
+
+@dataclass(frozen=True)
+class GridBatch:
+    """A chunk of one grid row handed to a predictor.
+
+    ``X`` (N, M, M) float32 observables, ``labels`` (N,) int64 winding numbers, ``v_n``, ``w_n``
+    (N, n_cells) hoppings, ``W`` the row's disorder strength.
+    """
+
+    X: np.ndarray
+    labels: np.ndarray
+    v_n: np.ndarray
+    w_n: np.ndarray
+    W: float
+
+
+Predictor = Callable[[GridBatch], np.ndarray]
+"""Maps a :class:`GridBatch` of N chains to predicted labels (K, N) in {0, 1}, one row per model."""
+
+
+# ----------------------------------------------------------------------------------------------
+# image metrics between diagrams
+# ----------------------------------------------------------------------------------------------
+def _check_diagrams(predicted: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    predicted = np.asarray(predicted, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    if predicted.ndim != 2 or predicted.shape != target.shape:
+        raise ValueError(f"predicted and target diagrams must be 2-D of equal shape, got {predicted.shape} and {target.shape}")
+    if predicted.size == 0 or not (np.isfinite(predicted).all() and np.isfinite(target).all()):
+        raise ValueError("diagrams must be non-empty and finite")
+    return predicted, target
+
+
+def diagram_rmse(predicted: np.ndarray, target: np.ndarray) -> float:
+    """Root-mean-square difference sqrt(mean((P - T)^2)) of two (n_W, n_v) diagrams."""
+    predicted, target = _check_diagrams(predicted, target)
+    return float(np.sqrt(np.mean((predicted - target) ** 2)))
+
+
+def diagram_ssim(predicted: np.ndarray, target: np.ndarray) -> float:
+    """Structural similarity of two diagrams with values in [0, 1] (``data_range = 1``).
+
+    scikit-image's ``structural_similarity`` with a uniform 7 x 7 window, shrunk to the largest odd size
+    that fits diagrams smaller than 7 in a direction; NaN when a side is shorter than 3 (undefined).
+    1 for identical diagrams.
+    """
+    predicted, target = _check_diagrams(predicted, target)
+    window = min(SSIM_MAX_WINDOW, *predicted.shape)
+    window -= 1 - window % 2
+    if window < 3:
+        return math.nan
+    return float(structural_similarity(predicted, target, data_range=1.0, win_size=window))
+
+
+# ----------------------------------------------------------------------------------------------
+# results of one model
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class GeneralizationResult:
+    """Evaluation of one model on a grid.
+
+    Attributes
+    ----------
+    grid : the grid.
+    predicted_counts, target_counts : (n_W, n_v) integers: realizations classified topological by the
+        model, and with winding number 1.
+    set_metrics : metric name -> (n_W, R) value on each (W, realization) test set of n_v chains.
+    """
+
+    grid: GeneralizationGrid
+    predicted_counts: np.ndarray
+    target_counts: np.ndarray
+    set_metrics: dict[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        shape = (self.grid.n_W, self.grid.n_v)
+        sets = (self.grid.n_W, self.grid.n_realizations)
+        for name, counts in (("predicted_counts", self.predicted_counts), ("target_counts", self.target_counts)):
+            if np.shape(counts) != shape:
+                raise ValueError(f"{name} must have shape {shape} (n_W, n_v), got {np.shape(counts)}")
+        missing = [name for name in METRIC_NAMES if name not in self.set_metrics]
+        if missing:
+            raise ValueError(f"set_metrics lacks {missing}")
+        for name in METRIC_NAMES:
+            if np.shape(self.set_metrics[name]) != sets:
+                raise ValueError(f"set metric {name!r} must have shape {sets} (n_W, R), got {np.shape(self.set_metrics[name])}")
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """(n_W, n_v) fraction of realizations predicted topological."""
+        return np.asarray(self.predicted_counts, dtype=np.float64) / self.grid.n_realizations
+
+    @property
+    def target(self) -> np.ndarray:
+        """(n_W, n_v) winding number averaged over realizations."""
+        return np.asarray(self.target_counts, dtype=np.float64) / self.grid.n_realizations
+
+    def ood_metrics(self) -> dict[str, float]:
+        """Each metric averaged over all n_W * R (W, realization) sets (the paper's aggregation)."""
+        return {name: float(np.mean(self.set_metrics[name])) for name in METRIC_NAMES}
+
+    def clean_metrics(self) -> dict[str, float]:
+        """Each metric averaged over the R sets of row 0 (W = 0: the clean chains)."""
+        return {name: float(np.mean(self.set_metrics[name][0])) for name in METRIC_NAMES}
+
+    def summary(self, threshold: float = DEFAULT_RMSE_THRESHOLD) -> dict:
+        """Scalars of the evaluation: ``rmse``, ``ssim``, ``well_generalizing`` (rmse <= threshold), ``ood``
+        and ``clean`` metric dictionaries, the grid and the threshold."""
+        threshold = check_threshold(threshold)
+        rmse = diagram_rmse(self.predicted, self.target)
+        return {
+            "grid": self.grid.to_dict(),
+            "n_samples": self.grid.n_samples,
+            "n_sets": self.grid.n_W * self.grid.n_realizations,
+            "rmse": rmse,
+            "ssim": diagram_ssim(self.predicted, self.target),
+            "rmse_threshold": threshold,
+            "well_generalizing": bool(rmse <= threshold),
+            "ood": self.ood_metrics(),
+            "clean": self.clean_metrics(),
+        }
+
+
+def check_threshold(threshold: float) -> float:
+    """Validate an RMSE threshold (finite, >= 0)."""
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold (RMSE cut) must be a number, got {threshold!r}") from None
+    if not math.isfinite(threshold) or threshold < 0:
+        raise ValueError(f"threshold (RMSE cut) must be finite and >= 0, got {threshold}")
+    return threshold
+
+
+class GridAccumulator:
+    """Running results of K models over the rows of a grid (filled by :func:`evaluate_grid`).
+
+    ``predicted_counts`` (K, n_W, n_v), ``target_counts`` (n_W, n_v), ``set_metrics[name]`` (K, n_W, R),
+    ``rows_done`` (n_W,) bool.
+    """
+
+    def __init__(self, grid: GeneralizationGrid, n_models: int) -> None:
+        if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)) or n_models < 1:
+            raise ValueError(f"n_models must be a positive integer, got {n_models!r}")
+        self.grid = grid
+        self.n_models = int(n_models)
+        self.predicted_counts = np.zeros((n_models, grid.n_W, grid.n_v), dtype=np.int64)
+        self.target_counts = np.zeros((grid.n_W, grid.n_v), dtype=np.int64)
+        self.set_metrics = {name: np.zeros((n_models, grid.n_W, grid.n_realizations)) for name in METRIC_NAMES}
+        self.rows_done = np.zeros(grid.n_W, dtype=bool)
+
+    def add_row(self, row: int, labels: np.ndarray, predictions: np.ndarray) -> None:
+        """Record row ``row``: ``labels`` (R * n_v,) true, ``predictions`` (K, R * n_v) predicted labels."""
+        R, n_v = self.grid.n_realizations, self.grid.n_v
+        if predictions.shape != (self.n_models, R * n_v) or labels.shape != (R * n_v,):
+            raise ValueError(
+                f"row {row}: expected labels ({R * n_v},) and predictions ({self.n_models}, {R * n_v}), "
+                f"got {labels.shape} and {predictions.shape}"
+            )
+        true = labels.reshape(R, n_v)
+        predicted = predictions.reshape(self.n_models, R, n_v)
+        metrics = classification_metrics(np.broadcast_to(true, predicted.shape), predicted)
+        for name in METRIC_NAMES:
+            self.set_metrics[name][:, row] = metrics[name]
+        self.predicted_counts[:, row] = predicted.sum(axis=1)
+        self.target_counts[row] = true.sum(axis=0)
+        self.rows_done[row] = True
+
+    def result(self, model: int) -> GeneralizationResult:
+        """The finished result of model ``model`` (every row must be done)."""
+        if not self.rows_done.all():
+            raise ValueError(f"rows {np.flatnonzero(~self.rows_done).tolist()} of the grid are not evaluated yet")
+        return GeneralizationResult(
+            grid=self.grid,
+            predicted_counts=self.predicted_counts[model].copy(),
+            target_counts=self.target_counts.copy(),
+            set_metrics={name: values[model].copy() for name, values in self.set_metrics.items()},
+        )
+
+    def model_state(self, model: int) -> dict[str, np.ndarray]:
+        """Arrays of one model (for a checkpoint): its rows done, counts and set metrics."""
+        return {
+            "rows_done": self.rows_done.copy(),
+            "predicted_counts": self.predicted_counts[model],
+            "target_counts": self.target_counts,
+            **{f"set_{name}": values[model] for name, values in self.set_metrics.items()},
+        }
+
+    def restore_model(self, model: int, state: dict[str, np.ndarray]) -> np.ndarray:
+        """Load the rows of :meth:`model_state` output into model ``model``; returns its rows done (n_W,)."""
+        rows = np.asarray(state["rows_done"], dtype=bool)
+        if rows.shape != (self.grid.n_W,):
+            raise ValueError(f"checkpoint rows_done has shape {rows.shape}, expected ({self.grid.n_W},)")
+        self.predicted_counts[model, rows] = state["predicted_counts"][rows]
+        self.target_counts[rows] = state["target_counts"][rows]
+        for name, values in self.set_metrics.items():
+            values[model, rows] = state[f"set_{name}"][rows]
+        return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# streaming evaluation
+# ----------------------------------------------------------------------------------------------
+@contextmanager
+def thread_limits(inference_threads: int | None = None, generation_threads: int | None = None):
+    """Run the block with ``inference_threads`` torch intra-op threads and ``generation_threads`` numba
+    threads (None: leave that setting as it is); both are restored afterwards."""
+    for name, value in (("inference_threads", inference_threads), ("generation_threads", generation_threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    previous_torch, previous_numba = torch.get_num_threads(), numba.get_num_threads()
+    if inference_threads is not None:
+        torch.set_num_threads(inference_threads)
+    if generation_threads is not None:
+        numba.set_num_threads(min(generation_threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous_torch)
+        numba.set_num_threads(previous_numba)
+
+
+def _check_positive(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def evaluate_grid(
+    predict: Predictor,
+    n_models: int,
+    grid: GeneralizationGrid,
+    accumulator: GridAccumulator | None = None,
+    chunk_size: int = 2000,
+    progress: bool = True,
+    after_row: Callable[[GridAccumulator], None] | None = None,
+) -> GridAccumulator:
+    """Stream the grid through ``predict`` and accumulate per-model diagrams and metrics.
+
+    Parameters
+    ----------
+    predict : maps a :class:`GridBatch` to (n_models, N) predicted labels.
+    n_models : number of models K behind ``predict``.
+    grid : the grid.
+    accumulator : partly filled results to resume from (rows already done are skipped).
+    chunk_size : chains per generated chunk (observables of at most ``chunk_size`` chains in memory).
+    progress : tqdm bar over the rows.
+    after_row : called with the accumulator after each row (checkpointing).
+
+    Returns
+    -------
+    The accumulator with every row done.
+    """
+    chunk_size = _check_positive("chunk_size", chunk_size)
+    if accumulator is None:
+        accumulator = GridAccumulator(grid, n_models)
+    elif accumulator.grid != grid or accumulator.n_models != n_models:
+        raise ValueError("accumulator belongs to another grid or number of models")
+    rows = np.flatnonzero(~accumulator.rows_done)
+    W_values = grid.W_values
+    bar = tqdm(total=len(rows) * grid.samples_per_row, desc=f"OOD grid ({n_models} models)", unit="chain",
+               unit_scale=True, disable=not progress)
+    with bar:
+        for row in rows:
+            v_n, w_n = grid.row_hoppings(int(row))
+            labels = winding_number(v_n, w_n)
+            predictions = np.empty((n_models, labels.size), dtype=np.int64)
+            for start in range(0, labels.size, chunk_size):
+                part = slice(start, min(start + chunk_size, labels.size))
+                batch = GridBatch(
+                    X=observables(v_n[part], w_n[part]).astype(np.float32),
+                    labels=labels[part],
+                    v_n=v_n[part],
+                    w_n=w_n[part],
+                    W=float(W_values[row]),
+                )
+                predicted = np.asarray(predict(batch))
+                if predicted.shape != (n_models, part.stop - start):
+                    raise ValueError(
+                        f"predictor returned shape {predicted.shape}, expected ({n_models}, {part.stop - start})"
+                    )
+                predictions[:, part] = predicted
+                bar.update(part.stop - start)
+            accumulator.add_row(int(row), labels, predictions)
+            if after_row is not None:
+                after_row(accumulator)
+    return accumulator
+
+
+class CNNEnsemble:
+    """Predictor of K trained CNNs evaluated together on each generated chunk.
+
+    Parameters
+    ----------
+    models : ``CNN_SSH`` / ``CNN_SSH_ThermEncod`` modules (put in eval mode; a model with L > 1 input
+        channels receives the L-level thermometer encoding of the observables).
+    device : where inference runs (default: :func:`src.device.select_device`).
+    engine : ``"fused"`` or ``"stacked"`` (default: fused on CPU, stacked elsewhere).
+    batch_size : chains per forward pass (default: the engine's).
+    """
+
+    def __init__(
+        self,
+        models: Sequence[CNN_SSH],
+        device: str | torch.device | None = None,
+        engine: str | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        if not models:
+            raise ValueError("CNNEnsemble needs at least one model")
+        for k, model in enumerate(models):
+            if not isinstance(model, CNN_SSH):
+                raise ValueError(f"model {k} is a {type(model).__name__}, not a CNN_SSH")
+        self.device = select_device(None if device is None else str(device))
+        self.engine = default_engine(self.device) if engine is None else engine
+        self.batch_size = None if batch_size is None else _check_positive("batch_size", batch_size)
+        self.models = [model.to(self.device).eval() for model in models]
+        self.groups: dict[int | None, list[int]] = {}
+        for k, model in enumerate(self.models):
+            levels = model.in_channels if model.in_channels > 1 else None
+            self.groups.setdefault(levels, []).append(k)
+
+    @property
+    def n_models(self) -> int:
+        return len(self.models)
+
+    def __call__(self, batch: GridBatch) -> np.ndarray:
+        """Predicted labels (K, N) of every model on the chains of ``batch``."""
+        x = torch.from_numpy(np.ascontiguousarray(batch.X, dtype=np.float32)).unsqueeze(1)
+        y = torch.from_numpy(np.asarray(batch.labels, dtype=np.int64))
+        split = TensorSplit(x, y, ("generalization grid",)).to(self.device)
+        predictions = np.empty((self.n_models, len(y)), dtype=np.int64)
+        for levels, members in self.groups.items():
+            evaluation = evaluate_models([self.models[k] for k in members], split, levels, self.engine, self.batch_size)
+            predictions[members] = evaluation.predictions
+        return predictions
+
+
+def evaluate_models_on_grid(
+    models: Sequence[CNN_SSH],
+    grid: GeneralizationGrid,
+    device: str | torch.device | None = None,
+    engine: str | None = None,
+    batch_size: int | None = None,
+    chunk_size: int = 2000,
+    inference_threads: int | None = 1,
+    generation_threads: int | None = None,
+    progress: bool = True,
+) -> list[GeneralizationResult]:
+    """Evaluate in-memory models together on ``grid``; one :class:`GeneralizationResult` per model.
+
+    Threads: see :func:`evaluate_model_dirs`.
+    """
+    ensemble = CNNEnsemble(models, device=device, engine=engine, batch_size=batch_size)
+    with thread_limits(inference_threads, generation_threads), torch.inference_mode():
+        accumulator = evaluate_grid(ensemble, ensemble.n_models, grid, chunk_size=chunk_size, progress=progress)
+    return [accumulator.result(k) for k in range(ensemble.n_models)]
+
+
+# ----------------------------------------------------------------------------------------------
+# model folders
+# ----------------------------------------------------------------------------------------------
+def weights_path(model_dir: str | Path, which: str = "last") -> Path:
+    """The weights file a model folder's evaluation uses: ``weights.pt`` (last) or ``best_weights.pt``."""
+    if which not in WEIGHT_FILES:
+        raise ValueError(f"which must be one of {tuple(WEIGHT_FILES)}, got {which!r}")
+    return Path(model_dir) / WEIGHT_FILES[which]
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes; ``FileNotFoundError`` naming it if missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_result(
+    result: GeneralizationResult,
+    model_dir: str | Path,
+    threshold: float = DEFAULT_RMSE_THRESHOLD,
+    provenance: dict | None = None,
+) -> dict:
+    """Write ``phase_diagram.npz`` and ``generalization_metrics.json`` into ``model_dir``; returns the summary.
+
+    ``phase_diagram.npz``: ``predicted``, ``target`` float32 (n_W, n_v) fractions (exact multiples of
+    1/R up to float32 rounding), ``W`` (n_W,), ``v`` (n_v,), ``n_realizations``, ``seed``, ``n_cells``,
+    and ``set_<metric>`` float32 (n_W, R) for every metric of :data:`src.metrics.METRIC_NAMES`.
+    ``provenance`` (e.g. which weights and their hash) is stored in the JSON.
+    """
+    model_dir = Path(model_dir)
+    grid = result.grid
+    arrays = {
+        "predicted": result.predicted.astype(np.float32),
+        "target": result.target.astype(np.float32),
+        "W": grid.W_values,
+        "v": grid.v_values,
+        "n_realizations": np.int64(grid.n_realizations),
+        "seed": np.int64(grid.seed),
+        "n_cells": np.int64(grid.n_cells),
+        **{f"set_{name}": values.astype(np.float32) for name, values in result.set_metrics.items()},
+    }
+    save_npz(model_dir / PHASE_DIAGRAM_FILE, arrays)
+    summary = {**result.summary(threshold), **(provenance or {})}
+    save_json(model_dir / METRICS_FILE, summary)
+    return summary
+
+
+def load_result(model_dir: str | Path) -> GeneralizationResult:
+    """Read ``phase_diagram.npz`` of a model folder back into a :class:`GeneralizationResult`.
+
+    Raises ``FileNotFoundError`` if it is missing and ``ValueError`` (naming the file) if an array is
+    absent or has a shape inconsistent with the grid.
+    """
+    path = Path(model_dir) / PHASE_DIAGRAM_FILE
+    set_keys = [f"set_{name}" for name in METRIC_NAMES]
+    data = load_npz(path, required=("predicted", "target", "W", "v", "n_realizations", "seed", "n_cells", *set_keys))
+    W, v = data["W"], data["v"]
+    if W.ndim != 1 or v.ndim != 1 or W.size < 1 or v.size < 1:
+        raise ValueError(f"{path}: W and v must be non-empty 1-D arrays, got shapes {W.shape} and {v.shape}")
+    try:
+        grid = GeneralizationGrid(
+            n_W=W.size, W_max=float(W[-1]), n_realizations=int(data["n_realizations"]), n_v=v.size,
+            v_max=float(v[-1]), seed=int(data["seed"]), n_cells=int(data["n_cells"]),
+        )
+        R = grid.n_realizations
+        return GeneralizationResult(
+            grid=grid,
+            predicted_counts=np.rint(np.asarray(data["predicted"], dtype=np.float64) * R).astype(np.int64),
+            target_counts=np.rint(np.asarray(data["target"], dtype=np.float64) * R).astype(np.int64),
+            set_metrics={name: data[f"set_{name}"].astype(np.float64) for name in METRIC_NAMES},
+        )
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def load_metrics(model_dir: str | Path) -> dict:
+    """``generalization_metrics.json`` of a model folder."""
+    return load_json(Path(model_dir) / METRICS_FILE)
+
+
+def is_evaluated(model_dir: str | Path, grid: GeneralizationGrid, which: str = "last") -> bool:
+    """Whether ``model_dir`` holds an evaluation on ``grid`` of its current ``which`` weights."""
+    model_dir = Path(model_dir)
+    if not (model_dir / PHASE_DIAGRAM_FILE).is_file():
+        return False
+    try:
+        metrics = load_metrics(model_dir)
+        return (
+            metrics.get("grid") == grid.to_dict()
+            and metrics.get("weights") == which
+            and metrics.get("weights_sha256") == file_sha256(weights_path(model_dir, which))
+        )
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def _check_model_dir(model_dir: Path, which: str) -> None:
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir}: model folder not found")
+    path = weights_path(model_dir, which)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found (is the model trained?)")
+
+
+def _load_partial(model_dir: Path, grid: GeneralizationGrid, which: str, sha: str) -> dict | None:
+    path = model_dir / PARTIAL_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = load_npz(path, required=("grid", "weights", "weights_sha256", "rows_done"))
+    except ValueError:
+        return None
+    same = (str(data["grid"]) == _grid_key(grid) and str(data["weights"]) == which and str(data["weights_sha256"]) == sha)
+    return data if same else None
+
+
+def _grid_key(grid: GeneralizationGrid) -> str:
+    return ",".join(f"{k}={v}" for k, v in grid.to_dict().items())
+
+
+def evaluate_model_dirs(
+    model_dirs: Iterable[str | Path],
+    grid: GeneralizationGrid,
+    which: str = "last",
+    threshold: float = DEFAULT_RMSE_THRESHOLD,
+    device: str | torch.device | None = None,
+    engine: str | None = None,
+    batch_size: int | None = None,
+    chunk_size: int = 2000,
+    inference_threads: int | None = 1,
+    generation_threads: int | None = None,
+    progress: bool = True,
+    force: bool = False,
+    checkpoint_interval_s: float = 60.0,
+) -> list[dict]:
+    """Evaluate the trained models of several folders together; write their results; return summaries.
+
+    Folders already evaluated on ``grid`` with their current weights are skipped (their stored summary
+    is returned, re-thresholded if ``threshold`` changed); ``force`` redoes them. The others are
+    evaluated as one ensemble, with a checkpoint per model at most every ``checkpoint_interval_s``
+    seconds, resumed after an interruption.
+
+    Parameters
+    ----------
+    model_dirs : model folders (``weights.pt`` / ``best_weights.pt`` from :mod:`src.training_utils`).
+    grid : the grid (:meth:`GeneralizationGrid.from_preset`).
+    which : ``"last"`` (the paper's last-epoch weights) or ``"best"`` (lowest validation loss).
+    threshold : RMSE cut of "well generalizing".
+    device, engine, batch_size : inference settings (see :class:`CNNEnsemble`).
+    chunk_size : chains generated at once.
+    inference_threads : torch intra-op threads during inference (None: leave as is). The default, one,
+        is the robust choice on CPU: the convolutions of these 5-9-channel networks gain at most ~2x from a
+        second thread on an idle machine, but ran up to 10x slower with two OpenMP threads on a loaded
+        2-core machine (``benchmarks/bench_generalization.py``); use processes (``population --workers``)
+        for more cores.
+    generation_threads : numba threads of the chain generator (None: all cores).
+    force : re-evaluate folders already evaluated.
+    checkpoint_interval_s : least time between two checkpoints of the rows done.
+
+    Returns
+    -------
+    One summary dictionary (the content of ``generalization_metrics.json``) per folder, in order.
+    """
+    threshold = check_threshold(threshold)
+    if not (math.isfinite(checkpoint_interval_s) and checkpoint_interval_s >= 0):
+        raise ValueError(f"checkpoint_interval_s must be finite and >= 0, got {checkpoint_interval_s}")
+    model_dirs = [Path(d) for d in model_dirs]
+    if not model_dirs:
+        raise ValueError("model_dirs must name at least one model folder")
+    for model_dir in model_dirs:
+        _check_model_dir(model_dir, which)
+    summaries: dict[int, dict] = {}
+    pending = []
+    for position, model_dir in enumerate(model_dirs):
+        if not force and is_evaluated(model_dir, grid, which):
+            summary = load_metrics(model_dir)
+            if summary.get("rmse_threshold") != threshold:
+                summary = {**summary, "rmse_threshold": threshold, "well_generalizing": bool(summary["rmse"] <= threshold)}
+                save_json(model_dir / METRICS_FILE, summary)
+            summaries[position] = summary
+        else:
+            pending.append(position)
+    if pending:
+        hashes = {p: file_sha256(weights_path(model_dirs[p], which)) for p in pending}
+        models = [load_model(model_dirs[p], which=which, device="cpu") for p in pending]
+        ensemble = CNNEnsemble(models, device=device, engine=engine, batch_size=batch_size)
+        accumulator = GridAccumulator(grid, len(pending))
+        done_by_all = np.ones(grid.n_W, dtype=bool)  # rows every model has in its checkpoint
+        for k, p in enumerate(pending):
+            state = None if force else _load_partial(model_dirs[p], grid, which, hashes[p])
+            done_by_all &= accumulator.restore_model(k, state) if state is not None else False
+        accumulator.rows_done = done_by_all
+        last_save = [time.monotonic()]
+
+        def checkpoint(acc: GridAccumulator) -> None:
+            if time.monotonic() - last_save[0] < checkpoint_interval_s or acc.rows_done.all():
+                return
+            for k, p in enumerate(pending):
+                extra = {"grid": _grid_key(grid), "weights": which, "weights_sha256": hashes[p]}
+                save_npz(model_dirs[p] / PARTIAL_FILE, {**acc.model_state(k), **extra})
+            last_save[0] = time.monotonic()
+
+        with thread_limits(inference_threads, generation_threads), torch.inference_mode():
+            evaluate_grid(ensemble, len(pending), grid, accumulator, chunk_size, progress, checkpoint)
+        for k, p in enumerate(pending):
+            provenance = {"weights": which, "weights_sha256": hashes[p]}
+            summaries[p] = save_result(accumulator.result(k), model_dirs[p], threshold, provenance)
+            partial = model_dirs[p] / PARTIAL_FILE
+            if partial.exists():
+                os.unlink(partial)
+    return [summaries[p] for p in range(len(model_dirs))]

@@ -1,0 +1,703 @@
+"""The population of CNNs (the paper's 100): train, evaluate out of distribution, tabulate, load.
+
+``python -m src population --preset paper --seed 0 --out 00_demonstrations_data/100_CNNs`` trains the
+models (:func:`src.training_utils.train_models`, the paper's recipe, model i with seed
+``model_seed(seed, i)``), evaluates each on the generalization grid of the preset with disorder seed
+``seed`` (:mod:`src.generalization`) and writes::
+
+    DIR/model_007/            weights.pt, best_weights.pt, config.json, history.json, test_report.json,
+                              phase_diagram.npz, generalization_metrics.json
+    DIR/stats.csv             one row per finished model; columns documented in COLUMNS
+    DIR/stats_columns.json    the same documentation, column name -> meaning
+    DIR/manifest.json         preset, seeds, grid, package versions, git commit, and every invocation
+                              (models, wall time, device, scheduler)
+
+The datasets (``data_dir``, by default ``00_demonstrations_data/datasets/<preset>``) are generated from
+``seed`` when missing and are not part of the population folder.
+
+Resumable and chunkable: ``--models 0-24`` handles only those models; a model whose folder is finished
+(trained and evaluated with its current weights on this grid) is never redone, an interrupted training
+resumes from its last epoch and an interrupted evaluation from its last checkpointed row. Running
+``--models 0-1`` then ``--models 2-3`` gives the same folder as ``--models 0-3`` (on CPU, bitwise the
+same weights and metrics).
+
+Compactness (the 100-model population is shipped in the repository): once a model is evaluated its
+``training_curve.pdf/png`` are removed (redraw them from ``history.json`` with
+:func:`src.training_utils.plot_training_curves`); diagrams are stored as float32 fractions of the R
+realizations and per-set metrics as float32 (``phase_diagram.npz``, compressed). ``--keep-training-figures``
+keeps the figures.
+
+Scale-out: ``--scheduler tcp://HOST:PORT`` sends chunks of models to a running Dask distributed
+cluster (``dask scheduler`` + ``dask worker``, or dask-jobqueue on an HPC batch system; workers need this
+repository importable and the output folder on a shared file system); each chunk trains and evaluates
+its models in one worker, on one thread (give each worker one thread; start more workers).
+``--workers N`` starts such a cluster locally (N single-threaded processes on 127.0.0.1). Without either,
+everything runs in this process: training in the worker processes of the training engine, evaluation as
+one ensemble (chains generated once for all models, numba on all cores, inference on one thread). On the
+shared 2-core development machine two local evaluation processes were slower than one (9.3 s vs 6.8 s
+for 8 models x 8,000 chains, the cores being busy with other work), hence the in-process default; on an
+idle many-core machine ``--workers`` spreads the models over the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import platform
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .datasets import read_manifest, write_datasets
+from .device import select_device
+from .generalization import (
+    DEFAULT_RMSE_THRESHOLD,
+    WEIGHT_FILES,
+    GeneralizationGrid,
+    GeneralizationResult,
+    check_threshold,
+    evaluate_model_dirs,
+    is_evaluated,
+    load_metrics,
+    load_result,
+)
+from .io_utils import atomic_write_bytes, load_json, save_json
+from .metrics import METRIC_NAMES
+from .paths import REPO_ROOT, RUNS_DIR, datasets_dir
+from .presets import PRESET_NAMES, Preset, get_preset
+from .training_utils import (
+    FINAL_FILES,
+    available_cpus,
+    load_config,
+    load_history,
+    model_dir_name,
+    model_seed,
+    train_models,
+)
+
+STATS_FILE = "stats.csv"
+STATS_COLUMNS_FILE = "stats_columns.json"
+MANIFEST_FILE = "manifest.json"
+FIGURE_FILES = ("training_curve.pdf", "training_curve.png")
+TRAINED_FILES = tuple(name for name in FINAL_FILES if name not in FIGURE_FILES)
+_CHUNK_LOCK = threading.Lock()
+PACKAGES = ("numpy", "numba", "torch", "scikit-learn", "scikit-image", "pandas", "dask", "distributed")
+
+_METRIC_MEANING = {
+    "accuracy": "accuracy",
+    "precision_trivial": "precision of the trivial class",
+    "recall_trivial": "recall of the trivial class",
+    "f1_trivial": "F1 score of the trivial class",
+    "precision_topological": "precision of the topological class",
+    "recall_topological": "recall of the topological class",
+    "f1_topological": "F1 score of the topological class",
+    "macro_precision": "macro-averaged precision (mean over the two classes)",
+    "macro_recall": "macro-averaged recall",
+    "macro_f1": "macro-averaged F1 score",
+}
+
+COLUMNS: dict[str, str] = {
+    "model_index": "index i of the model in the population (folder model_XXX)",
+    "model_seed": "seed of the model's initialization and dropout: model_seed(seed, i) = seed * 10**6 + i",
+    "epochs_run": "training epochs run (early stopping or the preset's maximum)",
+    "best_epoch": "epoch with the lowest validation loss (1-based)",
+    "stopped_early": "True if the paper's early-stopping rule ended training",
+    "final_train_loss": "cross-entropy on the training set in the last epoch (with dropout)",
+    "final_val_loss": "cross-entropy on the validation set after the last epoch (eval mode)",
+    "final_train_accuracy": "training accuracy in the last epoch (with dropout)",
+    "final_val_accuracy": "validation accuracy after the last epoch",
+    "best_val_loss": "lowest validation loss over all epochs",
+    "test_accuracy": "accuracy on the clean in-distribution test set (transition window included), last weights",
+    "rmse": "root-mean-square difference between the predicted and target phase diagrams (fractions in [0, 1])",
+    "ssim": "structural similarity (scikit-image, data_range 1) between predicted and target phase diagrams",
+    "well_generalizing": "True if rmse <= the population's RMSE threshold (manifest: rmse_threshold; paper: 0.2)",
+    **{
+        f"ood_{name}": f"{_METRIC_MEANING[name]} on the generalization grid, mean over its n_W x R (W, realization) test sets"
+        for name in METRIC_NAMES
+    },
+    **{
+        f"clean_{name}": f"{_METRIC_MEANING[name]} on the grid's clean row (W = 0), mean over its R test sets"
+        for name in METRIC_NAMES
+    },
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# settings and model selection
+# ----------------------------------------------------------------------------------------------
+def parse_model_indices(text: str) -> list[int]:
+    """Model indices from ``"0-24"``, ``"3"`` or ``"0-3,7,10-12"`` (ranges inclusive), sorted, distinct."""
+    indices: set[int] = set()
+    for part in str(text).replace(" ", "").split(","):
+        try:
+            if "-" in part:
+                first, last = (int(x) for x in part.split("-", 1))
+            else:
+                first = last = int(part)
+        except ValueError:
+            raise ValueError(f"--models: cannot read {part!r} in {text!r}; use e.g. 0-24 or 0-3,7") from None
+        if first < 0 or last < first:
+            raise ValueError(f"--models: range {part!r} must be FIRST-LAST with 0 <= FIRST <= LAST")
+        indices.update(range(first, last + 1))
+    return sorted(indices)
+
+
+@dataclass(frozen=True)
+class PopulationSettings:
+    """Everything a chunk of models needs (sent to Dask workers).
+
+    Attributes
+    ----------
+    preset : preset name; seed : population seed (datasets, model seeds, grid disorder).
+    out_dir, data_dir : population and datasets folders (strings).
+    device : torch device name or None (best available on the machine that runs the chunk).
+    threshold : RMSE cut of "well generalizing"; which : evaluated weights ("last" as in the paper).
+    keep_figures : keep each model's training_curve.pdf/png.
+    train_workers : processes of the training engine (None: the usable cores).
+    inference_threads : torch threads of the evaluation.
+    generation_threads : numba threads of the chain generator (None: all cores).
+    progress : progress bars.
+    """
+
+    preset: str
+    seed: int
+    out_dir: str
+    data_dir: str
+    device: str | None = None
+    threshold: float = DEFAULT_RMSE_THRESHOLD
+    which: str = "last"
+    keep_figures: bool = False
+    train_workers: int | None = None
+    inference_threads: int | None = 1
+    generation_threads: int | None = None
+    progress: bool = True
+
+    @property
+    def grid(self) -> GeneralizationGrid:
+        return GeneralizationGrid.from_preset(self.preset, self.seed)
+
+    def model_dir(self, index: int) -> Path:
+        return Path(self.out_dir) / model_dir_name(index)
+
+
+def is_trained(model_dir: str | Path) -> bool:
+    """Whether a model folder holds every final training file (the curve figures may be removed)."""
+    return all((Path(model_dir) / name).is_file() for name in TRAINED_FILES)
+
+
+def _check_member(model_dir: Path, settings: PopulationSettings, index: int) -> None:
+    config = load_config(model_dir)
+    stored = (config.get("preset"), config.get("base_seed"), config.get("index"))
+    expected = (settings.preset, settings.seed, index)
+    if stored != expected:
+        raise ValueError(
+            f"{model_dir} holds a model of another run (preset, seed, index = {stored}, expected {expected}); "
+            "choose another output folder or delete that model folder"
+        )
+
+
+def is_finished(model_dir: str | Path, settings: PopulationSettings, index: int) -> bool:
+    """Trained, of this population, and evaluated on its grid with its current weights."""
+    model_dir = Path(model_dir)
+    if not is_trained(model_dir):
+        return False
+    _check_member(model_dir, settings, index)
+    return is_evaluated(model_dir, settings.grid, settings.which)
+
+
+def ensure_datasets(preset: Preset | str, seed: int, data_dir: str | Path, progress: bool = True) -> Path:
+    """Generate the preset's datasets from ``seed`` into ``data_dir`` unless they are there already.
+
+    Raises ``ValueError`` if ``data_dir`` holds the datasets of another seed or preset.
+    """
+    preset = get_preset(preset)
+    data_dir = Path(data_dir)
+    if (data_dir / "datasets.json").is_file():
+        manifest = read_manifest(data_dir)
+        if manifest.get("seed") != seed or manifest.get("preset") != preset.name:
+            raise ValueError(
+                f"{data_dir} holds the datasets of preset {manifest.get('preset')!r}, seed {manifest.get('seed')}; "
+                f"this population needs preset {preset.name!r}, seed {seed}: pass another data folder (--data-dir)"
+            )
+        return data_dir
+    write_datasets(preset, seed, data_dir, progress=progress)
+    return data_dir
+
+
+def run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
+    """Train (if needed), evaluate (if needed) and compact the models ``indices``; returns them.
+
+    Runs in this process or on a Dask worker; everything it produces goes to the model folders. Chunks
+    that share a process (a Dask worker with several threads) run one at a time: matplotlib (the
+    training-curve figures) and the torch / numba thread settings are process-wide. Give each worker one
+    thread and start more workers instead.
+    """
+    with _CHUNK_LOCK:
+        return _run_chunk(settings, indices)
+
+
+def _run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
+    ensure_datasets(settings.preset, settings.seed, settings.data_dir, settings.progress)
+    dirs = [settings.model_dir(i) for i in indices]
+    for index, model_dir in zip(indices, dirs, strict=True):
+        if is_trained(model_dir):
+            _check_member(model_dir, settings, index)
+    to_train = [i for i, d in zip(indices, dirs, strict=True) if not is_trained(d)]
+    if to_train:
+        train_models(
+            settings.preset,
+            settings.data_dir,
+            settings.out_dir,
+            to_train,
+            base_seed=settings.seed,
+            device=settings.device,
+            progress=settings.progress,
+            n_workers=settings.train_workers,
+        )
+    evaluate_model_dirs(
+        dirs,
+        settings.grid,
+        which=settings.which,
+        threshold=settings.threshold,
+        device=settings.device,
+        inference_threads=settings.inference_threads,
+        generation_threads=settings.generation_threads,
+        progress=settings.progress,
+    )
+    if not settings.keep_figures:
+        for model_dir in dirs:
+            for name in FIGURE_FILES:
+                (model_dir / name).unlink(missing_ok=True)
+    return list(indices)
+
+
+def _split(indices: list[int], chunk_size: int) -> list[list[int]]:
+    return [indices[start : start + chunk_size] for start in range(0, len(indices), chunk_size)]
+
+
+def _run_on_dask(
+    settings: PopulationSettings, pending: list[int], scheduler: str | None, workers: int, chunk_size: int | None
+) -> str:
+    """Dispatch chunks of ``pending`` to a Dask cluster (given, or local with ``workers`` processes)."""
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+        )
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout=30)
+        except (OSError, TimeoutError) as exc:
+            raise ValueError(f"--scheduler: cannot reach the Dask scheduler at {scheduler!r} ({exc})") from None
+    try:
+        slots = max(1, sum(client.nthreads().values()))
+        size = chunk_size or math.ceil(len(pending) / slots)
+        chunks = _split(pending, size)
+        # one thread per chunk: a worker process runs one chunk at a time (run_chunk) on one core
+        single = {"progress": False, "train_workers": 1, "inference_threads": 1, "generation_threads": 1}
+        worker_settings = PopulationSettings(**{**asdict(settings), **single})
+        futures = client.map(run_chunk, [worker_settings] * len(chunks), chunks, pure=False)
+        with tqdm(total=len(pending), desc="population (dask)", unit="model", disable=not settings.progress) as bar:
+            for future in as_completed(futures):
+                bar.update(len(future.result()))
+        return str(client.scheduler.address)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def run_population(
+    preset: Preset | str,
+    seed: int,
+    out_dir: str | Path,
+    model_indices: list[int] | None = None,
+    data_dir: str | Path | None = None,
+    scheduler: str | None = None,
+    workers: int = 1,
+    chunk_size: int | None = None,
+    device: str | None = None,
+    threshold: float = DEFAULT_RMSE_THRESHOLD,
+    keep_figures: bool = False,
+    train_workers: int | None = None,
+    inference_threads: int | None = 1,
+    progress: bool = True,
+) -> Path:
+    """Train and evaluate the models ``model_indices`` of a population; write stats and manifest.
+
+    Parameters
+    ----------
+    preset : run size and recipe; seed : population seed (datasets, model seeds, grid disorder).
+    out_dir : population folder.
+    model_indices : models to handle (default: all ``preset.n_models``); finished ones are skipped.
+    data_dir : datasets folder (default ``00_demonstrations_data/datasets/<preset>``; made if missing).
+    scheduler : address of a Dask scheduler (``tcp://HOST:PORT``) to run chunks of models on.
+    workers : without a scheduler, > 1 starts a local Dask cluster of that many processes.
+    chunk_size : models per Dask task (default: the pending models spread over the cluster's threads).
+    device : torch device (default: best available).
+    threshold : RMSE cut of "well generalizing".
+    keep_figures : keep the per-model training-curve figures.
+    train_workers : training-engine processes in the in-process mode (default: usable cores).
+    inference_threads : torch threads of the evaluation (1: see :func:`src.generalization.evaluate_model_dirs`).
+
+    Returns
+    -------
+    Path of ``stats.csv`` (covering every finished model of the folder).
+    """
+    started = time.time()
+    preset = get_preset(preset)
+    model_seed(seed, 0)  # validates the seed
+    threshold = check_threshold(threshold)
+    indices = list(range(preset.n_models)) if model_indices is None else sorted(set(model_indices))
+    if not indices:
+        raise ValueError("model_indices must name at least one model")
+    for index in indices:
+        model_seed(seed, index)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if device is not None:
+        select_device(device)  # fail early on an unknown or absent device
+    out_dir = Path(out_dir)
+    _check_manifest(out_dir, preset.name, int(seed))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(data_dir) if data_dir is not None else datasets_dir(preset.name)
+    settings = PopulationSettings(
+        preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,
+        threshold=threshold, keep_figures=keep_figures, train_workers=train_workers,
+        inference_threads=inference_threads, progress=progress,
+    )
+    pending = [i for i in indices if not is_finished(settings.model_dir(i), settings, i)]
+    where = "in-process"
+    if pending:
+        ensure_datasets(preset, settings.seed, data_dir, progress)
+        if scheduler is not None or workers > 1:
+            where = _run_on_dask(settings, pending, scheduler, workers, chunk_size)
+        else:
+            run_chunk(settings, pending)
+    run = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "models_requested": indices,
+        "models_done_now": pending,
+        "wall_time_s": round(time.time() - started, 3),
+        "device": _device_description(device),
+        "host": socket.gethostname(),
+        "scheduler": where if scheduler is not None or workers > 1 else None,
+        "workers": workers,
+    }
+    write_manifest(out_dir, settings, run)
+    return write_stats(out_dir, threshold)
+
+
+# ----------------------------------------------------------------------------------------------
+# stats table and manifest
+# ----------------------------------------------------------------------------------------------
+def model_row(model_dir: str | Path, threshold: float = DEFAULT_RMSE_THRESHOLD) -> dict:
+    """The stats-table row (every key of :data:`COLUMNS`) of a finished model folder."""
+    model_dir = Path(model_dir)
+    config, history = load_config(model_dir), load_history(model_dir)
+    report = load_json(model_dir / "test_report.json")
+    metrics = load_metrics(model_dir)
+    row = {
+        "model_index": int(config["index"]),
+        "model_seed": int(config["model_seed"]),
+        "epochs_run": int(history["epochs_run"]),
+        "best_epoch": int(history["best_epoch"]),
+        "stopped_early": bool(history["stopped_early"]),
+        "final_train_loss": history["train_loss"][-1],
+        "final_val_loss": history["val_loss"][-1],
+        "final_train_accuracy": history["train_accuracy"][-1],
+        "final_val_accuracy": history["val_accuracy"][-1],
+        "best_val_loss": history.get("best_val_loss", min(history["val_loss"])),
+        "test_accuracy": report["accuracy"],
+        "rmse": metrics["rmse"],
+        "ssim": metrics["ssim"],
+        "well_generalizing": bool(metrics["rmse"] <= threshold),
+        **{f"ood_{name}": metrics["ood"][name] for name in METRIC_NAMES},
+        **{f"clean_{name}": metrics["clean"][name] for name in METRIC_NAMES},
+    }
+    return {name: row[name] for name in COLUMNS}
+
+
+def write_stats(out_dir: str | Path, threshold: float = DEFAULT_RMSE_THRESHOLD) -> Path:
+    """Write ``stats.csv`` (one row per model folder with an evaluation, by index) and ``stats_columns.json``."""
+    out_dir = Path(out_dir)
+    rows = [
+        model_row(d, threshold)
+        for d in sorted(out_dir.glob("model_*"))
+        if is_trained(d) and (d / "generalization_metrics.json").is_file()
+    ]
+    table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("model_index")
+    text = io.StringIO()
+    table.to_csv(text, index=False, lineterminator="\n")
+    save_json(out_dir / STATS_COLUMNS_FILE, COLUMNS)
+    return atomic_write_bytes(out_dir / STATS_FILE, text.getvalue().encode())
+
+
+def package_versions() -> dict[str, str]:
+    """Python and package versions of this environment."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_state() -> dict:
+    """Commit of the repository and whether the working tree had changes ("unknown" outside git)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=30).stdout
+
+    try:
+        return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(git("status", "--porcelain").strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
+
+
+def _device_description(device: str | None) -> str:
+    """The torch device with the GPU name, or the CPU model and usable cores."""
+    resolved = select_device(device)
+    if resolved.type == "cuda":
+        return f"{resolved} ({torch.cuda.get_device_name(resolved)})"
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return f"{resolved} ({cpu}, {available_cpus()} usable cores)"
+
+
+def _check_manifest(out_dir: Path, preset: str, seed: int) -> dict:
+    """The existing manifest of ``out_dir`` ({} if none); ``ValueError`` if it is another population's."""
+    path = out_dir / MANIFEST_FILE
+    previous = load_json(path) if path.is_file() else {}
+    if previous and (previous.get("preset") != preset or previous.get("seed") != seed):
+        raise ValueError(f"{path}: population of preset {previous.get('preset')!r}, seed {previous.get('seed')}, not "
+                         f"{preset!r}, {seed}; choose another output folder")
+    return previous
+
+
+def write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> Path:
+    """Create or update ``manifest.json``: provenance, plus ``run`` appended to the list of invocations."""
+    path = Path(out_dir) / MANIFEST_FILE
+    previous = _check_manifest(Path(out_dir), settings.preset, settings.seed)
+    runs = [*previous.get("runs", []), run]
+    finished = sorted(int(d.name.split("_")[1]) for d in Path(out_dir).glob("model_*") if is_trained(d))
+    manifest = {
+        "preset": settings.preset,
+        "preset_fields": get_preset(settings.preset).to_dict(),
+        "seed": settings.seed,
+        "seeds": {
+            "datasets": settings.seed,
+            "grid_disorder": settings.seed,
+            "models": {str(i): model_seed(settings.seed, i) for i in finished},
+        },
+        "grid": settings.grid.to_dict(),
+        "evaluated_weights": WEIGHT_FILES[settings.which],
+        "rmse_threshold": settings.threshold,
+        "training_figures": "kept" if settings.keep_figures else
+        "removed after evaluation; redraw with src.training_utils.plot_training_curves(load_history(model_dir))",
+        "data_dir": settings.data_dir,
+        "packages": package_versions(),
+        "git": git_state(),
+        "total_wall_time_s": round(sum(r["wall_time_s"] for r in runs), 3),
+        "runs": runs,
+    }
+    return save_json(path, manifest)
+
+
+# ----------------------------------------------------------------------------------------------
+# loading a population
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Population:
+    """A population folder loaded for analysis.
+
+    Attributes
+    ----------
+    folder : the population folder.
+    stats : the stats table (one row per model, columns of :data:`COLUMNS`).
+    columns : column name -> meaning (``stats_columns.json``).
+    manifest : ``manifest.json``.
+    """
+
+    folder: Path
+    stats: pd.DataFrame
+    columns: dict[str, str]
+    manifest: dict
+
+    @property
+    def indices(self) -> list[int]:
+        return [int(i) for i in self.stats["model_index"]]
+
+    @property
+    def threshold(self) -> float:
+        return float(self.manifest.get("rmse_threshold", DEFAULT_RMSE_THRESHOLD))
+
+    def model_dir(self, index: int) -> Path:
+        """Folder of model ``index``; ``ValueError`` if the population has no such model."""
+        if int(index) not in self.indices:
+            raise ValueError(f"model index {index} is not in the population {self.folder} (has {self.indices})")
+        return self.folder / model_dir_name(int(index))
+
+    def result(self, index: int) -> GeneralizationResult:
+        """Predicted and target diagrams and per-set metrics of model ``index``."""
+        return load_result(self.model_dir(index))
+
+    def history(self, index: int) -> dict:
+        """Training history (per-epoch losses and accuracies) of model ``index``."""
+        return load_history(self.model_dir(index))
+
+
+def load_population(folder: str | Path) -> Population:
+    """Load ``stats.csv``, its column documentation and the manifest of a population folder.
+
+    Raises ``FileNotFoundError`` (with the command that creates one) if the folder has no stats table and
+    ``ValueError`` if the table's header is not :data:`COLUMNS`.
+    """
+    folder = Path(folder)
+    path = folder / STATS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no population stats table; create the population with "
+            f"`python -m src population --preset <preset> --seed 0 --out {folder}`"
+        )
+    try:
+        stats = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable CSV table ({exc})") from None
+    if list(stats.columns) != list(COLUMNS):
+        raise ValueError(f"{path}: header {list(stats.columns)} differs from the documented columns {list(COLUMNS)}")
+    columns = load_json(folder / STATS_COLUMNS_FILE)
+    manifest = load_json(folder / MANIFEST_FILE)
+    return Population(folder=folder, stats=stats, columns=columns, manifest=manifest)
+
+
+def load_or_create_population(
+    folder: str | Path,
+    preset: Preset | str,
+    seed: int = 0,
+    fallback_dir: str | Path | None = None,
+    create: bool = True,
+    data_dir: str | Path | None = None,
+    progress: bool = True,
+    **options,
+) -> Population:
+    """Load the population in ``folder``; if it has none, create one of ``preset`` in ``fallback_dir``.
+
+    The fallback (default ``00_demonstrations_data/runs/<preset>_seed<seed>_population``) is created with
+    :func:`run_population` (resumable: an existing, complete fallback is only loaded; ``options`` are
+    passed on to it). With ``create=False`` a missing population raises ``FileNotFoundError`` with the
+    command that makes one.
+    """
+    folder = Path(folder)
+    if (folder / STATS_FILE).is_file() or not create:
+        return load_population(folder)
+    preset = get_preset(preset)
+    fallback = Path(fallback_dir) if fallback_dir is not None else default_population_dir(preset.name, seed)
+    print(f"{folder} holds no population; using a {preset.name!r} population ({preset.n_models} models) in {fallback}.\n"
+          f"The paper's population: python -m src population --preset paper --seed 0 --out {folder}")
+    run_population(preset, seed, fallback, data_dir=data_dir, progress=progress, **options)
+    return load_population(fallback)
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+# ----------------------------------------------------------------------------------------------
+def default_population_dir(preset: str, seed: int) -> Path:
+    """``00_demonstrations_data/runs/<preset>_seed<seed>_population``."""
+    return RUNS_DIR / f"{preset}_seed{seed}_population"
+
+
+def add_population_parser(subparsers) -> None:
+    """Register ``python -m src population`` and ``python -m src evaluate``."""
+    parser = subparsers.add_parser(
+        "population",
+        help="train and evaluate a population of CNNs (the paper's 100), resumable, optionally on Dask",
+        description="Train N CNNs with the paper's recipe, evaluate each on the generalization grid, and write "
+        "per-model folders, stats.csv and manifest.json.",
+    )
+    parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
+    parser.add_argument("--seed", type=int, default=0, help="population seed: data, model seeds, grid (default: 0)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="population folder (default: 00_demonstrations_data/runs/<preset>_seed<seed>_population)")
+    parser.add_argument("--models", default=None, help="models to handle, e.g. 0-24 or 0-3,7 (default: all of the preset)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: the preset's; made if missing)")
+    parser.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://HOST:PORT to run chunks on")
+    parser.add_argument("--workers", type=int, default=1, help="without --scheduler: local Dask worker processes (default 1: in-process)")
+    parser.add_argument("--chunk-size", type=int, default=None, help="models per Dask task (default: spread over the workers)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_RMSE_THRESHOLD, help="RMSE cut of well generalizing (default 0.2)")
+    parser.add_argument("--keep-training-figures", action="store_true", help="keep each model's training_curve.pdf/png")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run_population_cli)
+
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="evaluate trained models of a run folder on the generalization grid",
+        description="Write phase_diagram.npz and generalization_metrics.json into each model folder of a run.",
+    )
+    evaluate.add_argument("--run", type=Path, required=True, help="run folder with model_XXX subfolders")
+    evaluate.add_argument("--models", default=None, help="models, e.g. 0-3 (default: every trained model of the run)")
+    evaluate.add_argument("--preset", choices=PRESET_NAMES, default=None, help="grid of this preset (default: the models')")
+    evaluate.add_argument("--seed", type=int, default=0, help="disorder seed of the grid (default: 0)")
+    evaluate.add_argument("--which", choices=tuple(WEIGHT_FILES), default="last", help="weights to evaluate (default: last)")
+    evaluate.add_argument("--threshold", type=float, default=DEFAULT_RMSE_THRESHOLD, help="RMSE cut (default 0.2)")
+    evaluate.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    evaluate.add_argument("--threads", type=int, default=1, help="torch threads for inference (default 1)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=_run_evaluate_cli)
+
+
+def _run_population_cli(args: argparse.Namespace) -> int:
+    out = args.out if args.out is not None else default_population_dir(args.preset, args.seed)
+    indices = None if args.models is None else parse_model_indices(args.models)
+    stats_path = run_population(
+        args.preset, args.seed, out, model_indices=indices, data_dir=args.data_dir, scheduler=args.scheduler,
+        workers=args.workers, chunk_size=args.chunk_size, device=args.device, threshold=args.threshold,
+        keep_figures=args.keep_training_figures, progress=not args.quiet,
+    )
+    stats = pd.read_csv(stats_path)
+    print(stats[["model_index", "epochs_run", "test_accuracy", "ood_accuracy", "rmse", "ssim", "well_generalizing"]]
+          .to_string(index=False))
+    print(f"{int(stats['well_generalizing'].sum())} of {len(stats)} models well generalizing (rmse <= {args.threshold:g})")
+    print(f"wrote {stats_path}")
+    return 0
+
+
+def _run_evaluate_cli(args: argparse.Namespace) -> int:
+    run = args.run
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: run folder not found")
+    if args.models is None:
+        dirs = sorted(d for d in run.glob("model_*") if is_trained(d))
+        if not dirs:
+            raise FileNotFoundError(f"{run}: no trained model folders (model_XXX)")
+    else:
+        dirs = [run / model_dir_name(i) for i in parse_model_indices(args.models)]
+    preset = args.preset if args.preset is not None else load_config(dirs[0])["preset"]
+    grid = GeneralizationGrid.from_preset(preset, args.seed)
+    summaries = evaluate_model_dirs(
+        dirs, grid, which=args.which, threshold=args.threshold, device=args.device,
+        inference_threads=args.threads, progress=not args.quiet,
+    )
+    print(f"{'model':12s}{'ood acc':>9s}{'clean acc':>11s}{'rmse':>8s}{'ssim':>8s}  well")
+    for model_dir, summary in zip(dirs, summaries, strict=True):
+        print(f"{model_dir.name:12s}{summary['ood']['accuracy']:9.3f}{summary['clean']['accuracy']:11.3f}"
+              f"{summary['rmse']:8.3f}{summary['ssim']:8.3f}  {summary['well_generalizing']}")
+    return 0

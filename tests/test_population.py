@@ -1,0 +1,284 @@
+"""The CNN population (src.population), its browser (src.population_browser) and notebook 06."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from src import population as pop
+from src import population_browser
+from src.cli import main
+from src.datasets import write_datasets
+from src.generalization import diagram_rmse, load_metrics
+from src.notebook_runner import run_notebook
+from src.paths import REPO_ROOT
+from src.population import (
+    COLUMNS,
+    load_or_create_population,
+    load_population,
+    parse_model_indices,
+    run_population,
+)
+from src.population_browser import (
+    PopulationBrowser,
+    correlation_table,
+    message_figure,
+    register_view,
+    select_models,
+    smooth,
+    summary_figure,
+    summary_text,
+)
+from src.training_utils import load_history
+
+PRESET = "smoke"
+FAST = {"train_workers": 1, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("datasets")
+    write_datasets(PRESET, 0, folder, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, data_dir):
+    """Models 0-3 in one call."""
+    folder = tmp_path_factory.mktemp("population_0-3")
+    run_population(PRESET, 0, folder, model_indices=[0, 1, 2, 3], data_dir=data_dir, **FAST)
+    return folder
+
+
+def weights_bytes(folder, index):
+    return (folder / f"model_{index:03d}" / "weights.pt").read_bytes()
+
+
+def test_chunks_equal_one_run_and_finished_models_are_never_redone(tmp_path, data_dir, full_run):
+    chunked = tmp_path / "chunked"
+    run_population(PRESET, 0, chunked, model_indices=parse_model_indices("0-1"), data_dir=data_dir, **FAST)
+    run_population(PRESET, 0, chunked, model_indices=parse_model_indices("2-3"), data_dir=data_dir, **FAST)
+    one_run = pd.read_csv(full_run / pop.STATS_FILE)
+    pd.testing.assert_frame_equal(pd.read_csv(chunked / pop.STATS_FILE), one_run)
+    for index in range(4):
+        assert weights_bytes(chunked, index) == weights_bytes(full_run, index)
+    assert len(set(one_run["model_seed"])) == 4 and one_run["model_index"].tolist() == [0, 1, 2, 3]
+    # a second pass over 0-3 touches no model file
+    files = sorted(p for p in chunked.glob("model_*/*"))
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    run_population(PRESET, 0, chunked, model_indices=[0, 1, 2, 3], data_dir=data_dir, **FAST)
+    assert {p: p.stat().st_mtime_ns for p in sorted(chunked.glob("model_*/*"))} == stamps
+    manifest = json.loads((chunked / pop.MANIFEST_FILE).read_text())
+    assert [run["models_done_now"] for run in manifest["runs"]] == [[0, 1], [2, 3], []]
+    assert manifest["seeds"]["models"] == {"0": 0, "1": 1, "2": 2, "3": 3}
+    assert manifest["total_wall_time_s"] == pytest.approx(sum(run["wall_time_s"] for run in manifest["runs"]))
+
+
+def test_interrupted_population_finishes_only_what_is_missing(tmp_path, data_dir, full_run):
+    """A model trained but not evaluated (e.g. killed during evaluation) is evaluated, not retrained."""
+    folder = tmp_path / "population"
+    run_population(PRESET, 0, folder, model_indices=[0, 1], data_dir=data_dir, **FAST)
+    for name in ("phase_diagram.npz", "generalization_metrics.json"):
+        (folder / "model_001" / name).unlink()
+    weights_stamp = (folder / "model_001" / "weights.pt").stat().st_mtime_ns
+    run_population(PRESET, 0, folder, model_indices=[0, 1], data_dir=data_dir, **FAST)
+    assert (folder / "model_001" / "weights.pt").stat().st_mtime_ns == weights_stamp
+    expected = pd.read_csv(full_run / pop.STATS_FILE).iloc[:2]
+    pd.testing.assert_frame_equal(pd.read_csv(folder / pop.STATS_FILE), expected)
+
+
+def test_stats_table_round_trips_and_matches_the_model_files(full_run):
+    stats = pd.read_csv(full_run / pop.STATS_FILE)
+    assert list(stats.columns) == list(COLUMNS)
+    header, *rows = (full_run / pop.STATS_FILE).read_text().splitlines()
+    assert len(rows) == 4 and all(len(row.split(",")) == len(header.split(",")) for row in rows)
+    assert json.loads((full_run / pop.STATS_COLUMNS_FILE).read_text()) == COLUMNS
+    assert stats["well_generalizing"].dtype == bool and stats["stopped_early"].dtype == bool
+    for _, row in stats.iterrows():
+        model_dir = full_run / f"model_{int(row['model_index']):03d}"
+        metrics = load_metrics(model_dir)
+        history = load_history(model_dir)
+        assert row["rmse"] == metrics["rmse"]  # floats survive the CSV exactly
+        assert row["ood_macro_f1"] == metrics["ood"]["macro_f1"]
+        assert row["clean_accuracy"] == metrics["clean"]["accuracy"]
+        assert row["final_val_loss"] == history["val_loss"][-1]
+        assert row["well_generalizing"] == (row["rmse"] <= 0.2)
+    round_trip = full_run / "again.csv"
+    stats.to_csv(round_trip, index=False)
+    pd.testing.assert_frame_equal(pd.read_csv(round_trip), stats)
+
+
+def test_population_folder_is_compact(full_run):
+    for model_dir in full_run.glob("model_*"):
+        names = {p.name for p in model_dir.iterdir()}
+        assert "checkpoint.pt" not in names and "training_curve.png" not in names
+        assert {"weights.pt", "history.json", "phase_diagram.npz", "generalization_metrics.json"} <= names
+        assert sum(p.stat().st_size for p in model_dir.iterdir()) < 60_000
+
+
+def test_load_population_accessors(full_run):
+    population = load_population(full_run)
+    assert population.indices == [0, 1, 2, 3]
+    result = population.result(2)
+    row = population.stats.set_index("model_index").loc[2]
+    assert diagram_rmse(result.predicted, result.target) == pytest.approx(row["rmse"], abs=1e-6)
+    assert len(population.history(2)["val_loss"]) == row["epochs_run"]
+    assert population.columns == COLUMNS
+    assert population.manifest["preset"] == PRESET
+    with pytest.raises(ValueError, match="model index 7"):
+        population.model_dir(7)
+
+
+def test_missing_population_is_created_or_explained(tmp_path, data_dir, full_run):
+    with pytest.raises(FileNotFoundError, match="python -m src population"):
+        load_or_create_population(tmp_path / "absent", PRESET, create=False)
+    created = load_or_create_population(tmp_path / "absent", PRESET, 0, fallback_dir=tmp_path / "fallback",
+                                        data_dir=data_dir, **FAST)
+    assert created.folder == tmp_path / "fallback" and created.indices == [0, 1]  # the smoke preset's 2 models
+    pd.testing.assert_frame_equal(created.stats, pd.read_csv(full_run / pop.STATS_FILE).iloc[:2])
+    assert load_or_create_population(full_run, PRESET, create=False).folder == full_run
+
+
+def test_dask_scheduler_runs_chunks_like_one_process(tmp_path, data_dir, full_run):
+    from distributed import LocalCluster
+
+    folder = tmp_path / "dask"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster:
+        run_population(PRESET, 0, folder, model_indices=[0, 1], data_dir=data_dir, scheduler=cluster.scheduler_address,
+                       chunk_size=1, progress=False)
+    expected = pd.read_csv(full_run / pop.STATS_FILE).iloc[:2]
+    pd.testing.assert_frame_equal(pd.read_csv(folder / pop.STATS_FILE), expected)
+    manifest = json.loads((folder / pop.MANIFEST_FILE).read_text())
+    assert manifest["runs"][-1]["scheduler"].startswith("tcp://127.0.0.1")
+
+
+def test_bad_inputs_give_clear_errors(tmp_path, data_dir, full_run):
+    with pytest.raises(FileNotFoundError, match="python -m src population"):
+        load_population(tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / pop.STATS_FILE).write_text("model_index,rmse\n0,0.1\n")
+    with pytest.raises(ValueError, match="header"):
+        load_population(broken)
+    with pytest.raises(ValueError, match="another run|preset 'smoke', seed 0"):
+        run_population(PRESET, 1, full_run, model_indices=[0], data_dir=data_dir, **FAST)
+    with pytest.raises(ValueError, match="seed"):
+        run_population(PRESET, 1, tmp_path / "other", model_indices=[0], data_dir=data_dir, **FAST)
+    with pytest.raises(ValueError, match="workers"):
+        run_population(PRESET, 0, tmp_path / "x", model_indices=[0], data_dir=data_dir, workers=0)
+    for text in ("3-1", "a", "-2", "1-"):
+        with pytest.raises(ValueError, match="--models"):
+            parse_model_indices(text)
+    assert parse_model_indices("0-2,7, 5-5") == [0, 1, 2, 5, 7]
+
+
+def test_cli(tmp_path, data_dir, full_run, capsys):
+    folder = tmp_path / "cli"
+    code = main(["population", "--preset", PRESET, "--seed", "0", "--out", str(folder), "--models", "0",
+                 "--data-dir", str(data_dir), "--quiet"])
+    assert code == 0 and "wrote" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(folder / pop.STATS_FILE), pd.read_csv(full_run / pop.STATS_FILE).iloc[:1])
+    assert main(["population", "--preset", PRESET, "--out", str(folder), "--models", "5-2", "--quiet"]) == 2
+    assert "--models" in capsys.readouterr().err
+    # `evaluate` on a run folder: the best-epoch weights, printed per model
+    assert main(["evaluate", "--run", str(folder), "--which", "best", "--quiet"]) == 0
+    assert "model_000" in capsys.readouterr().out
+    assert load_metrics(folder / "model_000")["weights"] == "best"
+    assert main(["evaluate", "--run", str(tmp_path / "missing"), "--quiet"]) == 2
+
+
+# ----------------------------------------------------------------------------------------------
+# browser
+# ----------------------------------------------------------------------------------------------
+def test_helpers_of_the_browser(full_run):
+    synthetic = pd.DataFrame({"model_index": [0, 1, 2, 3], "rmse": [0.1, 0.3, 0.2, 0.5]})
+    assert select_models(synthetic, "rmse", 0.2, above=False) == [0, 2]
+    assert select_models(synthetic, "rmse", 0.3, above=True) == [1, 3]
+    with pytest.raises(ValueError, match="metric"):
+        select_models(synthetic, "lpips", 0.2, above=False)
+    stats = load_population(full_run).stats
+    np.testing.assert_allclose(smooth([1.0, 3.0, 5.0, 7.0], 2), [1.0, 2.0, 4.0, 6.0])
+    np.testing.assert_array_equal(smooth([1.0, 2.0], 1), [1.0, 2.0])
+    table = correlation_table(stats, ("rmse", "ood_accuracy", "ssim"))
+    np.testing.assert_allclose(np.diag(table), 1.0)
+    assert table.loc["rmse", "ood_accuracy"] == pytest.approx(np.corrcoef(stats["rmse"], stats["ood_accuracy"])[0, 1])
+    text = summary_text(stats, threshold=1.0)
+    assert "4 models; 4 (100%) well generalizing" in text
+    assert len(summary_figure(stats, 0.2).axes) == 2
+
+
+def test_browser_widgets_drive_what_is_shown(full_run, monkeypatch):
+    loaded = load_population(full_run)
+    stats = loaded.stats.assign(rmse=[0.15, 0.4, 0.25, 0.6])  # distinct values (smoke models are near-constant)
+    population = dataclasses.replace(loaded, stats=stats)
+    browser = PopulationBrowser(population)
+    # threshold above every RMSE: all models listed
+    browser.threshold.value = browser.threshold.max
+    assert [value for _, value in browser.model.options] == stats["model_index"].tolist()
+    assert f"<b>{len(stats)}</b>" in browser.info.value
+    # the lowest RMSE only
+    lowest = stats.sort_values("rmse").iloc[0]
+    browser.threshold.value = float(lowest["rmse"])
+    assert [value for _, value in browser.model.options] == [int(lowest["model_index"])]
+    title = browser.figures["view"].axes[0].get_title()
+    assert title.startswith(f"model {int(lowest['model_index'])}: predicted")
+    # direction "above" at the minimum keeps everyone
+    browser.direction.value = "above"
+    assert len(browser.model.options) == len(stats)
+    # another model, the history view and its smoothing
+    browser.model.value = 3
+    shown = browser.view_image.value
+    browser.view.value = "training history"
+    assert browser.figures["view"].get_suptitle() == "model 3: training history"
+    assert browser.view_image.value != shown
+    raw = browser.figures["view"].axes[0].lines[0].get_ydata()
+    browser.smoothing.value = 2
+    smoothed = browser.figures["view"].axes[0].lines[0].get_ydata()
+    np.testing.assert_allclose(smoothed, smooth(raw, 2))
+    # scatter axes follow the dropdowns
+    browser.x_axis.value = "ssim"
+    browser.y_axis.value = "test_accuracy"
+    axes = browser.figures["scatter"].axes[0]
+    assert (axes.get_xlabel(), axes.get_ylabel()) == ("ssim", "test_accuracy")
+    # placeholders, and a view registered later
+    browser.view.value = "CAM"
+    assert "not available yet" in browser.figures["view"].axes[0].texts[0].get_text()
+    monkeypatch.setattr(population_browser, "VIEWS", dict(population_browser.VIEWS))  # registry restored afterwards
+    register_view("my view", lambda population, index, state: message_figure(f"custom {index}"))
+    later = PopulationBrowser(population)
+    later.view.value = "my view"
+    assert later.figures["view"].axes[0].texts[0].get_text() == f"custom {later.model.value}"
+    # metric change resets the slider to that metric's range
+    browser.metric.value = "ood_accuracy"
+    assert browser.threshold.min <= stats["ood_accuracy"].min() and browser.threshold.max >= stats["ood_accuracy"].max()
+    # a filter that keeps nobody: every smoke model has RMSE > 0.2, the default cut
+    nobody = PopulationBrowser(dataclasses.replace(loaded, stats=stats.assign(rmse=[0.3, 0.4, 0.5, 0.6])))
+    assert nobody.model.value is None and "<b>0</b>" in nobody.info.value
+    assert "no model" in nobody.figures["view"].axes[0].texts[0].get_text()
+
+
+def test_notebook_06_runs_headless(tmp_path, full_run):
+    figures = tmp_path / "figures"
+    notebook = run_notebook(
+        REPO_ROOT / "06_100_cnns_analysis.ipynb",
+        tmp_path / "06_executed.ipynb",
+        {"POPULATION_DIR": str(full_run), "FIGURES_DIR": str(figures), "CREATE_IF_MISSING": False},
+    )
+    assert (figures / "Fig_population_summary.png").is_file() and (figures / "Fig_population_summary.pdf").is_file()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "4 models" in text
+
+
+def test_committed_notebook_has_no_outputs():
+    notebook = json.loads((REPO_ROOT / "06_100_cnns_analysis.ipynb").read_text())
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert all(not cell["outputs"] for cell in code)
+    assert "parameters" in code[0]["metadata"]["tags"]
