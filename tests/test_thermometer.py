@@ -108,3 +108,19 @@ def test_explorer_sliders_change_what_is_shown():
     assert len(fig.axes) == 3
     with pytest.raises(ValueError, match="highlight"):
         figure_thermometer(X, 15, highlight=15)
+
+
+def test_notebook_07_runs_and_compares_both_encodings(tmp_path):
+    from src.notebook_runner import run_notebook
+    from src.paths import REPO_ROOT
+    from src.training_utils import load_config
+
+    params = {"PRESET": "smoke", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
+              "FIGURES_DIR": str(tmp_path / "fig"), "LEVELS": 3, "N_MODELS": 1}
+    run_notebook(REPO_ROOT / "07_thermometer_encoding.ipynb", tmp_path / "07.ipynb", params)
+    for name in ("Fig_thermometer", "Fig_thermometer_generalization"):
+        assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 1000
+    assert load_config(tmp_path / "run" / "thermometer_L3" / "model_000")["thermometer_levels"] == 3
+    assert load_config(tmp_path / "run" / "real_valued" / "model_000")["thermometer_levels"] in (None, 0)
+    for run in ("real_valued", "thermometer_L3"):
+        assert (tmp_path / "run" / run / "model_000" / "generalization_metrics.json").is_file()
