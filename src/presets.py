@@ -38,7 +38,9 @@ class Preset:
         W = linspace(0, grid_W_max, grid_n_W), v = linspace(0, grid_v_max, grid_n_v).
     target_n_W, target_n_realizations : rows W = linspace(0, 5, target_n_W) and realizations of the
         regenerated target diagram (the published one has 501 rows and 25 realizations).
-    thermometer_levels : channels L of the thermometer encoding.
+    thermometer_levels : channels L of the thermometer encoding (visualization).
+    thermometer_compare_levels, thermometer_compare_models : L and models per encoding of the
+        real-valued vs thermometer training comparison (the encoded network costs ~L^2 times more).
     umap_n_neighbors : UMAP neighbourhood size.
     """
 
@@ -68,6 +70,8 @@ class Preset:
     target_n_W: int = 501
     target_n_realizations: int = 25
     thermometer_levels: int = 15
+    thermometer_compare_levels: int = 15
+    thermometer_compare_models: int = 16
     umap_n_neighbors: int = 30
     notes: str = field(default="", compare=False)
 
@@ -95,6 +99,8 @@ _PRESETS = {
         grid_n_realizations=4,
         grid_n_v=100,
         target_n_W=101,
+        thermometer_compare_levels=3,
+        thermometer_compare_models=2,
         notes="Whole pipeline on a 2-core CPU in minutes; lr 1e-3 (10x the paper's) so training converges "
         "within the smaller epoch budget. max_epochs 100 (was 150): measured with 8 models, validation accuracy "
         "reaches 1.0 by epoch ~25, early stopping ends some runs at 80-95 epochs, and the clean test accuracy "
@@ -117,6 +123,8 @@ _PRESETS = {
         target_n_W=11,
         target_n_realizations=5,
         thermometer_levels=4,
+        thermometer_compare_levels=2,
+        thermometer_compare_models=1,
         umap_n_neighbors=5,
         notes="Seconds; used by the test suite. Numbers from it mean nothing physically.",
     ),

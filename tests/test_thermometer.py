@@ -116,7 +116,7 @@ def test_notebook_07_runs_and_compares_both_encodings(tmp_path):
     from src.training_utils import load_config
 
     params = {"PRESET": "smoke", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
-              "FIGURES_DIR": str(tmp_path / "fig"), "LEVELS": 3, "N_MODELS": 1}
+              "FIGURES_DIR": str(tmp_path / "fig"), "COMPARE_LEVELS": 3, "N_MODELS": 1}
     run_notebook(REPO_ROOT / "07_thermometer_encoding.ipynb", tmp_path / "07.ipynb", params)
     for name in ("Fig_thermometer", "Fig_thermometer_generalization"):
         assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 1000
