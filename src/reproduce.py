@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import platform
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .io_utils import atomic_write_bytes, load_json, save_json
-from .paths import DEMO_DIR, REPO_ROOT, datasets_dir
+from .paths import DEMO_DIR, HIGHLIGHTED_MODELS_DIR, POPULATION_DIR, REPO_ROOT, datasets_dir
 from .presets import PRESET_NAMES, Preset, get_preset
 
 NOTEBOOKS = {
@@ -44,6 +45,7 @@ class Context:
     seed: int
     out_dir: Path
     progress: bool = True
+    retrain: bool = False
 
     @property
     def data_dir(self) -> Path:
@@ -63,16 +65,25 @@ class Context:
 
     @property
     def runs_dir(self) -> Path:
-        return self.out_dir / "runs" / self.preset.name
+        return self.out_dir / "runs" / f"{self.preset.name}_seed{self.seed}"
 
-    def notebook_parameters(self) -> dict:
-        return {
-            "PRESET": self.preset.name,
-            "SEED": self.seed,
-            "DATA_DIR": str(self.data_dir),
-            "FIGURES_DIR": str(self.figures_dir),
-            "RUN_DIR": str(self.runs_dir),
-        }
+    @property
+    def uses_shipped_population(self) -> bool:
+        """The paper preset uses the shipped 100-CNN population (if present) unless ``retrain``."""
+        shipped = POPULATION_DIR / "stats.csv"
+        return self.preset.name == "paper" and not self.retrain and self.seed == 0 and shipped.is_file()
+
+    @property
+    def population_dir(self) -> Path:
+        return POPULATION_DIR if self.uses_shipped_population else self.runs_dir / "population"
+
+    @property
+    def highlighted_dir(self) -> Path:
+        return HIGHLIGHTED_MODELS_DIR if self.uses_shipped_population else self.runs_dir / "highlighted"
+
+    @property
+    def analysis_dir(self) -> Path:
+        return self.runs_dir / "analysis"
 
 
 @dataclass
@@ -86,13 +97,40 @@ class Step:
     key_numbers: dict = field(default_factory=dict)
 
 
-def _run_notebook_step(key: str, figures: tuple[str, ...]) -> Step:
+NOTEBOOK_FIGURES = {
+    "01": ("Fig_3",),
+    "02": ("Fig_architecture", "Fig_training_inputs", "Fig_training_curves", "Fig_test_probability_vs_v",
+           "Fig_accuracy_vs_W"),
+    "03": ("Fig_2", "Fig_CAM_averaged", "Fig_CAM_score_vs_generalization"),
+    "04": ("Fig_4", "Fig_12", "Fig_13"),
+    "05": ("Fig_6", "Fig_target_diagram"),
+    "06": ("Fig_population_summary",),
+    "07": ("Fig_thermometer", "Fig_thermometer_generalization"),
+}
+
+
+def _notebook_parameters(ctx: Context, key: str) -> dict:
+    common = {"PRESET": ctx.preset.name, "SEED": ctx.seed, "DATA_DIR": str(ctx.data_dir),
+              "FIGURES_DIR": str(ctx.figures_dir)}
+    extra = {
+        "02": {"RUN_DIR": str(ctx.runs_dir / "notebook_02")},
+        "03": {"POPULATION_DIR": str(ctx.population_dir), "MODELS_DIR": str(ctx.highlighted_dir)},
+        "04": {"POPULATION_DIR": str(ctx.population_dir), "MODELS_DIR": str(ctx.highlighted_dir),
+               "ANALYSIS_DIR": str(ctx.analysis_dir)},
+        "06": {"POPULATION_DIR": str(ctx.population_dir), "CREATE_IF_MISSING": False},
+        "07": {"RUN_DIR": str(ctx.runs_dir / "thermometer")},
+    }
+    return {**common, **extra.get(key, {})}
+
+
+def _run_notebook_step(key: str) -> Step:
     notebook = NOTEBOOKS[key]
+    figures = NOTEBOOK_FIGURES[key]
 
     def run(ctx: Context) -> dict:
         from .notebook_runner import run_notebook
 
-        run_notebook(REPO_ROOT / notebook, ctx.notebooks_dir / notebook, ctx.notebook_parameters())
+        run_notebook(REPO_ROOT / notebook, ctx.notebooks_dir / notebook, _notebook_parameters(ctx, key))
         return {}
 
     def outputs(ctx: Context) -> list[Path]:
@@ -115,12 +153,72 @@ def _data_step() -> Step:
     return Step("data", run, outputs, "run `python -m src data --preset <preset>` to see the error in full")
 
 
+def _population_step() -> Step:
+    def run(ctx: Context) -> dict:
+        from .population import load_population, run_population
+
+        if not ctx.uses_shipped_population:
+            run_population(ctx.preset, ctx.seed, ctx.population_dir, data_dir=ctx.data_dir, progress=ctx.progress)
+        stats = load_population(ctx.population_dir).stats
+        return {
+            "models": len(stats),
+            "median clean accuracy": round(float(stats["clean_accuracy"].median()), 3),
+            "median OOD accuracy": round(float(stats["ood_accuracy"].median()), 3),
+            "median RMSE": round(float(stats["rmse"].median()), 3),
+            "well generalizing (RMSE <= 0.2)": f"{int(stats['well_generalizing'].sum())}/{len(stats)}",
+        }
+
+    def outputs(ctx: Context) -> list[Path]:
+        return [ctx.population_dir / "stats.csv"]
+
+    return Step("population (train + OOD evaluation)", run, outputs,
+                "run `python -m src population --preset <preset>` to see the error; it resumes where it stopped")
+
+
+def _highlight_step() -> Step:
+    def run(ctx: Context) -> dict:
+        from .highlighted_models import highlight_population
+        from .population import load_population
+
+        result = highlight_population(load_population(ctx.population_dir), ctx.data_dir, ctx.highlighted_dir,
+                                      progress=ctx.progress)
+        chosen = ", ".join(f"{c.category}: model {c.model_index} (class of {c.class_size})" for c in result.choices.values())
+        corr = result.correlations.get("rmse", {})
+        return {"CAM score cut": round(float(result.score_cut), 3), "chosen": chosen,
+                "corr(CAM score, RMSE)": {k: round(float(v), 3) for k, v in corr.items()} if isinstance(corr, dict) else corr}
+
+    def outputs(ctx: Context) -> list[Path]:
+        return [ctx.highlighted_dir]
+
+    return Step("highlighted networks", run, outputs, "run `python -m src highlight --help` and try it on the population")
+
+
+def _analysis_step(cam: int) -> Step:
+    def run(ctx: Context) -> dict:
+        command = [sys.executable, str(REPO_ROOT / "04a_figure_models_analysis.py"), "--CAM", str(cam),
+                   "--preset", ctx.preset.name, "--seed", str(ctx.seed), "--data", str(ctx.data_dir),
+                   "--models-dir", str(ctx.highlighted_dir), "--out", str(ctx.analysis_dir),
+                   "--figures", str(ctx.figures_dir), "--quiet"]
+        subprocess.run(command, cwd=REPO_ROOT, check=True)
+        return {}
+
+    def outputs(ctx: Context) -> list[Path]:
+        figures = ("Fig_2",) if cam else ("Fig_4", "Fig_12", "Fig_13")
+        return [ctx.figures_dir / f"{name}.png" for name in figures]
+
+    name = "04a CAM analysis" if cam else "04a clustering analysis"
+    return Step(name, run, outputs, f"run `python 04a_figure_models_analysis.py --CAM {cam}` to see the error")
+
+
 def pipeline_steps() -> list[Step]:
     """The steps of the pipeline, in order."""
     return [
         _data_step(),
-        _run_notebook_step("01", ("Fig_3",)),
-        _run_notebook_step("05", ("Fig_6", "Fig_target_diagram")),
+        _population_step(),
+        _highlight_step(),
+        _analysis_step(1),
+        _analysis_step(0),
+        *(_run_notebook_step(key) for key in NOTEBOOKS),
     ]
 
 
@@ -145,9 +243,12 @@ class StepFailed(RuntimeError):
 
 
 def run_pipeline(preset: str | Preset, seed: int = 0, out_dir: Path = DEMO_DIR, force: bool = False,
-                 progress: bool = True) -> Path:
-    """Run every step (skipping up-to-date ones) and write the report; returns the report path."""
-    ctx = Context(get_preset(preset), int(seed), Path(out_dir), progress)
+                 progress: bool = True, retrain: bool = False) -> Path:
+    """Run every step (skipping up-to-date ones) and write the report; returns the report path.
+
+    ``retrain``: with the paper preset, train a new population instead of using the shipped one.
+    """
+    ctx = Context(get_preset(preset), int(seed), Path(out_dir), progress, retrain)
     records = []
     for step in tqdm(pipeline_steps(), desc=f"reproduce ({ctx.preset.name})", disable=not progress):
         if not force and _is_up_to_date(ctx, step):
@@ -229,6 +330,8 @@ def add_reproduce_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="master seed (default: 0)")
     parser.add_argument("--out", type=Path, default=DEMO_DIR, help="output root (default: 00_demonstrations_data)")
     parser.add_argument("--force", action="store_true", help="redo steps that are up to date")
+    parser.add_argument("--retrain", action="store_true",
+                        help="paper preset: train a new 100-CNN population instead of using the shipped one")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_reproduce)
 
@@ -237,7 +340,8 @@ def _run_reproduce(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     try:
-        report = run_pipeline(args.preset, args.seed, args.out, force=args.force, progress=not args.quiet)
+        report = run_pipeline(args.preset, args.seed, args.out, force=args.force, progress=not args.quiet,
+                              retrain=args.retrain)
     except StepFailed as exc:
         print(f"error: {exc}")
         return 1

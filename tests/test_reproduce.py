@@ -1,4 +1,4 @@
-"""The ``make reproduce`` pipeline on the smoke preset: steps, figures, report, resume."""
+"""The ``make reproduce`` pipeline on the smoke preset: every step, every figure, the report, resume."""
 
 from __future__ import annotations
 
@@ -6,25 +6,34 @@ import subprocess
 import sys
 
 from src.paths import REPO_ROOT
-from src.reproduce import pipeline_steps, run_pipeline
+from src.reproduce import NOTEBOOK_FIGURES, pipeline_steps, run_pipeline
 
 
 def test_reproduce_smoke_end_to_end_and_resume(tmp_path):
     report = run_pipeline("smoke", seed=1, out_dir=tmp_path, progress=False)
     text = report.read_text()
     assert "preset `smoke`, seed 1" in text
-    figures = sorted(p.name for p in (tmp_path / "figures").glob("*"))
     for step in pipeline_steps():
         assert step.name in text
-    for name in ("Fig_3", "Fig_6", "Fig_target_diagram"):
-        assert f"{name}.pdf" in figures and f"{name}.png" in figures
-        assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 1000
+        for path in step.outputs(_context(tmp_path)):
+            assert path.exists(), (step.name, path)
+    expected = {name for names in NOTEBOOK_FIGURES.values() for name in names} | {"Fig_2", "Fig_4", "Fig_12", "Fig_13"}
+    for name in expected:
+        for ext in ("pdf", "png"):
+            assert (tmp_path / "figures" / f"{name}.{ext}").stat().st_size > 1000, name
         assert f"![{name}]" in text
-    executed = list((tmp_path / "executed_notebooks").glob("*.ipynb"))
-    assert len(executed) >= 2
+    assert len(list((tmp_path / "executed_notebooks").glob("*.ipynb"))) == len(NOTEBOOK_FIGURES)
+    assert "well generalizing (RMSE <= 0.2)" in text
     # second run: every step is up to date and skipped
     again = run_pipeline("smoke", seed=1, out_dir=tmp_path, progress=False).read_text()
     assert again.count("up to date, skipped") == len(pipeline_steps())
+
+
+def _context(out_dir):
+    from src.presets import get_preset
+    from src.reproduce import Context
+
+    return Context(get_preset("smoke"), 1, out_dir, progress=False)
 
 
 def test_reproduce_rejects_bad_arguments():
