@@ -46,11 +46,9 @@ import io
 import math
 import platform
 import socket
-import subprocess
 import threading
 import time
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -72,8 +70,9 @@ from .generalization import (
 )
 from .io_utils import atomic_write_bytes, load_json, save_json
 from .metrics import METRIC_NAMES
-from .paths import REPO_ROOT, RUNS_DIR, datasets_dir
+from .paths import RUNS_DIR, datasets_dir
 from .presets import PRESET_NAMES, Preset, get_preset
+from .provenance import git_state, package_versions
 from .training_utils import (
     FINAL_FILES,
     available_cpus,
@@ -90,7 +89,6 @@ MANIFEST_FILE = "manifest.json"
 FIGURE_FILES = ("training_curve.pdf", "training_curve.png")
 TRAINED_FILES = tuple(name for name in FINAL_FILES if name not in FIGURE_FILES)
 _CHUNK_LOCK = threading.Lock()
-PACKAGES = ("numpy", "numba", "torch", "scikit-learn", "scikit-image", "pandas", "dask", "distributed")
 
 _METRIC_MEANING = {
     "accuracy": "accuracy",
@@ -445,28 +443,6 @@ def write_stats(out_dir: str | Path, threshold: float = DEFAULT_RMSE_THRESHOLD) 
     table.to_csv(text, index=False, lineterminator="\n")
     save_json(out_dir / STATS_COLUMNS_FILE, COLUMNS)
     return atomic_write_bytes(out_dir / STATS_FILE, text.getvalue().encode())
-
-
-def package_versions() -> dict[str, str]:
-    """Python and package versions of this environment."""
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def git_state() -> dict:
-    """Commit of the repository and whether the working tree had changes ("unknown" outside git)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=30).stdout
-
-    try:
-        return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(git("status", "--porcelain").strip())}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": None}
 
 
 def _device_description(device: str | None) -> str:

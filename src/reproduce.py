@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -24,6 +23,7 @@ from tqdm.auto import tqdm
 from .io_utils import atomic_write_bytes, load_json, save_json
 from .paths import DEMO_DIR, HIGHLIGHTED_MODELS_DIR, POPULATION_DIR, REPO_ROOT, datasets_dir
 from .presets import PRESET_NAMES, Preset, get_preset
+from .provenance import git_state, package_versions
 
 NOTEBOOKS = {
     "01": "01_data_generation.ipynb",
@@ -34,7 +34,6 @@ NOTEBOOKS = {
     "06": "06_100_cnns_analysis.ipynb",
     "07": "07_thermometer_encoding.ipynb",
 }
-PACKAGES = ("numpy", "scipy", "numba", "torch", "scikit-learn", "scikit-image", "umap-learn", "captum", "matplotlib")
 
 
 @dataclass
@@ -275,30 +274,12 @@ def run_pipeline(preset: str | Preset, seed: int = 0, out_dir: Path = DEMO_DIR, 
     return write_report(ctx, records)
 
 
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def _git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def write_report(ctx: Context, records: list[dict]) -> Path:
     """Markdown report: steps with times and key numbers, the figures, preset, seed and versions."""
     lines = [
         f"# Reproduction report: preset `{ctx.preset.name}`, seed {ctx.seed}",
         "",
-        f"Commit `{_git_commit()}`, {time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.platform()}.",
+        f"Commit `{git_state()['commit'][:10]}`, {time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.platform()}.",
         "",
         "## Steps",
         "",
@@ -314,7 +295,7 @@ def write_report(ctx: Context, records: list[dict]) -> Path:
     for png in sorted(ctx.figures_dir.glob("*.png")):
         lines += [f"### {png.stem}", "", f"![{png.stem}](../figures/{png.name})", ""]
     lines += ["## Preset", "", "```", *(f"{k}: {v}" for k, v in ctx.preset.to_dict().items()), "```", "",
-              "## Versions", "", *(f"- {k} {v}" for k, v in _versions().items()), ""]
+              "## Versions", "", *(f"- {k} {v}" for k, v in package_versions().items()), ""]
     path = ctx.report_dir / "report.md"
     atomic_write_bytes(path, "\n".join(lines).encode())
     return path

@@ -1,0 +1,34 @@
+"""Where a result came from: package versions and the git state of the repository."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+
+from .paths import REPO_ROOT
+
+PACKAGES = ("numpy", "scipy", "numba", "torch", "scikit-learn", "scikit-image", "umap-learn", "captum", "pandas",
+            "matplotlib", "dask", "distributed")
+
+
+def package_versions() -> dict[str, str]:
+    """Python and package versions of this environment."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def git_state() -> dict:
+    """Commit of the repository and whether the working tree had changes ("unknown" outside git)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=30).stdout
+
+    try:
+        return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(git("status", "--porcelain").strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": None}
