@@ -28,6 +28,7 @@ import pandas as pd
 from IPython.display import Image, display
 from matplotlib.figure import Figure
 
+from .interpretation_figures import render_cam_view, render_pca_view
 from .plotting import PHASE_LABEL, plot_phase_diagram
 from .population import Population
 from .training_utils import HISTORY_KEYS, plot_training_curves
@@ -188,20 +189,11 @@ def render_history(population: Population, index: int, state: ViewState) -> Figu
     return fig
 
 
-def unavailable_view(name: str) -> ViewRenderer:
-    """A placeholder view saying that ``name`` is not available yet."""
-
-    def render(population: Population, index: int, state: ViewState) -> Figure:
-        return message_figure(f"{name} view of model {index}: not available yet")
-
-    return render
-
-
 VIEWS: dict[str, ViewRenderer] = {
     "phase diagram": render_phase_diagrams,
     "training history": render_history,
-    "CAM": unavailable_view("CAM"),
-    "PCA": unavailable_view("PCA"),
+    "CAM": render_cam_view,
+    "PCA": render_pca_view,
 }
 
 

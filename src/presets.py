@@ -99,7 +99,7 @@ _PRESETS = {
         grid_n_realizations=4,
         grid_n_v=100,
         target_n_W=101,
-        thermometer_compare_levels=3,
+        thermometer_compare_levels=2,
         thermometer_compare_models=2,
         notes="Whole pipeline on a 2-core CPU in minutes; lr 1e-3 (10x the paper's) so training converges "
         "within the smaller epoch budget. max_epochs 100 (was 150): measured with 8 models, validation accuracy "

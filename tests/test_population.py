@@ -245,9 +245,12 @@ def test_browser_widgets_drive_what_is_shown(full_run, monkeypatch):
     browser.y_axis.value = "test_accuracy"
     axes = browser.figures["scatter"].axes[0]
     assert (axes.get_xlabel(), axes.get_ylabel()) == ("ssim", "test_accuracy")
-    # placeholders, and a view registered later
+    # the CAM and PCA views of the interpretability modules, and a view registered later
+    before = browser.view_image.value
     browser.view.value = "CAM"
-    assert "not available yet" in browser.figures["view"].axes[0].texts[0].get_text()
+    assert browser.view_image.value != before and len(browser.figures["view"].axes) > 1
+    browser.view.value = "PCA"
+    assert len(browser.figures["view"].axes) > 1
     monkeypatch.setattr(population_browser, "VIEWS", dict(population_browser.VIEWS))  # registry restored afterwards
     register_view("my view", lambda population, index, state: message_figure(f"custom {index}"))
     later = PopulationBrowser(population)
