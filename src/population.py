@@ -81,6 +81,7 @@ from .training_utils import (
     model_dir_name,
     model_seed,
     train_models,
+    training_outcome,
 )
 
 STATS_FILE = "stats.csv"
@@ -406,21 +407,12 @@ def run_population(
 def model_row(model_dir: str | Path, threshold: float = DEFAULT_RMSE_THRESHOLD) -> dict:
     """The stats-table row (every key of :data:`COLUMNS`) of a finished model folder."""
     model_dir = Path(model_dir)
-    config, history = load_config(model_dir), load_history(model_dir)
-    report = load_json(model_dir / "test_report.json")
+    config = load_config(model_dir)
     metrics = load_metrics(model_dir)
     row = {
         "model_index": int(config["index"]),
         "model_seed": int(config["model_seed"]),
-        "epochs_run": int(history["epochs_run"]),
-        "best_epoch": int(history["best_epoch"]),
-        "stopped_early": bool(history["stopped_early"]),
-        "final_train_loss": history["train_loss"][-1],
-        "final_val_loss": history["val_loss"][-1],
-        "final_train_accuracy": history["train_accuracy"][-1],
-        "final_val_accuracy": history["val_accuracy"][-1],
-        "best_val_loss": history.get("best_val_loss", min(history["val_loss"])),
-        "test_accuracy": report["accuracy"],
+        **training_outcome(model_dir),
         "rmse": metrics["rmse"],
         "ssim": metrics["ssim"],
         "well_generalizing": bool(metrics["rmse"] <= threshold),

@@ -793,6 +793,24 @@ class _ProgressBar:
             )
 
 
+def training_outcome(model_dir: str | Path) -> dict:
+    """Scalars of a finished model's training: epochs, final/best losses and accuracies, test accuracy."""
+    model_dir = Path(model_dir)
+    history = load_history(model_dir)
+    report = load_json(model_dir / "test_report.json")
+    return {
+        "epochs_run": int(history["epochs_run"]),
+        "best_epoch": int(history["best_epoch"]),
+        "stopped_early": bool(history["stopped_early"]),
+        "final_train_loss": history["train_loss"][-1],
+        "final_val_loss": history["val_loss"][-1],
+        "final_train_accuracy": history["train_accuracy"][-1],
+        "final_val_accuracy": history["val_accuracy"][-1],
+        "best_val_loss": history.get("best_val_loss", min(history["val_loss"])),
+        "test_accuracy": report["accuracy"],
+    }
+
+
 def write_summary(out_dir: str | Path) -> Path:
     """``out_dir/summary.csv``: one row per completed model folder of the run (sorted by index)."""
     out_dir = Path(out_dir)
@@ -800,23 +818,8 @@ def write_summary(out_dir: str | Path) -> Path:
     for directory in sorted(out_dir.glob("model_*")):
         if not is_complete(directory):
             continue
-        config, history = load_config(directory), load_history(directory)
-        report = load_json(directory / "test_report.json")
-        rows.append(
-            {
-                "index": config["index"],
-                "seed": config["model_seed"],
-                "epochs_run": history["epochs_run"],
-                "best_epoch": history["best_epoch"],
-                "stopped_early": history["stopped_early"],
-                "final_train_loss": history["train_loss"][-1],
-                "final_val_loss": history["val_loss"][-1],
-                "final_train_accuracy": history["train_accuracy"][-1],
-                "final_val_accuracy": history["val_accuracy"][-1],
-                "best_val_loss": history.get("best_val_loss", min(history["val_loss"])),
-                "test_accuracy": report["accuracy"],
-            }
-        )
+        config = load_config(directory)
+        rows.append({"index": config["index"], "seed": config["model_seed"], **training_outcome(directory)})
     rows.sort(key=lambda row: row["index"])
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
