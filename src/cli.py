@@ -15,6 +15,7 @@ from .highlighted_models import add_highlight_parser
 from .population import add_population_parser
 from .presets import PRESET_NAMES
 from .reproduce import add_reproduce_parser
+from .thermometer_experiment import add_thermometer_parser
 from .training_utils import add_train_parser
 
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(subparsers)
     add_population_parser(subparsers)
     add_highlight_parser(subparsers)
+    add_thermometer_parser(subparsers)
     return parser
 
 

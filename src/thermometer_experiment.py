@@ -7,13 +7,16 @@ grid (:mod:`src.generalization`); the table holds one row per model and encoding
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .generalization import GeneralizationGrid, evaluate_model_dirs
+from .io_utils import atomic_write_bytes, save_json
 from .presets import Preset, get_preset
 from .training_utils import model_dir_name, train_models
 
@@ -83,3 +86,105 @@ def figure_encoding_comparison(table: pd.DataFrame, rmse_threshold: float = 0.2)
             ax.legend(fontsize=8)
     fig.suptitle("Same seeds and recipe, two input encodings")
     return fig
+
+
+def summarize_comparison(table: pd.DataFrame, rmse_threshold: float = 0.2) -> dict:
+    """Per-encoding spread of each compared metric and a paired test between the two encodings.
+
+    Model ``i`` has the same seed (initial weights, batch order, dropout stream) in both ensembles, so
+    the comparison is paired: the Wilcoxon signed-rank test on the per-model differences
+    (second encoding minus first) asks whether the encoding shifts a metric, with the seed-to-seed
+    spread taken out.
+
+    Parameters
+    ----------
+    table : output of :func:`compare_encodings` (columns ``encoding``, ``model`` and
+        :data:`COMPARED_COLUMNS`), exactly two encodings.
+    rmse_threshold : well generalizing iff RMSE <= this.
+
+    Returns
+    -------
+    ``{"encodings": {name: {"n_models", "well_generalizing_fraction", <metric>: {"min", "median",
+    "max", "mean"}}}, "paired": {<metric>: {"n", "median_difference", "wilcoxon_p"}}}``. The p value
+    is ``None`` when every difference is zero (the test is undefined).
+    """
+    missing = {"encoding", "model", *COMPARED_COLUMNS} - set(table.columns)
+    if missing:
+        raise ValueError(f"comparison table lacks columns {sorted(missing)}")
+    encodings = list(dict.fromkeys(table["encoding"]))
+    if len(encodings) != 2:
+        raise ValueError(f"expected exactly two encodings, got {encodings}")
+    summary: dict = {"rmse_threshold": rmse_threshold, "encodings": {}, "paired": {}}
+    for encoding in encodings:
+        rows = table[table["encoding"] == encoding]
+        entry: dict = {"n_models": int(len(rows)),
+                       "well_generalizing_fraction": float(np.mean(rows["rmse"] <= rmse_threshold))}
+        for column in COMPARED_COLUMNS:
+            values = rows[column].to_numpy(dtype=float)
+            entry[column] = {"min": float(values.min()), "median": float(np.median(values)),
+                             "max": float(values.max()), "mean": float(values.mean())}
+        summary["encodings"][encoding] = entry
+    first, second = (table[table["encoding"] == e].set_index("model") for e in encodings)
+    common = first.index.intersection(second.index)
+    for column in COMPARED_COLUMNS:
+        difference = second.loc[common, column].to_numpy(dtype=float) - first.loc[common, column].to_numpy(dtype=float)
+        p_value = None
+        if difference.size and np.any(difference != 0):
+            p_value = float(stats.wilcoxon(difference).pvalue)
+        summary["paired"][column] = {"n": int(difference.size),
+                                     "median_difference": float(np.median(difference)) if difference.size else None,
+                                     "wilcoxon_p": p_value}
+    return summary
+
+
+def add_thermometer_parser(subparsers) -> None:
+    """Register ``python -m src thermometer-compare``."""
+    from .presets import PRESET_NAMES
+
+    parser = subparsers.add_parser(
+        "thermometer-compare",
+        help="train and evaluate real-valued vs thermometer-encoded ensembles with the same seeds",
+        description="Train n models on the real-valued observables and n on their thermometer encoding (same "
+        "seeds, recipe and data), evaluate both on the generalization grid, and write comparison.csv, "
+        "comparison.json and Fig_thermometer_generalization (PDF + PNG) to --out. Resumable.",
+    )
+    parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="recipe, data and grid (default: quick)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed (default: 0)")
+    parser.add_argument("--models", type=int, default=None, help="models per encoding (default: the preset's)")
+    parser.add_argument("--levels", type=int, default=None, help="thermometer channels L (default: the preset's)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: the preset's; made if missing)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run folder (default: 00_demonstrations_data/runs/thermometer_<preset>_seed<seed>)")
+    parser.add_argument("--threshold", type=float, default=0.2, help="well generalizing iff RMSE <= this (default 0.2)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run_thermometer_compare)
+
+
+def _run_thermometer_compare(args: argparse.Namespace) -> int:
+    from .datasets import write_datasets
+    from .paths import RUNS_DIR, datasets_dir
+    from .plotting import save_figure
+
+    preset = get_preset(args.preset)
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    n_models = args.models if args.models is not None else preset.thermometer_compare_models
+    levels = args.levels if args.levels is not None else preset.thermometer_compare_levels
+    data_dir = args.data_dir or datasets_dir(preset.name)
+    out = args.out or RUNS_DIR / f"thermometer_{preset.name}_seed{args.seed}"
+    write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
+    table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet)
+    atomic_write_bytes(out / "comparison.csv", table.to_csv(index=False, lineterminator="\n").encode())
+    summary = summarize_comparison(table, args.threshold)
+    save_json(out / "comparison.json", {"preset": preset.name, "seed": args.seed, "levels": levels, **summary})
+    save_figure(figure_encoding_comparison(table, args.threshold), "Fig_thermometer_generalization", out)
+    for encoding, entry in summary["encodings"].items():
+        print(f"{encoding:18s} n={entry['n_models']:3d}  well generalizing {entry['well_generalizing_fraction']:.2f}")
+        for column in COMPARED_COLUMNS:
+            m = entry[column]
+            print(f"    {column:15s} min {m['min']:.3f}  median {m['median']:.3f}  max {m['max']:.3f}")
+    for column, paired in summary["paired"].items():
+        p = "n/a" if paired["wilcoxon_p"] is None else f"{paired['wilcoxon_p']:.3g}"
+        print(f"paired {column:15s} median difference {paired['median_difference']:+.3f}  Wilcoxon p = {p}")
+    print(f"wrote {out / 'comparison.csv'}")
+    return 0

@@ -124,3 +124,65 @@ def test_notebook_07_runs_and_compares_both_encodings(tmp_path):
     assert load_config(tmp_path / "run" / "real_valued" / "model_000")["thermometer_levels"] in (None, 0)
     for run in ("real_valued", "thermometer_L3"):
         assert (tmp_path / "run" / run / "model_000" / "generalization_metrics.json").is_file()
+
+
+def _comparison_table(first_rmse, second_rmse):
+    import pandas as pd
+
+    rows = []
+    for encoding, rmse in (("real-valued", first_rmse), ("thermometer L=2", second_rmse)):
+        for model, value in enumerate(rmse):
+            rows.append({"encoding": encoding, "model": model, "clean_accuracy": 0.9, "ood_accuracy": 1 - value,
+                         "ood_macro_f1": 1 - value, "rmse": value, "ssim": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_comparison_summary_pairs_models_and_detects_a_shift():
+    from src.thermometer_experiment import summarize_comparison
+
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0.1, 0.7, 12)
+    shifted = base - 0.05 - rng.uniform(0, 0.01, 12)  # every model better by ~0.05: a paired shift
+    summary = summarize_comparison(_comparison_table(base, shifted), rmse_threshold=0.2)
+    real = summary["encodings"]["real-valued"]
+    assert real["n_models"] == 12
+    assert real["rmse"]["median"] == pytest.approx(np.median(base))
+    assert real["well_generalizing_fraction"] == pytest.approx(np.mean(base <= 0.2))
+    paired = summary["paired"]["rmse"]
+    assert paired["median_difference"] == pytest.approx(np.median(shifted - base))
+    assert paired["wilcoxon_p"] < 0.001  # 12 of 12 differences negative: exact p = 2 / 2**12
+    # the same values shuffled between models: the spread is unchanged but the pairing is broken
+    scrambled = summarize_comparison(_comparison_table(base, base[::-1]), rmse_threshold=0.2)
+    assert scrambled["paired"]["rmse"]["wilcoxon_p"] > 0.05
+    assert summarize_comparison(_comparison_table(base, base))["paired"]["rmse"]["wilcoxon_p"] is None
+
+
+def test_comparison_summary_rejects_malformed_tables():
+    from src.thermometer_experiment import summarize_comparison
+
+    table = _comparison_table([0.1, 0.2], [0.1, 0.3])
+    with pytest.raises(ValueError, match="lacks columns"):
+        summarize_comparison(table.drop(columns="rmse"))
+    with pytest.raises(ValueError, match="two encodings"):
+        summarize_comparison(table[table["encoding"] == "real-valued"])
+
+
+def test_thermometer_compare_cli_writes_table_summary_and_figure(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from src.cli import main
+
+    out = tmp_path / "cmp"
+    rc = main(["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "2",
+               "--data-dir", str(tmp_path / "data"), "--out", str(out), "--quiet"])
+    assert rc == 0
+    table = pd.read_csv(out / "comparison.csv")
+    assert sorted(table["encoding"].unique()) == ["real-valued", "thermometer L=2"]
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["levels"] == 2
+    assert summary["encodings"]["thermometer L=2"]["rmse"]["median"] == pytest.approx(
+        table.loc[table["encoding"] == "thermometer L=2", "rmse"].median())
+    for ext in ("pdf", "png"):
+        assert (out / f"Fig_thermometer_generalization.{ext}").stat().st_size > 1000
