@@ -117,7 +117,8 @@ def _notebook_parameters(ctx: Context, key: str) -> dict:
         "04": {"POPULATION_DIR": str(ctx.population_dir), "MODELS_DIR": str(ctx.highlighted_dir),
                "ANALYSIS_DIR": str(ctx.analysis_dir)},
         "06": {"POPULATION_DIR": str(ctx.population_dir), "CREATE_IF_MISSING": False},
-        "07": {"RUN_DIR": str(ctx.runs_dir / "thermometer")},
+        # the real-valued half of the comparison: models 0.. of the population (same preset, seed, recipe)
+        "07": {"RUN_DIR": str(ctx.runs_dir / "thermometer"), "REAL_VALUED_DIR": str(ctx.population_dir)},
     }
     return {**common, **extra.get(key, {})}
 

@@ -4,6 +4,14 @@ Channel c (c = 0 .. L-1) is 1 where x > c / L ("fixed" convention, default): eve
 the number of lit channels, ceil(L x) for x in (0, 1], is the level of x. The paper's code used the
 thresholds c / (L - 1) ("paper" convention), for which the last channel (threshold 1) is never lit
 because X <= 1; it is offered for comparison.
+
+Physics sets which channels can ever light up: the SSH Hamiltonian is chiral (it only couples the A and
+B sublattices), so every eigenstate carries exactly half its weight on each sublattice and no site
+density exceeds 1/2, with or without disorder. Channels with threshold >= 1/2 are therefore always
+dark: with L = 2 only channel 0 (x > 0) is left and the encoding erases every feature the classifier
+needs, so :data:`MIN_INFORMATIVE_LEVELS` = 3 is the smallest useful L. The bulk densities of a clean
+chain (~1/25) sit below the first threshold 1/L for L < 25, so a thermometer with L < 25 keeps the edge
+states and drops the smooth bulk profile.
 """
 
 from __future__ import annotations
@@ -15,6 +23,10 @@ import torch
 
 ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
 Convention = Literal["fixed", "paper"]
+
+
+MAX_SITE_DENSITY = 0.5  # chiral symmetry: half of every eigenstate's weight on each sublattice
+MIN_INFORMATIVE_LEVELS = 3  # the smallest L with a threshold c / L in (0, MAX_SITE_DENSITY)
 
 
 def thresholds(levels: int, convention: Convention = "fixed") -> np.ndarray:

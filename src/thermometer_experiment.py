@@ -18,7 +18,8 @@ from scipy import stats
 from .generalization import GeneralizationGrid, evaluate_model_dirs
 from .io_utils import atomic_write_bytes, save_json
 from .presets import Preset, get_preset
-from .training_utils import model_dir_name, train_models
+from .thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS
+from .training_utils import is_complete, model_dir_name, train_models
 
 COMPARED_COLUMNS = ("clean_accuracy", "ood_accuracy", "ood_macro_f1", "rmse", "ssim")
 
@@ -31,6 +32,7 @@ def compare_encodings(
     data_dir: str | Path,
     out_dir: str | Path,
     progress: bool = True,
+    real_valued_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """Train (or resume) both ensembles under ``out_dir`` and evaluate them on the preset's grid.
 
@@ -40,6 +42,9 @@ def compare_encodings(
     n_models : models per encoding (model i has the same seed in both).
     levels : thermometer channels L.
     data_dir : the preset's datasets folder. out_dir : holds ``real_valued/`` and ``thermometer_L<L>/``.
+    real_valued_dir : take the real-valued models from this finished run instead (e.g. a population
+        trained with the same preset and seed: its model ``i`` is bitwise the one this function would
+        train on CPU). Models ``0 .. n_models-1`` must be complete there; their configuration is checked.
 
     Returns
     -------
@@ -48,8 +53,20 @@ def compare_encodings(
     preset = get_preset(preset)
     if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
         raise ValueError(f"n_models must be a positive integer, got {n_models!r}")
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < MIN_INFORMATIVE_LEVELS:
+        raise ValueError(
+            f"levels must be an integer >= {MIN_INFORMATIVE_LEVELS}, got {levels!r}: no site density exceeds "
+            f"{MAX_SITE_DENSITY} (chiral symmetry), so with L = 2 only the channel x > 0 can light up and the "
+            "encoded network has nothing to learn from")
     out_dir = Path(out_dir)
-    runs = {"real-valued": (out_dir / "real_valued", None), f"thermometer L={levels}": (out_dir / f"thermometer_L{levels}", levels)}
+    real_dir = out_dir / "real_valued"
+    if real_valued_dir is not None:
+        real_dir = Path(real_valued_dir)
+        missing = [i for i in range(n_models) if not is_complete(real_dir / model_dir_name(i))]
+        if missing:
+            raise ValueError(f"real_valued_dir {real_dir} lacks the finished models {missing}: train them there "
+                             "(python -m src population --models ...) or let the comparison train its own")
+    runs = {"real-valued": (real_dir, None), f"thermometer L={levels}": (out_dir / f"thermometer_L{levels}", levels)}
     grid = GeneralizationGrid.from_preset(preset, seed)
     rows = []
     for encoding, (run_dir, thermometer_levels) in runs.items():
@@ -155,6 +172,9 @@ def add_thermometer_parser(subparsers) -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: the preset's; made if missing)")
     parser.add_argument("--out", type=Path, default=None,
                         help="run folder (default: 00_demonstrations_data/runs/thermometer_<preset>_seed<seed>)")
+    parser.add_argument("--real-valued-from", type=Path, default=None,
+                        help="reuse the real-valued models of this finished run with the same preset and seed, "
+                        "e.g. a population folder (default: train them under --out)")
     parser.add_argument("--threshold", type=float, default=0.2, help="well generalizing iff RMSE <= this (default 0.2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_thermometer_compare)
@@ -173,7 +193,8 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or datasets_dir(preset.name)
     out = args.out or RUNS_DIR / f"thermometer_{preset.name}_seed{args.seed}"
     write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
-    table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet)
+    table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet,
+                              real_valued_dir=args.real_valued_from)
     atomic_write_bytes(out / "comparison.csv", table.to_csv(index=False, lineterminator="\n").encode())
     summary = summarize_comparison(table, args.threshold)
     save_json(out / "comparison.json", {"preset": preset.name, "seed": args.seed, "levels": levels, **summary})

@@ -175,14 +175,62 @@ def test_thermometer_compare_cli_writes_table_summary_and_figure(tmp_path):
     from src.cli import main
 
     out = tmp_path / "cmp"
-    rc = main(["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "2",
+    rc = main(["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3",
                "--data-dir", str(tmp_path / "data"), "--out", str(out), "--quiet"])
     assert rc == 0
     table = pd.read_csv(out / "comparison.csv")
-    assert sorted(table["encoding"].unique()) == ["real-valued", "thermometer L=2"]
+    assert sorted(table["encoding"].unique()) == ["real-valued", "thermometer L=3"]
     summary = json.loads((out / "comparison.json").read_text())
-    assert summary["levels"] == 2
-    assert summary["encodings"]["thermometer L=2"]["rmse"]["median"] == pytest.approx(
-        table.loc[table["encoding"] == "thermometer L=2", "rmse"].median())
+    assert summary["levels"] == 3
+    assert summary["encodings"]["thermometer L=3"]["rmse"]["median"] == pytest.approx(
+        table.loc[table["encoding"] == "thermometer L=3", "rmse"].median())
     for ext in ("pdf", "png"):
         assert (out / f"Fig_thermometer_generalization.{ext}").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("W", [0.0, 1.0, 4.0])
+def test_chiral_symmetry_caps_every_site_density_at_one_half(W):
+    """Each eigenstate has weight 1/2 on each sublattice (A = even sites), so no pixel exceeds 1/2.
+
+    This is why thermometer channels with threshold >= 1/2 never light up and L >= 3 is required.
+    """
+    from src.data_generation import observables, sample_hoppings
+    from src.thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS, thresholds
+
+    rng = np.random.default_rng(11)
+    X = observables(*sample_hoppings(rng.uniform(0, 2, 300), W, rng))
+    np.testing.assert_allclose(X[:, 0::2, :].sum(axis=1), 0.5, atol=1e-9)
+    assert X.max() <= MAX_SITE_DENSITY + 1e-9
+    def informative(levels):  # channels whose threshold lies strictly between 0 and the density cap
+        t = thresholds(levels)
+        return np.count_nonzero((t > 0) & (t < MAX_SITE_DENSITY))
+
+    assert informative(MIN_INFORMATIVE_LEVELS - 1) == 0 and informative(MIN_INFORMATIVE_LEVELS) == 1
+
+
+def test_comparison_rejects_uninformative_levels(tmp_path):
+    from src.thermometer_experiment import compare_encodings
+
+    with pytest.raises(ValueError, match="chiral symmetry"):
+        compare_encodings("smoke", 0, 1, 2, tmp_path / "data", tmp_path / "run")
+
+
+def test_comparison_reuses_real_valued_models_of_a_finished_run(tmp_path):
+    from src.datasets import write_datasets
+    from src.generalization import GeneralizationGrid, evaluate_model_dirs
+    from src.thermometer_experiment import compare_encodings
+    from src.training_utils import model_dir_name, train_models
+
+    data = tmp_path / "data"
+    write_datasets("smoke", 0, data, progress=False)
+    population = tmp_path / "population"
+    with pytest.raises(ValueError, match="lacks the finished models"):
+        compare_encodings("smoke", 0, 1, 3, data, tmp_path / "run", progress=False, real_valued_dir=population)
+    train_models("smoke", data, population, [0], base_seed=0, progress=False)
+    expected = evaluate_model_dirs([population / model_dir_name(0)], GeneralizationGrid.from_preset("smoke", 0),
+                                   progress=False)[0]
+    table = compare_encodings("smoke", 0, 1, 3, data, tmp_path / "run", progress=False, real_valued_dir=population)
+    assert not (tmp_path / "run" / "real_valued").exists()
+    real = table[table["encoding"] == "real-valued"].iloc[0]
+    assert real["rmse"] == pytest.approx(expected["rmse"]) and real["ood_accuracy"] == pytest.approx(
+        expected["ood"]["accuracy"])
