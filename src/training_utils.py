@@ -36,6 +36,8 @@ import multiprocessing
 import os
 import queue as queue_module
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -582,6 +584,19 @@ def _worker_init(events: multiprocessing.Queue) -> None:
     _WORKER_EVENTS = events
     torch.set_num_threads(1)
     tune_malloc()
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
+
+
+def _exit_with_parent(parent_pid: int, period_s: float = 0.5) -> None:
+    """End this worker once the process that started it is gone.
+
+    A parent killed by SIGKILL or SIGTERM cannot stop its pool, and the orphaned workers would go on
+    training (and writing checkpoints) for hours. Exiting loses at most the epoch in progress: the
+    checkpoints are written atomically at the end of each epoch.
+    """
+    while os.getppid() == parent_pid:
+        time.sleep(period_s)
+    os._exit(1)
 
 
 def _train_group_in_worker(settings: RunSettings, indices: tuple[int, ...]) -> None:

@@ -4,6 +4,7 @@ import copy
 import csv
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -564,3 +565,35 @@ def test_cli_train(smoke_data, tmp_path, capsys):
     assert [int(r["seed"]) for r in rows] == [1_000_000, 1_000_001] and all(r["epochs_run"] == "1" for r in rows)
     assert cli_main(["train", "--preset", "smoke", "--n-models", "0", "--out", str(out), "--data", str(smoke_data), "--quiet"]) == 2
     assert cli_main(["train", "--preset", "smoke", "--out", str(out), "--data", str(tmp_path / "none"), "--quiet"]) == 2
+
+
+def test_workers_exit_when_the_parent_is_killed(smoke_data, tmp_path):
+    """SIGKILL of the training process must not leave its worker processes training on as orphans."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from src.paths import REPO_ROOT
+
+    script = ("from src.training_utils import train_models; "
+              f"train_models('smoke', {str(smoke_data)!r}, {str(tmp_path / 'run')!r}, [0, 1], max_epochs=100000, "
+              "early_stopping=False, n_workers=2, progress=False)")
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((tmp_path / "run").glob("model_*/checkpoint.pt")):  # workers are training
+            assert parent.poll() is None and time.monotonic() < deadline, "training did not start"
+            time.sleep(0.2)
+        workers = [p for p in psutil.Process(parent.pid).children(recursive=True)
+                   if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+        assert len(workers) == 2
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive, f"orphaned workers still running: {[p.pid for p in alive]}"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
