@@ -18,6 +18,7 @@ from scipy import stats
 from .generalization import GeneralizationGrid, evaluate_model_dirs
 from .io_utils import atomic_write_bytes, save_json
 from .presets import Preset, get_preset
+from .provenance import git_state
 from .thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS
 from .training_utils import is_complete, model_dir_name, train_models
 
@@ -197,7 +198,11 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
                               real_valued_dir=args.real_valued_from)
     atomic_write_bytes(out / "comparison.csv", table.to_csv(index=False, lineterminator="\n").encode())
     summary = summarize_comparison(table, args.threshold)
-    save_json(out / "comparison.json", {"preset": preset.name, "seed": args.seed, "levels": levels, **summary})
+    command = (f"python -m src thermometer-compare --preset {preset.name} --seed {args.seed} --models {n_models} "
+               f"--levels {levels} --threshold {args.threshold}")
+    save_json(out / "comparison.json", {"command": command, "preset": preset.name, "seed": args.seed,
+                                        "levels": levels, "n_models": n_models,
+                                        "commit": git_state()["commit"], **summary})
     save_figure(figure_encoding_comparison(table, args.threshold), "Fig_thermometer_generalization", out)
     for encoding, entry in summary["encodings"].items():
         print(f"{encoding:18s} n={entry['n_models']:3d}  well generalizing {entry['well_generalizing_fraction']:.2f}")
