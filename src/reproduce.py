@@ -104,7 +104,7 @@ NOTEBOOK_FIGURES = {
     "04": ("Fig_4", "Fig_12", "Fig_13"),
     "05": ("Fig_6", "Fig_target_diagram"),
     "06": ("Fig_population_summary",),
-    "07": ("Fig_thermometer", "Fig_thermometer_generalization"),
+    "07": ("Fig_thermometer", "Fig_thermometer_generalization", "Fig_thermometer_generalization_precise_bn"),
 }
 
 

@@ -17,12 +17,14 @@ from scipy import stats
 
 from .generalization import GeneralizationGrid, evaluate_model_dirs
 from .io_utils import atomic_write_bytes, save_json
+from .precise_batchnorm import write_recalibrated_copy
 from .presets import Preset, get_preset
 from .provenance import git_state
 from .thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS
 from .training_utils import is_complete, model_dir_name, train_models
 
 COMPARED_COLUMNS = ("clean_accuracy", "ood_accuracy", "ood_macro_f1", "rmse", "ssim")
+BATCHNORM_MODES = ("running", "precise")
 
 
 def compare_encodings(
@@ -34,6 +36,7 @@ def compare_encodings(
     out_dir: str | Path,
     progress: bool = True,
     real_valued_dir: str | Path | None = None,
+    batchnorm: str = "running",
 ) -> pd.DataFrame:
     """Train (or resume) both ensembles under ``out_dir`` and evaluate them on the preset's grid.
 
@@ -46,12 +49,17 @@ def compare_encodings(
     real_valued_dir : take the real-valued models from this finished run instead (e.g. a population
         trained with the same preset and seed: its model ``i`` is bitwise the one this function would
         train on CPU). Models ``0 .. n_models-1`` must be complete there; their configuration is checked.
+    batchnorm : ``"running"`` evaluates the networks as trained (BatchNorm's training-time moving
+        averages); ``"precise"`` evaluates copies under ``out_dir/precise_bn/`` whose BatchNorm statistics
+        are exact averages over the training set (:mod:`src.precise_batchnorm`), for both encodings.
 
     Returns
     -------
     DataFrame with columns ``encoding``, ``model`` and :data:`COMPARED_COLUMNS`.
     """
     preset = get_preset(preset)
+    if batchnorm not in BATCHNORM_MODES:
+        raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
     if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
         raise ValueError(f"n_models must be a positive integer, got {n_models!r}")
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < MIN_INFORMATIVE_LEVELS:
@@ -73,7 +81,11 @@ def compare_encodings(
     for encoding, (run_dir, thermometer_levels) in runs.items():
         train_models(preset, data_dir, run_dir, range(n_models), base_seed=seed,
                      thermometer_levels=thermometer_levels, progress=progress)
-        summaries = evaluate_model_dirs([run_dir / model_dir_name(i) for i in range(n_models)], grid, progress=progress)
+        model_dirs = [run_dir / model_dir_name(i) for i in range(n_models)]
+        if batchnorm == "precise":
+            copies = out_dir / "precise_bn" / ("real_valued" if thermometer_levels is None else run_dir.name)
+            model_dirs = [write_recalibrated_copy(d, copies / d.name, data_dir, preset) for d in model_dirs]
+        summaries = evaluate_model_dirs(model_dirs, grid, progress=progress)
         for index, summary in enumerate(summaries):
             rows.append({
                 "encoding": encoding,
@@ -176,6 +188,9 @@ def add_thermometer_parser(subparsers) -> None:
     parser.add_argument("--real-valued-from", type=Path, default=None,
                         help="reuse the real-valued models of this finished run with the same preset and seed, "
                         "e.g. a population folder (default: train them under --out)")
+    parser.add_argument("--batchnorm", choices=BATCHNORM_MODES, default="running",
+                        help="running: evaluate the networks as trained; precise: with BatchNorm statistics "
+                        "averaged over the training set (output names get the suffix _precise_bn) (default: running)")
     parser.add_argument("--threshold", type=float, default=0.2, help="well generalizing iff RMSE <= this (default 0.2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_thermometer_compare)
@@ -195,15 +210,17 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
     out = args.out or RUNS_DIR / f"thermometer_{preset.name}_seed{args.seed}"
     write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
     table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet,
-                              real_valued_dir=args.real_valued_from)
-    atomic_write_bytes(out / "comparison.csv", table.to_csv(index=False, lineterminator="\n").encode())
+                              real_valued_dir=args.real_valued_from, batchnorm=args.batchnorm)
+    suffix = "_precise_bn" if args.batchnorm == "precise" else ""
+    atomic_write_bytes(out / f"comparison{suffix}.csv", table.to_csv(index=False, lineterminator="\n").encode())
     summary = summarize_comparison(table, args.threshold)
     command = (f"python -m src thermometer-compare --preset {preset.name} --seed {args.seed} --models {n_models} "
-               f"--levels {levels} --threshold {args.threshold}")
-    save_json(out / "comparison.json", {"command": command, "preset": preset.name, "seed": args.seed,
-                                        "levels": levels, "n_models": n_models,
-                                        "commit": git_state()["commit"], **summary})
-    save_figure(figure_encoding_comparison(table, args.threshold), "Fig_thermometer_generalization", out)
+               f"--levels {levels} --batchnorm {args.batchnorm} --threshold {args.threshold}")
+    save_json(out / f"comparison{suffix}.json", {"command": command, "preset": preset.name, "seed": args.seed,
+                                                 "levels": levels, "n_models": n_models, "batchnorm": args.batchnorm,
+                                                 "commit": git_state()["commit"], **summary})
+    figure = figure_encoding_comparison(table, args.threshold)
+    save_figure(figure, f"Fig_thermometer_generalization{suffix}", out)
     for encoding, entry in summary["encodings"].items():
         print(f"{encoding:18s} n={entry['n_models']:3d}  well generalizing {entry['well_generalizing_fraction']:.2f}")
         for column in COMPARED_COLUMNS:
@@ -212,5 +229,5 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
     for column, paired in summary["paired"].items():
         p = "n/a" if paired["wilcoxon_p"] is None else f"{paired['wilcoxon_p']:.3g}"
         print(f"paired {column:15s} median difference {paired['median_difference']:+.3f}  Wilcoxon p = {p}")
-    print(f"wrote {out / 'comparison.csv'}")
+    print(f"wrote {out / f'comparison{suffix}.csv'}")
     return 0

@@ -272,7 +272,8 @@ def is_complete(model_dir: str | Path) -> bool:
     return all((model_dir / name).is_file() for name in RESULT_FILES)
 
 
-def _save_torch(path: Path, obj) -> None:
+def save_torch(path: Path, obj) -> None:
+    """``torch.save(obj)`` to ``path`` atomically (a killed write leaves the previous file)."""
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -435,8 +436,8 @@ def _finish(slot: _Slot, settings: RunSettings, data: TrainingData) -> None:
     """Write the final files of a finished model (config.json last) and drop its checkpoint."""
     directory = slot.directory
     model = slot.state.model
-    _save_torch(directory / "weights.pt", model.state_dict())
-    _save_torch(directory / "best_weights.pt", slot.best_state if slot.best_state is not None else model.state_dict())
+    save_torch(directory / "weights.pt", model.state_dict())
+    save_torch(directory / "best_weights.pt", slot.best_state if slot.best_state is not None else model.state_dict())
     history = {
         **slot.history,
         "epochs_run": slot.epoch,
@@ -509,7 +510,7 @@ def _train_group(settings: RunSettings, indices: Sequence[int], report: Reporter
         train_accuracy = (correct / len(data.training)).cpu().numpy()
         for k, slot in enumerate(active):
             _end_epoch(slot, settings, train_loss[k], train_accuracy[k], validation.loss[k], validation.accuracy[k])
-            _save_torch(slot.directory / CHECKPOINT, slot.checkpoint())
+            save_torch(slot.directory / CHECKPOINT, slot.checkpoint())
             report(
                 {
                     "index": slot.index,

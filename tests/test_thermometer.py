@@ -118,7 +118,7 @@ def test_notebook_07_runs_and_compares_both_encodings(tmp_path):
     params = {"PRESET": "smoke", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
               "FIGURES_DIR": str(tmp_path / "fig"), "COMPARE_LEVELS": 3, "N_MODELS": 1}
     run_notebook(REPO_ROOT / "07_thermometer_encoding.ipynb", tmp_path / "07.ipynb", params)
-    for name in ("Fig_thermometer", "Fig_thermometer_generalization"):
+    for name in ("Fig_thermometer", "Fig_thermometer_generalization", "Fig_thermometer_generalization_precise_bn"):
         assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 1000
     assert load_config(tmp_path / "run" / "thermometer_L3" / "model_000")["thermometer_levels"] == 3
     assert load_config(tmp_path / "run" / "real_valued" / "model_000")["thermometer_levels"] in (None, 0)
@@ -234,3 +234,22 @@ def test_comparison_reuses_real_valued_models_of_a_finished_run(tmp_path):
     real = table[table["encoding"] == "real-valued"].iloc[0]
     assert real["rmse"] == pytest.approx(expected["rmse"]) and real["ood_accuracy"] == pytest.approx(
         expected["ood"]["accuracy"])
+
+
+def test_thermometer_compare_precise_batchnorm_reuses_the_trained_models(tmp_path):
+    import pandas as pd
+
+    from src.cli import main
+
+    out, data = tmp_path / "cmp", tmp_path / "data"
+    common = ["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3", "--data-dir", str(data),
+              "--out", str(out), "--quiet"]
+    assert main(common) == 0
+    trained = {p: p.stat().st_mtime_ns for p in out.glob("*/model_*/weights.pt")}
+    assert main([*common, "--batchnorm", "precise"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/model_*/weights.pt")} == trained  # not retrained
+    table = pd.read_csv(out / "comparison_precise_bn.csv")
+    assert len(table) == 2
+    for run in ("real_valued", "thermometer_L3"):
+        assert (out / "precise_bn" / run / "model_000" / "generalization_metrics.json").is_file()
+    assert (out / "Fig_thermometer_generalization_precise_bn.png").stat().st_size > 1000
