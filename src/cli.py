@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .gallery import add_gallery_parser
 from .highlighted_models import add_highlight_parser
 from .population import add_population_parser
 from .presets import PRESET_NAMES
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_population_parser(subparsers)
     add_highlight_parser(subparsers)
     add_thermometer_parser(subparsers)
+    add_gallery_parser(subparsers)
     return parser
 
 
