@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from IPython.display import Image, display
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .interpretation_figures import render_cam_view, render_pca_view
 from .plotting import PHASE_LABEL, plot_phase_diagram
@@ -112,6 +113,11 @@ def summary_figure(stats: pd.DataFrame, threshold: float, bins: int = 20) -> Fig
     ax_rmse.axvline(threshold, color="k", ls="--", lw=1, label=f"well generalizing: RMSE <= {threshold:g}")
     ax_rmse.set_xlabel("RMSE(predicted, target diagram)")
     ax_rmse.legend(fontsize=8)
+    for ax in (ax_acc, ax_rmse):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    well = int((stats["rmse"] <= threshold).sum())
+    fig.suptitle(f"{len(stats)} networks; {well} well generalizing ({well / max(len(stats), 1):.0%}); median clean "
+                 f"accuracy {stats['clean_accuracy'].median():.3f}", fontsize=10)
     fig.tight_layout()
     return fig
 
