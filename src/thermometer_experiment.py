@@ -107,7 +107,7 @@ def figure_encoding_comparison(table: pd.DataFrame, rmse_threshold: float = 0.2)
     for ax, column, label in zip(axes, ("ood_accuracy", "rmse"), ("OOD accuracy (mean over sets)", "RMSE to target"),
                                  strict=True):
         values = [table.loc[table["encoding"] == e, column].to_numpy() for e in encodings]
-        ax.boxplot(values, tick_labels=encodings, widths=0.5)
+        ax.boxplot(values, tick_labels=encodings, widths=0.5, showfliers=False)  # every model is a dot
         for position, v in enumerate(values, start=1):
             ax.plot(position + rng.uniform(-0.12, 0.12, v.size), v, "o", alpha=0.7)
         ax.set_ylabel(label)
@@ -220,6 +220,9 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
                                                  "levels": levels, "n_models": n_models, "batchnorm": args.batchnorm,
                                                  "commit": git_state()["commit"], **summary})
     figure = figure_encoding_comparison(table, args.threshold)
+    if args.batchnorm == "precise":
+        figure.suptitle(f"Same seeds and recipe, two input encodings ({preset.name} preset, {n_models} models each); "
+                        "BatchNorm statistics averaged over the training set")
     save_figure(figure, f"Fig_thermometer_generalization{suffix}", out)
     for encoding, entry in summary["encodings"].items():
         print(f"{encoding:18s} n={entry['n_models']:3d}  well generalizing {entry['well_generalizing_fraction']:.2f}")
