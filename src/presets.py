@@ -40,10 +40,11 @@ class Preset:
         regenerated target diagram (the published one has 501 rows and 25 realizations).
     thermometer_levels : channels L of the thermometer encoding (visualization).
     thermometer_compare_levels, thermometer_compare_models : L and models per encoding of the
-        real-valued vs thermometer training comparison. The encoded network costs ~L^2 times more
-        per epoch, and L >= 3 is needed (no site density exceeds 1/2; see
-        :mod:`src.thermometer_encoding`), so the comparison uses L = 3 (9x) rather than the paper's
-        L = 15 (225x, a GPU job).
+        real-valued vs thermometer training comparison. The encoded network has ~L^2 times the
+        FLOPs, and L >= 3 is needed (no site density exceeds 1/2; see :mod:`src.thermometer_encoding`),
+        so the comparison uses L = 3 rather than the paper's L = 15 (225x the FLOPs, a GPU job). At
+        L = 3 a model-epoch measured ~4x the real-valued one on 2 CPU cores (small convolutions are
+        overhead-bound).
     umap_n_neighbors : UMAP neighbourhood size.
     """
 
