@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .architecture import CNN_SSH
-from .data_loaders import TensorSplit, evaluation_batches, load_training_data
+from .data_loaders import TensorSplit, evaluation_batches
 from .io_utils import load_json, save_json
 from .training_utils import RESULT_FILES, is_complete, load_config, load_model, save_torch
 
@@ -71,10 +71,11 @@ def recalibrate_batchnorm(
     return calibrated.eval()
 
 
-def write_recalibrated_copy(model_dir: str | Path, out_dir: str | Path, data_dir: str | Path, preset) -> Path:
+def write_recalibrated_copy(model_dir: str | Path, out_dir: str | Path, training: TensorSplit) -> Path:
     """Copy a finished model folder to ``out_dir`` with precise BatchNorm statistics in ``weights.pt``.
 
-    The statistics average over the training split of ``data_dir`` (the model's preset); the batch size
+    The statistics average over ``training`` (the model's training split, e.g.
+    ``load_training_data(data_dir, preset).training``, loaded once for many models); the batch size
     and thermometer levels are the model's (``config.json``). ``best_weights.pt`` is copied unchanged.
     ``batchnorm_calibration.json`` records the source folder and the number of samples. A copy that is
     already there for the same source weights is kept.
@@ -87,7 +88,6 @@ def write_recalibrated_copy(model_dir: str | Path, out_dir: str | Path, data_dir
     if is_complete(out_dir) and record.is_file() and load_json(record).get("source_weights_sha256") == source_sha256:
         return out_dir
     config = load_config(model_dir)
-    training = load_training_data(data_dir, preset).training
     model = recalibrate_batchnorm(load_model(model_dir), training, config.get("thermometer_levels"),
                                   int(config["recipe"]["batch_size"]))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .data_loaders import load_training_data
 from .generalization import GeneralizationGrid, evaluate_model_dirs
 from .io_utils import atomic_write_bytes, save_json
 from .precise_batchnorm import write_recalibrated_copy
@@ -78,13 +79,16 @@ def compare_encodings(
     runs = {"real-valued": (real_dir, None), f"thermometer L={levels}": (out_dir / f"thermometer_L{levels}", levels)}
     grid = GeneralizationGrid.from_preset(preset, seed)
     rows = []
+    training = None  # loaded once, only for precise BatchNorm statistics
     for encoding, (run_dir, thermometer_levels) in runs.items():
         train_models(preset, data_dir, run_dir, range(n_models), base_seed=seed,
                      thermometer_levels=thermometer_levels, progress=progress)
         model_dirs = [run_dir / model_dir_name(i) for i in range(n_models)]
         if batchnorm == "precise":
             copies = out_dir / "precise_bn" / ("real_valued" if thermometer_levels is None else run_dir.name)
-            model_dirs = [write_recalibrated_copy(d, copies / d.name, data_dir, preset) for d in model_dirs]
+            if training is None:
+                training = load_training_data(data_dir, preset).training
+            model_dirs = [write_recalibrated_copy(d, copies / d.name, training) for d in model_dirs]
         summaries = evaluate_model_dirs(model_dirs, grid, progress=progress)
         for index, summary in enumerate(summaries):
             rows.append({

@@ -75,19 +75,21 @@ def test_bad_inputs_are_rejected():
 
 
 def test_recalibrated_copy_of_a_trained_model(tmp_path):
+    from src.data_loaders import load_training_data
     from src.datasets import write_datasets
     from src.training_utils import is_complete, load_model, train_models
 
     data = tmp_path / "data"
     write_datasets("smoke", 0, data, progress=False)
     source = train_models("smoke", data, tmp_path / "run", [0], progress=False, thermometer_levels=3)[0]
-    copy_dir = write_recalibrated_copy(source, tmp_path / "copy", data, "smoke")
+    training = load_training_data(data, "smoke").training
+    copy_dir = write_recalibrated_copy(source, tmp_path / "copy", training)
     assert is_complete(copy_dir) and (copy_dir / CALIBRATION_FILE).is_file()
     original, calibrated = load_model(source), load_model(copy_dir)
     assert torch.equal(original.cnn_layers_1[0].weight, calibrated.cnn_layers_1[0].weight)
     assert not torch.equal(original.cnn_layers_1[1].running_mean, calibrated.cnn_layers_1[1].running_mean)
     stamp = (copy_dir / "weights.pt").stat().st_mtime_ns
-    write_recalibrated_copy(source, tmp_path / "copy", data, "smoke")  # same source: kept as is
+    write_recalibrated_copy(source, tmp_path / "copy", training)  # same source: kept as is
     assert (copy_dir / "weights.pt").stat().st_mtime_ns == stamp
     with pytest.raises(FileNotFoundError, match="not a finished model"):
-        write_recalibrated_copy(tmp_path / "missing", tmp_path / "copy2", data, "smoke")
+        write_recalibrated_copy(tmp_path / "missing", tmp_path / "copy2", training)
