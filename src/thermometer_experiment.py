@@ -79,15 +79,13 @@ def compare_encodings(
     runs = {"real-valued": (real_dir, None), f"thermometer L={levels}": (out_dir / f"thermometer_L{levels}", levels)}
     grid = GeneralizationGrid.from_preset(preset, seed)
     rows = []
-    training = None  # loaded once, only for precise BatchNorm statistics
+    training = load_training_data(data_dir, preset).training if batchnorm == "precise" else None
     for encoding, (run_dir, thermometer_levels) in runs.items():
         train_models(preset, data_dir, run_dir, range(n_models), base_seed=seed,
                      thermometer_levels=thermometer_levels, progress=progress)
         model_dirs = [run_dir / model_dir_name(i) for i in range(n_models)]
         if batchnorm == "precise":
             copies = out_dir / "precise_bn" / ("real_valued" if thermometer_levels is None else run_dir.name)
-            if training is None:
-                training = load_training_data(data_dir, preset).training
             model_dirs = [write_recalibrated_copy(d, copies / d.name, training) for d in model_dirs]
         summaries = evaluate_model_dirs(model_dirs, grid, progress=progress)
         for index, summary in enumerate(summaries):
