@@ -165,6 +165,8 @@ class PopulationSettings:
     inference_threads : torch threads of the evaluation.
     generation_threads : numba threads of the chain generator (None: all cores).
     progress : progress bars.
+    train_only : train the models and stop; evaluate on the generalization grid later (a validation
+        population whose out-of-distribution results must not be seen before a protocol is frozen).
     """
 
     preset: str
@@ -179,6 +181,7 @@ class PopulationSettings:
     inference_threads: int | None = 1
     generation_threads: int | None = None
     progress: bool = True
+    train_only: bool = False
 
     @property
     def grid(self) -> GeneralizationGrid:
@@ -262,16 +265,17 @@ def _run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
             progress=settings.progress,
             n_workers=settings.train_workers,
         )
-    evaluate_model_dirs(
-        dirs,
-        settings.grid,
-        which=settings.which,
-        threshold=settings.threshold,
-        device=settings.device,
-        inference_threads=settings.inference_threads,
-        generation_threads=settings.generation_threads,
-        progress=settings.progress,
-    )
+    if not settings.train_only:
+        evaluate_model_dirs(
+            dirs,
+            settings.grid,
+            which=settings.which,
+            threshold=settings.threshold,
+            device=settings.device,
+            inference_threads=settings.inference_threads,
+            generation_threads=settings.generation_threads,
+            progress=settings.progress,
+        )
     if not settings.keep_figures:
         for model_dir in dirs:
             for name in FIGURE_FILES:
@@ -333,6 +337,7 @@ def run_population(
     train_workers: int | None = None,
     inference_threads: int | None = 1,
     progress: bool = True,
+    train_only: bool = False,
 ) -> Path:
     """Train and evaluate the models ``model_indices`` of a population; write stats and manifest.
 
@@ -350,6 +355,8 @@ def run_population(
     keep_figures : keep the per-model training-curve figures.
     train_workers : training-engine processes in the in-process mode (default: usable cores).
     inference_threads : torch threads of the evaluation (1: see :func:`src.generalization.evaluate_model_dirs`).
+    train_only : train the pending models without evaluating them (``stats.csv`` then lists only the
+        models evaluated before).
 
     Returns
     -------
@@ -377,9 +384,10 @@ def run_population(
     settings = PopulationSettings(
         preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,
         threshold=threshold, keep_figures=keep_figures, train_workers=train_workers,
-        inference_threads=inference_threads, progress=progress,
+        inference_threads=inference_threads, progress=progress, train_only=train_only,
     )
-    pending = [i for i in indices if not is_finished(settings.model_dir(i), settings, i)]
+    pending = [i for i in indices if not (is_trained(settings.model_dir(i)) if train_only
+                                           else is_finished(settings.model_dir(i), settings, i))]
     where = "in-process"
     if pending:
         ensure_datasets(preset, settings.seed, data_dir, progress)
@@ -396,6 +404,7 @@ def run_population(
         "host": socket.gethostname(),
         "scheduler": where if scheduler is not None or workers > 1 else None,
         "workers": workers,
+        "train_only": train_only,
     }
     write_manifest(out_dir, settings, run)
     return write_stats(out_dir, threshold)
@@ -611,6 +620,8 @@ def add_population_parser(subparsers) -> None:
     parser.add_argument("--chunk-size", type=int, default=None, help="models per Dask task (default: spread over the workers)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     parser.add_argument("--threshold", type=float, default=DEFAULT_RMSE_THRESHOLD, help="RMSE cut of well generalizing (default 0.2)")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train without evaluating on the generalization grid (evaluate later with the same command)")
     parser.add_argument("--keep-training-figures", action="store_true", help="keep each model's training_curve.pdf/png")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_population_cli)
@@ -638,8 +649,11 @@ def _run_population_cli(args: argparse.Namespace) -> int:
     stats_path = run_population(
         args.preset, args.seed, out, model_indices=indices, data_dir=args.data_dir, scheduler=args.scheduler,
         workers=args.workers, chunk_size=args.chunk_size, device=args.device, threshold=args.threshold,
-        keep_figures=args.keep_training_figures, progress=not args.quiet,
+        keep_figures=args.keep_training_figures, progress=not args.quiet, train_only=args.train_only,
     )
+    if args.train_only:
+        print(f"trained; evaluate later with the same command without --train-only ({out})")
+        return 0
     stats = pd.read_csv(stats_path)
     print(stats[["model_index", "epochs_run", "test_accuracy", "ood_accuracy", "rmse", "ssim", "well_generalizing"]]
           .to_string(index=False))
