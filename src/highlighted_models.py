@@ -3,8 +3,9 @@
 The paper picked four networks from its 100-CNN population: well/poorly generalizing x good/misleading
 CAM. Here the two axes are measured:
 
-- generalization: RMSE between predicted and target phase diagrams; well generalizing iff
-  RMSE <= ``rmse_cut`` (the paper's 0.2);
+- generalization: a diagram error between predicted and target phase diagrams; well generalizing iff it
+  is <= the cut's threshold (:class:`src.generalization.GeneralizationCut`; default MAE <= 0.2, the
+  paper's cut on the metric its "RMSE" column behaves like);
 - CAM quality: the CAM score of :mod:`src.cam_utils` (share of the above-average topological CAM in the
   edge-state region, mean over clean topological test samples); good iff score >= ``score_cut``. The
   default cut is the population median of the score (no absolute scale exists for "good"; the median
@@ -12,11 +13,11 @@ CAM. Here the two axes are measured:
   absolute cut can be given instead.
 
 In each of the four classes the most typical model is the one closest to the class's component-wise
-median in the plane (RMSE / sd(RMSE), score / sd(score)) (standard deviations over the whole population,
+median in the plane (error / sd(error), score / sd(score)) (standard deviations over the whole population,
 so both axes weigh the same). When a class is empty this is reported and the model nearest to the
 class (smallest scaled distance to its quadrant, preferring models not chosen for another class) is
 taken instead. The chosen model folders are copied to ``00_demonstrations_data/models/<category>/``
-together with a ``provenance.json`` (source folder, index, RMSE, score, the rule).
+together with a ``provenance.json`` (source folder, index, error, score, the rule).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .cam_utils import (
     clean_topological_test_set,
     score_correlations,
 )
-from .generalization import DEFAULT_RMSE_THRESHOLD
+from .generalization import CUT_METRICS, DEFAULT_CUT_METRIC, DEFAULT_THRESHOLD, GeneralizationCut
 from .io_utils import atomic_write_bytes, load_json, save_json
 from .paths import HIGHLIGHTED_MODELS_DIR
 from .population import Population
@@ -60,16 +61,16 @@ class SelectionRule:
 
     Attributes
     ----------
-    rmse_cut : well generalizing iff RMSE <= rmse_cut.
+    cut : well generalizing iff the cut's diagram error (default MAE) <= its threshold (default 0.2).
     score_cut : good CAM iff score >= score_cut; None = the population median of the score.
     """
 
-    rmse_cut: float = DEFAULT_RMSE_THRESHOLD
+    cut: GeneralizationCut = GeneralizationCut()
     score_cut: float | None = None
 
     def __post_init__(self) -> None:
-        if not np.isfinite(self.rmse_cut) or self.rmse_cut < 0:
-            raise ValueError(f"rmse_cut must be finite and >= 0, got {self.rmse_cut}")
+        if not isinstance(self.cut, GeneralizationCut):
+            raise ValueError(f"cut must be a GeneralizationCut, got {self.cut!r}")
         if self.score_cut is not None and not 0 <= self.score_cut <= 1:
             raise ValueError(f"score_cut must be in [0, 1] or None (population median), got {self.score_cut}")
 
@@ -79,13 +80,14 @@ class SelectionRule:
 
     def describe(self, scores: np.ndarray) -> dict:
         """JSON-serializable statement of the rule as applied to ``scores``."""
+        metric = self.cut.metric
         return {
-            "well_generalizing": f"rmse <= {self.rmse_cut:g}",
+            "well_generalizing": f"{metric} <= {self.cut.threshold:g}",
             "good_cam": f"cam_score >= {self.resolved_score_cut(scores):.6g}",
             "score_cut_source": "population median" if self.score_cut is None else "given",
-            "typical": "closest to the class median in (rmse/sd(rmse), score/sd(score))",
+            "typical": f"closest to the class median in ({metric}/sd({metric}), score/sd(score))",
             "empty_class": "nearest model to the class quadrant in the same scaled plane",
-            "rmse_cut": self.rmse_cut,
+            "generalization_cut": self.cut.to_dict(),
             "score_cut": self.resolved_score_cut(scores),
         }
 
@@ -99,7 +101,7 @@ class HighlightedChoice:
     category : one of :data:`CATEGORIES`.
     position : row of the model in the input arrays.
     model_index : the model's index in the population.
-    rmse, score : its RMSE and CAM score.
+    error, score : its diagram error (the rule's cut metric, MAE by default) and CAM score.
     class_size : models of the population in this category (0 = empty class).
     note : how it was chosen.
     """
@@ -107,26 +109,26 @@ class HighlightedChoice:
     category: str
     position: int
     model_index: int
-    rmse: float
+    error: float
     score: float
     class_size: int
     note: str
 
 
-def _check_arrays(rmse: Sequence[float], score: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    rmse = np.asarray(rmse, dtype=np.float64)
+def _check_arrays(error: Sequence[float], score: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    error = np.asarray(error, dtype=np.float64)
     score = np.asarray(score, dtype=np.float64)
-    if rmse.ndim != 1 or rmse.shape != score.shape or rmse.size == 0:
-        raise ValueError(f"rmse and score must be non-empty 1-D arrays of equal length, got {rmse.shape}, {score.shape}")
-    if not (np.isfinite(rmse).all() and np.isfinite(score).all()):
-        raise ValueError("rmse and score must be finite for every model")
-    return rmse, score
+    if error.ndim != 1 or error.shape != score.shape or error.size == 0:
+        raise ValueError(f"error and score must be non-empty 1-D arrays of equal length, got {error.shape}, {score.shape}")
+    if not (np.isfinite(error).all() and np.isfinite(score).all()):
+        raise ValueError("error and score must be finite for every model")
+    return error, score
 
 
-def categorize(rmse: Sequence[float], score: Sequence[float], rmse_cut: float, score_cut: float) -> np.ndarray:
+def categorize(error: Sequence[float], score: Sequence[float], error_cut: float, score_cut: float) -> np.ndarray:
     """Category name of each model, (n_models,) array of strings from :data:`CATEGORIES`."""
-    rmse, score = _check_arrays(rmse, score)
-    well = np.where(rmse <= rmse_cut, "well", "poorly")
+    error, score = _check_arrays(error, score)
+    well = np.where(error <= error_cut, "well", "poorly")
     good = np.where(score >= score_cut, "good", "misleading")
     return np.char.add(np.char.add(well, "_"), good)
 
@@ -136,15 +138,15 @@ def _scale(values: np.ndarray) -> float:
     return spread if spread > 0 else 1.0
 
 
-def _distance_to_quadrant(category: str, rmse: np.ndarray, score: np.ndarray, rmse_cut: float, score_cut: float):
+def _distance_to_quadrant(category: str, error: np.ndarray, score: np.ndarray, error_cut: float, score_cut: float):
     well, good = category.split("_")
-    rmse_gap = np.clip(rmse - rmse_cut, 0, None) if well == "well" else np.clip(rmse_cut - rmse, 0, None)
+    error_gap = np.clip(error - error_cut, 0, None) if well == "well" else np.clip(error_cut - error, 0, None)
     score_gap = np.clip(score_cut - score, 0, None) if good == "good" else np.clip(score - score_cut, 0, None)
-    return np.hypot(rmse_gap / _scale(rmse), score_gap / _scale(score))
+    return np.hypot(error_gap / _scale(error), score_gap / _scale(score))
 
 
 def select_highlighted(
-    rmse: Sequence[float],
+    error: Sequence[float],
     score: Sequence[float],
     model_indices: Sequence[int] | None = None,
     rule: SelectionRule = SelectionRule(),
@@ -153,7 +155,7 @@ def select_highlighted(
 
     Parameters
     ----------
-    rmse, score : (n_models,) RMSE of the predicted phase diagram and CAM score of each model.
+    error, score : (n_models,) diagram error (the rule's cut metric) and CAM score of each model.
     model_indices : population index of each model (default 0..n-1).
     rule : the cuts.
 
@@ -161,13 +163,13 @@ def select_highlighted(
     -------
     category -> :class:`HighlightedChoice`, in the order of :data:`CATEGORIES`.
     """
-    rmse, score = _check_arrays(rmse, score)
-    indices = np.arange(rmse.size) if model_indices is None else np.asarray(model_indices, dtype=np.int64)
-    if indices.shape != rmse.shape:
-        raise ValueError(f"model_indices must have {rmse.size} entries, got {indices.shape}")
+    error, score = _check_arrays(error, score)
+    indices = np.arange(error.size) if model_indices is None else np.asarray(model_indices, dtype=np.int64)
+    if indices.shape != error.shape:
+        raise ValueError(f"model_indices must have {error.size} entries, got {indices.shape}")
     score_cut = rule.resolved_score_cut(score)
-    categories = categorize(rmse, score, rule.rmse_cut, score_cut)
-    scaled = np.stack([rmse / _scale(rmse), score / _scale(score)], axis=1)
+    categories = categorize(error, score, rule.cut.threshold, score_cut)
+    scaled = np.stack([error / _scale(error), score / _scale(score)], axis=1)
     choices: dict[str, HighlightedChoice] = {}
     taken: set[int] = set()
     populated = [c for c in CATEGORIES if (categories == c).any()]
@@ -177,18 +179,18 @@ def select_highlighted(
         position = int(members[np.argmin(np.linalg.norm(scaled[members] - centre, axis=1))])
         taken.add(position)
         choices[category] = HighlightedChoice(
-            category, position, int(indices[position]), float(rmse[position]), float(score[position]),
+            category, position, int(indices[position]), float(error[position]), float(score[position]),
             int(members.size), f"most typical of {members.size} models in the class",
         )
     for category in CATEGORIES:
         if category in choices:
             continue
-        distance = _distance_to_quadrant(category, rmse, score, rule.rmse_cut, score_cut)
-        free = [p for p in range(rmse.size) if p not in taken] or list(range(rmse.size))
+        distance = _distance_to_quadrant(category, error, score, rule.cut.threshold, score_cut)
+        free = [p for p in range(error.size) if p not in taken] or list(range(error.size))
         position = int(min(free, key=lambda p: (distance[p], p)))
         taken.add(position)
         choices[category] = HighlightedChoice(
-            category, position, int(indices[position]), float(rmse[position]), float(score[position]), 0,
+            category, position, int(indices[position]), float(error[position]), float(score[position]), 0,
             f"empty class: no model has {category.replace('_', ' generalizing, ')} CAM; nearest model taken "
             f"(scaled distance {distance[position]:.3g} from the class)",
         )
@@ -311,7 +313,7 @@ def highlight_models(
     data_dir: str | Path,
     out_dir: str | Path = HIGHLIGHTED_MODELS_DIR,
     rule: SelectionRule = SelectionRule(),
-    metric_columns: Sequence[str] = ("rmse", "ood_accuracy"),
+    metric_columns: Sequence[str] = ("mae", "rmse", "ood_accuracy"),
     region: EdgeStateRegion = EDGE_STATE_REGION,
     batch_size: int = 256,
     progress: bool = True,
@@ -321,23 +323,26 @@ def highlight_models(
 
     Parameters
     ----------
-    metrics : one row per model with a ``model_index`` column, ``rmse`` and the other ``metric_columns``.
+    metrics : one row per model with a ``model_index`` column, the rule's cut metric and the other
+        ``metric_columns``.
     model_dirs : model index -> model folder (weights.pt, config.json, phase_diagram.npz, ...).
     data_dir : datasets folder (the clean test set gives the CAM score).
     out_dir : where ``<category>/`` folders, ``cam_scores.csv`` and ``selection.json`` are written.
     source : description of the population (stored in the provenance).
     """
-    missing = [c for c in ("model_index", "rmse", *metric_columns) if c not in metrics.columns]
+    error = rule.cut.metric
+    columns = list(dict.fromkeys((error, *metric_columns)))
+    missing = [c for c in ("model_index", *columns) if c not in metrics.columns]
     if missing:
         raise ValueError(f"metrics table lacks columns {missing}; has {list(metrics.columns)}")
     scores = population_cam_scores(model_dirs, data_dir, region, batch_size, progress)
-    table = metrics[["model_index", *dict.fromkeys(("rmse", *metric_columns))]].merge(scores, on="model_index")
+    table = metrics[["model_index", *columns]].merge(scores, on="model_index")
     if len(table) != len(scores):
         raise ValueError("metrics table and model folders do not cover the same model indices")
     score_cut = rule.resolved_score_cut(table["cam_score"].to_numpy())
-    table["category"] = categorize(table["rmse"], table["cam_score"], rule.rmse_cut, score_cut)
-    correlations = score_correlations(table["cam_score"], {c: table[c] for c in dict.fromkeys(("rmse", *metric_columns))})
-    choices = select_highlighted(table["rmse"], table["cam_score"], table["model_index"], rule)
+    table["category"] = categorize(table[error], table["cam_score"], rule.cut.threshold, score_cut)
+    correlations = score_correlations(table["cam_score"], {c: table[c] for c in columns})
+    choices = select_highlighted(table[error], table["cam_score"], table["model_index"], rule)
     described = rule.describe(table["cam_score"].to_numpy())
     extra = {"region": region.to_dict(), "population": source, "data_dir": str(data_dir)}
     write_highlighted(choices, model_dirs, out_dir, described, extra)
@@ -372,7 +377,7 @@ def highlight_population(
     RMSE and the out-of-distribution accuracy of its stats table."""
     model_dirs = {index: population.model_dir(index) for index in population.indices}
     return highlight_models(
-        population.stats, model_dirs, data_dir, out_dir, rule, ("rmse", "ood_accuracy"),
+        population.stats, model_dirs, data_dir, out_dir, rule, ("mae", "rmse", "ood_accuracy"),
         batch_size=batch_size, progress=progress, source=str(population.folder),
     )
 
@@ -393,7 +398,10 @@ def add_highlight_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the datasets if they must be generated (default: 0)")
     parser.add_argument("--data", type=Path, default=None, help="datasets folder (default: 00_demonstrations_data/datasets/<preset>)")
     parser.add_argument("--out", type=Path, default=HIGHLIGHTED_MODELS_DIR, help="output folder (default: 00_demonstrations_data/models)")
-    parser.add_argument("--rmse-cut", type=float, default=DEFAULT_RMSE_THRESHOLD, help="well generalizing iff RMSE <= this (default: 0.2)")
+    parser.add_argument("--cut-metric", choices=CUT_METRICS, default=DEFAULT_CUT_METRIC,
+                        help="diagram error of the well-generalizing cut (default: mae)")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help="well generalizing iff the cut metric <= this (default: 0.2)")
     parser.add_argument("--score-cut", type=float, default=None, help="good CAM iff score >= this (default: the population median)")
     parser.add_argument("--batch-size", type=int, default=256, help="samples per forward pass (default: 256)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -409,10 +417,10 @@ def _run_highlight(args) -> int:
     data_dir = args.data or datasets_dir(args.preset)
     write_datasets(args.preset, args.seed, data_dir, progress=not args.quiet)
     result = highlight_population(
-        population, data_dir, args.out, SelectionRule(args.rmse_cut, args.score_cut), args.batch_size, not args.quiet
+        population, data_dir, args.out, SelectionRule(GeneralizationCut(args.cut_metric, args.threshold), args.score_cut), args.batch_size, not args.quiet
     )
     for category, choice in result.choices.items():
-        print(f"{category:18s} model {choice.model_index:3d}  rmse {choice.rmse:.3f}  CAM score {choice.score:.3f}  ({choice.note})")
+        print(f"{category:18s} model {choice.model_index:3d}  {args.cut_metric} {choice.error:.3f}  CAM score {choice.score:.3f}  ({choice.note})")
     for metric, corr in result.correlations.items():
         print(f"CAM score vs {metric}: Pearson {corr['pearson_r']:.3f}, Spearman {corr['spearman_rho']:.3f} (n = {corr['n']})")
     print(f"wrote {Path(args.out) / 'selection.json'}")

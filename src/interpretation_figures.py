@@ -33,6 +33,7 @@ from .cam_utils import (
 from .clustering_utils import LAYER_TITLES, Projection, activation_sets, project_pca
 from .data_generation import CLASS_NAMES
 from .datasets import write_datasets
+from .generalization import GeneralizationCut
 from .paths import datasets_dir
 from .plotting import PHASE_LABEL, plot_phase_diagram
 from .population import Population
@@ -225,7 +226,7 @@ def figure_cam_score_scatter(
     metrics: Mapping[str, np.ndarray],
     correlations: Mapping[str, Mapping[str, float]],
     score_cut: float | None = None,
-    rmse_cut: float | None = None,
+    cut: GeneralizationCut | None = None,
     highlighted: Mapping[str, int] | None = None,
     chance_level: float | None = EDGE_STATE_REGION.area_fraction,
 ) -> plt.Figure:
@@ -234,9 +235,9 @@ def figure_cam_score_scatter(
     Parameters
     ----------
     scores : (n_models,) CAM scores.
-    metrics : metric name -> (n_models,) values (e.g. "rmse", "ood_accuracy").
+    metrics : metric name -> (n_models,) values (e.g. "mae", "ood_accuracy").
     correlations : output of :func:`src.cam_utils.score_correlations` for the same metrics.
-    score_cut, rmse_cut : draw the selection cuts (rmse cut on the "rmse" panel).
+    score_cut, cut : draw the selection cuts (the generalization cut on its metric's panel).
     highlighted : category -> position of the model in ``scores``, marked and labelled.
     chance_level : score of a map whose excess is spread evenly (the region's area fraction), dotted.
     """
@@ -257,8 +258,8 @@ def figure_cam_score_scatter(
             ax.axvline(score_cut, color="k", ls="--", lw=0.8)
         if chance_level is not None:
             ax.axvline(chance_level, color="0.5", ls=":", lw=0.8)
-        if rmse_cut is not None and name == "rmse":
-            ax.axhline(rmse_cut, color="k", ls="--", lw=0.8)
+        if cut is not None and name == cut.metric:
+            ax.axhline(cut.threshold, color="k", ls="--", lw=0.8)
         for category, position in (highlighted or {}).items():
             ax.scatter(scores[position], values[position], s=60, facecolor="none", edgecolor="C3")
             ax.annotate(category, (scores[position], values[position]), fontsize="x-small", xytext=(4, 4),

@@ -58,11 +58,13 @@ from tqdm.auto import tqdm
 from .datasets import read_manifest, write_datasets
 from .device import select_device
 from .generalization import (
-    DEFAULT_RMSE_THRESHOLD,
+    CUT_METRICS,
+    DEFAULT_CUT_METRIC,
+    DEFAULT_THRESHOLD,
     WEIGHT_FILES,
+    GeneralizationCut,
     GeneralizationGrid,
     GeneralizationResult,
-    check_threshold,
     evaluate_model_dirs,
     is_evaluated,
     load_metrics,
@@ -116,9 +118,12 @@ COLUMNS: dict[str, str] = {
     "final_val_accuracy": "validation accuracy after the last epoch",
     "best_val_loss": "lowest validation loss over all epochs",
     "test_accuracy": "accuracy on the clean in-distribution test set (transition window included), last weights",
+    "mae": "mean absolute difference between the predicted and target phase diagrams (fractions in [0, 1]); "
+    "the metric the paper's 'RMSE' column behaves like (≈ 1 - OOD accuracy)",
     "rmse": "root-mean-square difference between the predicted and target phase diagrams (fractions in [0, 1])",
     "ssim": "structural similarity (scikit-image, data_range 1) between predicted and target phase diagrams",
-    "well_generalizing": "True if rmse <= the population's RMSE threshold (manifest: rmse_threshold; paper: 0.2)",
+    "well_generalizing": "True if the population's cut metric <= its threshold (manifest: generalization_cut; "
+    "default mae <= 0.2, the paper's cut on the metric its table behaves like)",
     **{
         f"ood_{name}": f"{_METRIC_MEANING[name]} on the generalization grid, mean over its n_W x R (W, realization) test sets"
         for name in METRIC_NAMES
@@ -159,7 +164,8 @@ class PopulationSettings:
     preset : preset name; seed : population seed (datasets, model seeds, grid disorder).
     out_dir, data_dir : population and datasets folders (strings).
     device : torch device name or None (best available on the machine that runs the chunk).
-    threshold : RMSE cut of "well generalizing"; which : evaluated weights ("last" as in the paper).
+    cut_metric, threshold : "well generalizing" iff cut_metric ("mae" or "rmse") <= threshold.
+    which : evaluated weights ("last" as in the paper).
     keep_figures : keep each model's training_curve.pdf/png.
     train_workers : processes of the training engine (None: the usable cores).
     inference_threads : torch threads of the evaluation.
@@ -174,7 +180,8 @@ class PopulationSettings:
     out_dir: str
     data_dir: str
     device: str | None = None
-    threshold: float = DEFAULT_RMSE_THRESHOLD
+    cut_metric: str = DEFAULT_CUT_METRIC
+    threshold: float = DEFAULT_THRESHOLD
     which: str = "last"
     keep_figures: bool = False
     train_workers: int | None = None
@@ -186,6 +193,10 @@ class PopulationSettings:
     @property
     def grid(self) -> GeneralizationGrid:
         return GeneralizationGrid.from_preset(self.preset, self.seed)
+
+    @property
+    def cut(self) -> GeneralizationCut:
+        return GeneralizationCut(self.cut_metric, self.threshold)
 
     def model_dir(self, index: int) -> Path:
         return Path(self.out_dir) / model_dir_name(index)
@@ -270,7 +281,7 @@ def _run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
             dirs,
             settings.grid,
             which=settings.which,
-            threshold=settings.threshold,
+            cut=settings.cut,
             device=settings.device,
             inference_threads=settings.inference_threads,
             generation_threads=settings.generation_threads,
@@ -332,7 +343,7 @@ def run_population(
     workers: int = 1,
     chunk_size: int | None = None,
     device: str | None = None,
-    threshold: float = DEFAULT_RMSE_THRESHOLD,
+    cut: GeneralizationCut | None = None,
     keep_figures: bool = False,
     train_workers: int | None = None,
     inference_threads: int | None = 1,
@@ -351,7 +362,7 @@ def run_population(
     workers : without a scheduler, > 1 starts a local Dask cluster of that many processes.
     chunk_size : models per Dask task (default: the pending models spread over the cluster's threads).
     device : torch device (default: best available).
-    threshold : RMSE cut of "well generalizing".
+    cut : the well-generalizing cut (default MAE <= 0.2).
     keep_figures : keep the per-model training-curve figures.
     train_workers : training-engine processes in the in-process mode (default: usable cores).
     inference_threads : torch threads of the evaluation (1: see :func:`src.generalization.evaluate_model_dirs`).
@@ -365,7 +376,7 @@ def run_population(
     started = time.time()
     preset = get_preset(preset)
     model_seed(seed, 0)  # validates the seed
-    threshold = check_threshold(threshold)
+    cut = GeneralizationCut() if cut is None else cut
     indices = list(range(preset.n_models)) if model_indices is None else sorted(set(model_indices))
     if not indices:
         raise ValueError("model_indices must name at least one model")
@@ -383,7 +394,7 @@ def run_population(
     data_dir = Path(data_dir) if data_dir is not None else datasets_dir(preset.name)
     settings = PopulationSettings(
         preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,
-        threshold=threshold, keep_figures=keep_figures, train_workers=train_workers,
+        cut_metric=cut.metric, threshold=cut.threshold, keep_figures=keep_figures, train_workers=train_workers,
         inference_threads=inference_threads, progress=progress, train_only=train_only,
     )
     pending = [i for i in indices if not (is_trained(settings.model_dir(i)) if train_only
@@ -407,14 +418,16 @@ def run_population(
         "train_only": train_only,
     }
     write_manifest(out_dir, settings, run)
-    return write_stats(out_dir, threshold)
+    return write_stats(out_dir, cut)
 
 
 # ----------------------------------------------------------------------------------------------
 # stats table and manifest
 # ----------------------------------------------------------------------------------------------
-def model_row(model_dir: str | Path, threshold: float = DEFAULT_RMSE_THRESHOLD) -> dict:
-    """The stats-table row (every key of :data:`COLUMNS`) of a finished model folder."""
+def model_row(model_dir: str | Path, cut: GeneralizationCut | None = None) -> dict:
+    """The stats-table row (every key of :data:`COLUMNS`) of a finished model folder (``cut``: default
+    MAE <= 0.2)."""
+    cut = GeneralizationCut() if cut is None else cut
     model_dir = Path(model_dir)
     config = load_config(model_dir)
     metrics = load_metrics(model_dir)
@@ -422,20 +435,21 @@ def model_row(model_dir: str | Path, threshold: float = DEFAULT_RMSE_THRESHOLD) 
         "model_index": int(config["index"]),
         "model_seed": int(config["model_seed"]),
         **training_outcome(model_dir),
+        "mae": metrics["mae"],
         "rmse": metrics["rmse"],
         "ssim": metrics["ssim"],
-        "well_generalizing": bool(metrics["rmse"] <= threshold),
+        "well_generalizing": cut.passes(metrics),
         **{f"ood_{name}": metrics["ood"][name] for name in METRIC_NAMES},
         **{f"clean_{name}": metrics["clean"][name] for name in METRIC_NAMES},
     }
     return {name: row[name] for name in COLUMNS}
 
 
-def write_stats(out_dir: str | Path, threshold: float = DEFAULT_RMSE_THRESHOLD) -> Path:
+def write_stats(out_dir: str | Path, cut: GeneralizationCut | None = None) -> Path:
     """Write ``stats.csv`` (one row per model folder with an evaluation, by index) and ``stats_columns.json``."""
     out_dir = Path(out_dir)
     rows = [
-        model_row(d, threshold)
+        model_row(d, cut)
         for d in sorted(out_dir.glob("model_*"))
         if is_trained(d) and (d / "generalization_metrics.json").is_file()
     ]
@@ -486,7 +500,7 @@ def write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> Pa
         },
         "grid": settings.grid.to_dict(),
         "evaluated_weights": WEIGHT_FILES[settings.which],
-        "rmse_threshold": settings.threshold,
+        "generalization_cut": settings.cut.to_dict(),
         "training_figures": "kept" if settings.keep_figures else
         "removed after evaluation; redraw with src.training_utils.plot_training_curves(load_history(model_dir))",
         "data_dir": settings.data_dir,
@@ -523,8 +537,10 @@ class Population:
         return [int(i) for i in self.stats["model_index"]]
 
     @property
-    def threshold(self) -> float:
-        return float(self.manifest.get("rmse_threshold", DEFAULT_RMSE_THRESHOLD))
+    def cut(self) -> GeneralizationCut:
+        """The population's well-generalizing cut (manifest ``generalization_cut``; an old manifest's
+        ``rmse_threshold`` is an RMSE cut)."""
+        return GeneralizationCut.stored_in(self.manifest, str(self.folder / MANIFEST_FILE))
 
     def model_dir(self, index: int) -> Path:
         """Folder of model ``index``; ``ValueError`` if the population has no such model."""
@@ -619,7 +635,7 @@ def add_population_parser(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=1, help="without --scheduler: local Dask worker processes (default 1: in-process)")
     parser.add_argument("--chunk-size", type=int, default=None, help="models per Dask task (default: spread over the workers)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_RMSE_THRESHOLD, help="RMSE cut of well generalizing (default 0.2)")
+    _add_cut_arguments(parser)
     parser.add_argument("--train-only", action="store_true",
                         help="train without evaluating on the generalization grid (evaluate later with the same command)")
     parser.add_argument("--keep-training-figures", action="store_true", help="keep each model's training_curve.pdf/png")
@@ -636,11 +652,23 @@ def add_population_parser(subparsers) -> None:
     evaluate.add_argument("--preset", choices=PRESET_NAMES, default=None, help="grid of this preset (default: the models')")
     evaluate.add_argument("--seed", type=int, default=0, help="disorder seed of the grid (default: 0)")
     evaluate.add_argument("--which", choices=tuple(WEIGHT_FILES), default="last", help="weights to evaluate (default: last)")
-    evaluate.add_argument("--threshold", type=float, default=DEFAULT_RMSE_THRESHOLD, help="RMSE cut (default 0.2)")
+    _add_cut_arguments(evaluate)
     evaluate.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
     evaluate.add_argument("--threads", type=int, default=1, help="torch threads for inference (default 1)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=_run_evaluate_cli)
+
+
+def _add_cut_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cut-metric", choices=CUT_METRICS, default=DEFAULT_CUT_METRIC,
+                        help="diagram error of the well-generalizing cut (default mae: the paper's cut on the metric "
+                        "its 'RMSE' column behaves like; rmse applies the number to a true RMSE)")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help="well generalizing iff the cut metric <= this (default 0.2, the paper's)")
+
+
+def _cut(args: argparse.Namespace) -> GeneralizationCut:
+    return GeneralizationCut(args.cut_metric, args.threshold)
 
 
 def _run_population_cli(args: argparse.Namespace) -> int:
@@ -648,16 +676,18 @@ def _run_population_cli(args: argparse.Namespace) -> int:
     indices = None if args.models is None else parse_model_indices(args.models)
     stats_path = run_population(
         args.preset, args.seed, out, model_indices=indices, data_dir=args.data_dir, scheduler=args.scheduler,
-        workers=args.workers, chunk_size=args.chunk_size, device=args.device, threshold=args.threshold,
+        workers=args.workers, chunk_size=args.chunk_size, device=args.device, cut=_cut(args),
         keep_figures=args.keep_training_figures, progress=not args.quiet, train_only=args.train_only,
     )
     if args.train_only:
         print(f"trained; evaluate later with the same command without --train-only ({out})")
         return 0
     stats = pd.read_csv(stats_path)
-    print(stats[["model_index", "epochs_run", "test_accuracy", "ood_accuracy", "rmse", "ssim", "well_generalizing"]]
+    print(stats[["model_index", "epochs_run", "test_accuracy", "ood_accuracy", "mae", "rmse", "ssim", "well_generalizing"]]
           .to_string(index=False))
-    print(f"{int(stats['well_generalizing'].sum())} of {len(stats)} models well generalizing (rmse <= {args.threshold:g})")
+    for metric in CUT_METRICS:
+        cut = GeneralizationCut(metric, args.threshold)
+        print(f"{int((stats[metric] <= cut.threshold).sum())} of {len(stats)} models well generalizing ({cut.label})")
     print(f"wrote {stats_path}")
     return 0
 
@@ -675,11 +705,11 @@ def _run_evaluate_cli(args: argparse.Namespace) -> int:
     preset = args.preset if args.preset is not None else load_config(dirs[0])["preset"]
     grid = GeneralizationGrid.from_preset(preset, args.seed)
     summaries = evaluate_model_dirs(
-        dirs, grid, which=args.which, threshold=args.threshold, device=args.device,
+        dirs, grid, which=args.which, cut=_cut(args), device=args.device,
         inference_threads=args.threads, progress=not args.quiet,
     )
-    print(f"{'model':12s}{'ood acc':>9s}{'clean acc':>11s}{'rmse':>8s}{'ssim':>8s}  well")
+    print(f"{'model':12s}{'ood acc':>9s}{'clean acc':>11s}{'mae':>8s}{'rmse':>8s}{'ssim':>8s}  well ({_cut(args).label})")
     for model_dir, summary in zip(dirs, summaries, strict=True):
         print(f"{model_dir.name:12s}{summary['ood']['accuracy']:9.3f}{summary['clean']['accuracy']:11.3f}"
-              f"{summary['rmse']:8.3f}{summary['ssim']:8.3f}  {summary['well_generalizing']}")
+              f"{summary['mae']:8.3f}{summary['rmse']:8.3f}{summary['ssim']:8.3f}  {summary['well_generalizing']}")
     return 0

@@ -29,6 +29,7 @@ from IPython.display import Image, display
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .generalization import CUT_METRICS, DEFAULT_CUT_METRIC, GeneralizationCut
 from .interpretation_figures import render_cam_view, render_pca_view
 from .plotting import PHASE_LABEL, plot_phase_diagram
 from .population import Population
@@ -36,9 +37,9 @@ from .training_utils import HISTORY_KEYS, plot_training_curves
 
 NON_METRIC_COLUMNS = ("model_index", "model_seed", "stopped_early", "well_generalizing")
 CORRELATION_COLUMNS = (
-    "rmse", "ssim", "ood_accuracy", "ood_macro_f1", "clean_accuracy", "test_accuracy", "final_val_loss", "epochs_run",
+    "mae", "rmse", "ssim", "ood_accuracy", "ood_macro_f1", "clean_accuracy", "test_accuracy", "final_val_loss", "epochs_run",
 )
-SUMMARY_DEFAULTS = {"metric": "rmse", "x": "rmse", "y": "ood_accuracy"}
+SUMMARY_DEFAULTS = {"metric": DEFAULT_CUT_METRIC, "x": DEFAULT_CUT_METRIC, "y": "ood_accuracy"}
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,20 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return (cumulative[ends] - cumulative[starts]) / (ends - starts)
 
 
-def summary_text(stats: pd.DataFrame, threshold: float) -> str:
-    """One paragraph: population size, fraction well generalizing, OOD accuracy and RMSE ranges."""
+def well_generalizing_counts(stats: pd.DataFrame, threshold: float) -> dict[str, int]:
+    """Models well generalizing under each cut metric at ``threshold``: ``{"mae": n, "rmse": n}``."""
+    return {metric: int((stats[metric] <= threshold).sum()) for metric in CUT_METRICS}
+
+
+def summary_text(stats: pd.DataFrame, cut: GeneralizationCut) -> str:
+    """One paragraph: population size, fraction well generalizing under ``cut`` and under the other cut
+    metric at the same threshold, OOD accuracy, MAE, RMSE and clean-accuracy ranges."""
     n = len(stats)
-    well = int((stats["rmse"] <= threshold).sum())
-    parts = [f"{n} models; {well} ({well / n:.0%}) well generalizing (RMSE <= {threshold:g})."]
-    for column, label in (("ood_accuracy", "OOD accuracy"), ("rmse", "RMSE"), ("clean_accuracy", "clean accuracy")):
+    counts = well_generalizing_counts(stats, cut.threshold)
+    others = [m for m in CUT_METRICS if m != cut.metric]
+    parts = [f"{n} models; {counts[cut.metric]} ({counts[cut.metric] / n:.0%}) well generalizing ({cut.label})"
+             + "".join(f"; {counts[m]} ({counts[m] / n:.0%}) with {m.upper()} ≤ {cut.threshold:g}" for m in others) + "."]
+    for column, label in (("ood_accuracy", "OOD accuracy"), ("mae", "MAE"), ("rmse", "RMSE"), ("clean_accuracy", "clean accuracy")):
         values = stats[column]
         parts.append(f"{label}: min {values.min():.3f}, median {values.median():.3f}, max {values.max():.3f}.")
     return " ".join(parts)
@@ -102,22 +111,27 @@ def correlation_table(stats: pd.DataFrame, columns: Sequence[str] = CORRELATION_
     return stats[list(columns)].astype(np.float64).corr(method=method)
 
 
-def summary_figure(stats: pd.DataFrame, threshold: float, bins: int = 20) -> Figure:
-    """Histograms of the OOD accuracy and of the RMSE (threshold marked) over the population."""
-    fig = Figure(figsize=(9, 3.4))
-    ax_acc, ax_rmse = fig.subplots(1, 2)
+def summary_figure(stats: pd.DataFrame, cut: GeneralizationCut, bins: int = 20) -> Figure:
+    """Histograms of the OOD accuracy, the MAE and the RMSE over the population, the threshold of ``cut``
+    marked on both diagram errors (the cut's own metric solid, the other dashed)."""
+    fig = Figure(figsize=(12, 3.4))
+    ax_acc, *ax_errors = fig.subplots(1, 3)
     ax_acc.hist(stats["ood_accuracy"], bins=bins, color="tab:blue", edgecolor="white")
     ax_acc.set_xlabel("OOD accuracy (mean over (W, realization) sets)")
     ax_acc.set_ylabel("models")
-    ax_rmse.hist(stats["rmse"], bins=bins, color="tab:orange", edgecolor="white")
-    ax_rmse.axvline(threshold, color="k", ls="--", lw=1, label=f"well generalizing: RMSE <= {threshold:g}")
-    ax_rmse.set_xlabel("RMSE(predicted, target diagram)")
-    ax_rmse.legend(fontsize=8)
-    for ax in (ax_acc, ax_rmse):
+    counts = well_generalizing_counts(stats, cut.threshold)
+    n = max(len(stats), 1)
+    for ax, metric, colour in zip(ax_errors, CUT_METRICS, ("tab:green", "tab:orange"), strict=True):
+        ax.hist(stats[metric], bins=bins, color=colour, edgecolor="white")
+        role = "the cut" if metric == cut.metric else "same number, other metric"
+        ax.axvline(cut.threshold, color="k", ls="-" if metric == cut.metric else "--", lw=1,
+                   label=f"{metric.upper()} ≤ {cut.threshold:g} ({role}): {counts[metric]} of {len(stats)}")
+        ax.set_xlabel(f"{metric.upper()}(predicted, target diagram)")
+        ax.legend(fontsize=8)
+    for ax in (ax_acc, *ax_errors):
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    well = int((stats["rmse"] <= threshold).sum())
-    fig.suptitle(f"{len(stats)} networks; {well} well generalizing ({well / max(len(stats), 1):.0%}); median clean "
-                 f"accuracy {stats['clean_accuracy'].median():.3f}", fontsize=10)
+    fig.suptitle(f"{len(stats)} networks; well generalizing ({cut.label}): {counts[cut.metric]} "
+                 f"({counts[cut.metric] / n:.0%}); median clean accuracy {stats['clean_accuracy'].median():.3f}", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -172,7 +186,7 @@ def render_phase_diagrams(population: Population, index: int, state: ViewState) 
     W, v = result.grid.W_values, result.grid.v_values
     fig = Figure(figsize=(9.5, 3.6))
     ax_pred, ax_target = fig.subplots(1, 2, sharey=True)
-    summary = result.summary(population.threshold)
+    summary = result.summary(population.cut)
     plot_phase_diagram(ax_pred, result.predicted, W, v,
                        title=f"model {index}: predicted (RMSE {summary['rmse']:.3f}, SSIM {summary['ssim']:.2f})")
     image = plot_phase_diagram(ax_target, result.target, W, v,
@@ -286,7 +300,8 @@ class PopulationBrowser:
         low, high = float(values.min()), float(values.max())
         if high <= low:
             high = low + 1.0
-        default = self.population.threshold if self.metric.value == "rmse" else float(np.median(values))
+        cut = self.population.cut
+        default = cut.threshold if self.metric.value == cut.metric else float(np.median(values))
         new_min, new_max = min(low, default), max(high, default)
         if new_min > self.threshold.max:  # keep min <= max at every step
             self.threshold.max, self.threshold.min = new_max, new_min

@@ -155,6 +155,7 @@ def _data_step() -> Step:
 
 def _population_step() -> Step:
     def run(ctx: Context) -> dict:
+        from .generalization import CUT_METRICS, DEFAULT_THRESHOLD
         from .population import load_population, run_population
 
         if not ctx.uses_shipped_population:
@@ -164,8 +165,10 @@ def _population_step() -> Step:
             "models": len(stats),
             "median clean accuracy": round(float(stats["clean_accuracy"].median()), 3),
             "median OOD accuracy": round(float(stats["ood_accuracy"].median()), 3),
+            "median MAE": round(float(stats["mae"].median()), 3),
             "median RMSE": round(float(stats["rmse"].median()), 3),
-            "well generalizing (RMSE <= 0.2)": f"{int(stats['well_generalizing'].sum())}/{len(stats)}",
+            **{f"well generalizing ({m.upper()} <= {DEFAULT_THRESHOLD:g})":
+               f"{int((stats[m] <= DEFAULT_THRESHOLD).sum())}/{len(stats)}" for m in CUT_METRICS},
         }
 
     def outputs(ctx: Context) -> list[Path]:
@@ -183,9 +186,9 @@ def _highlight_step() -> Step:
         result = highlight_population(load_population(ctx.population_dir), ctx.data_dir, ctx.highlighted_dir,
                                       progress=ctx.progress)
         chosen = ", ".join(f"{c.category}: model {c.model_index} (class of {c.class_size})" for c in result.choices.values())
-        corr = result.correlations.get("rmse", {})
+        corr = result.correlations.get("mae", {})
         return {"CAM score cut": round(float(result.score_cut), 3), "chosen": chosen,
-                "corr(CAM score, RMSE)": {k: round(float(v), 3) for k, v in corr.items()} if isinstance(corr, dict) else corr}
+                "corr(CAM score, MAE)": {k: round(float(v), 3) for k, v in corr.items()} if isinstance(corr, dict) else corr}
 
     def outputs(ctx: Context) -> list[Path]:
         return [ctx.highlighted_dir]

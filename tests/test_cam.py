@@ -26,6 +26,7 @@ from src.cam_utils import (
     upsample_maps,
 )
 from src.data_generation import observables, sample_hoppings
+from src.generalization import GeneralizationCut
 from src.highlighted_models import (
     CATEGORIES,
     PROVENANCE_FILE,
@@ -207,7 +208,7 @@ def four_clusters(rng: np.random.Generator, n: int = 10):
 
 def test_selection_takes_the_most_typical_of_each_class():
     rmse, score, truth = four_clusters(np.random.default_rng(0))
-    rule = SelectionRule(rmse_cut=0.2, score_cut=0.35)
+    rule = SelectionRule(GeneralizationCut("rmse", 0.2), score_cut=0.35)
     np.testing.assert_array_equal(categorize(rmse, score, 0.2, 0.35), truth)
     choices = select_highlighted(rmse, score, model_indices=np.arange(100, 140), rule=rule)
     assert list(choices) == list(CATEGORIES)
@@ -224,7 +225,7 @@ def test_selection_reports_an_empty_class_and_takes_the_nearest():
     rmse, score, truth = four_clusters(np.random.default_rng(1))
     keep = truth != "poorly_good"
     rmse, score = rmse[keep], score[keep]
-    choices = select_highlighted(rmse, score, rule=SelectionRule(0.2, 0.35))
+    choices = select_highlighted(rmse, score, rule=SelectionRule(GeneralizationCut("mae", 0.2), 0.35))
     empty = choices["poorly_good"]
     assert empty.class_size == 0 and "empty class" in empty.note
     positions = [c.position for c in choices.values()]
@@ -253,7 +254,7 @@ def test_write_highlighted_copies_folders_with_provenance(tmp_path):
         torch.save(random_model(index).state_dict(), folder / "weights.pt")
         (folder / "config.json").write_text(f'{{"index": {index}}}')
         model_dirs[index] = folder
-    rule = SelectionRule(0.2, 0.35)
+    rule = SelectionRule(GeneralizationCut("mae", 0.2), 0.35)
     choices = select_highlighted(rmse, score, rule=rule)
     out = tmp_path / "models"
     write_highlighted(choices, model_dirs, out, rule.describe(score), extra={"population": "test"})
@@ -262,9 +263,9 @@ def test_write_highlighted_copies_folders_with_provenance(tmp_path):
     for category, choice in choices.items():
         provenance = load_json(out / category / PROVENANCE_FILE)
         assert provenance["model_index"] == choice.model_index
-        assert provenance["rmse"] == pytest.approx(rmse[choice.position])
+        assert provenance["error"] == pytest.approx(rmse[choice.position])
         assert provenance["score"] == pytest.approx(score[choice.position])
-        assert provenance["rule"]["rmse_cut"] == 0.2
+        assert provenance["rule"]["generalization_cut"] == {"metric": "mae", "threshold": 0.2}
         assert provenance["source_folder"] == str(model_dirs[choice.model_index].resolve())
         state = torch.load(out / category / "weights.pt", weights_only=True)
         expected = random_model(choice.model_index).state_dict()
@@ -353,7 +354,7 @@ def test_highlight_models_scores_selects_and_writes(tmp_path):
         torch.save(random_model(10 + index).state_dict(), folder / "weights.pt")
         model_dirs[index] = folder
     rmse = np.array([0.1, 0.3, 0.15, 0.4, 0.05, 0.35])
-    metrics = pd.DataFrame({"model_index": range(6), "rmse": rmse, "ood_accuracy": 1 - rmse})
+    metrics = pd.DataFrame({"model_index": range(6), "mae": rmse / 2, "rmse": rmse, "ood_accuracy": 1 - rmse})
     result = highlight_models(metrics, model_dirs, tmp_path / "data", tmp_path / "models", progress=False)
     clean = clean_topological_test_set(tmp_path / "data")
     for row in result.table.itertuples():
@@ -368,7 +369,7 @@ def test_highlight_models_scores_selects_and_writes(tmp_path):
         if choice.class_size:
             assert result.table.set_index("model_index").loc[choice.model_index, "category"] == category
     with pytest.raises(ValueError, match="lacks columns"):
-        highlight_models(metrics.drop(columns="rmse"), model_dirs, tmp_path / "data", tmp_path / "models")
+        highlight_models(metrics.drop(columns="mae"), model_dirs, tmp_path / "data", tmp_path / "models")
 
 
 def test_notebook_03_runs_on_smoke(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -12,14 +14,17 @@ from src.architecture import CNN_SSH, CNN_SSH_ThermEncod
 from src.data_generation import target_diagram
 from src.generalization import (
     CNNEnsemble,
+    GeneralizationCut,
     GeneralizationGrid,
     GridBatch,
+    diagram_mae,
     diagram_rmse,
     diagram_ssim,
     evaluate_grid,
     evaluate_model_dirs,
     evaluate_models_on_grid,
     is_evaluated,
+    load_metrics,
     load_result,
     save_result,
 )
@@ -72,7 +77,7 @@ def test_oracle_reproduces_target_exactly():
     np.testing.assert_array_equal(result.target, target_diagram(GRID.W_values, GRID.v_values, 3, seed=3))
     np.testing.assert_array_equal(result.predicted, result.target)
     summary = result.summary()
-    assert summary["rmse"] == 0.0
+    assert summary["rmse"] == 0.0 and summary["mae"] == 0.0
     assert summary["ssim"] == pytest.approx(1.0)
     assert summary["well_generalizing"] is True
     assert (result.set_metrics["accuracy"] == 1.0).all()
@@ -197,12 +202,62 @@ def test_evaluate_models_on_grid_returns_consistent_results():
         assert result.summary()["rmse"] == pytest.approx(expected_rmse)
 
 
+def test_mae_and_rmse_of_known_diagrams():
+    target = np.zeros((2, 4))
+    predicted = target.copy()
+    predicted[0, 0] = 1.0  # one cell wrong by 1 of 8: MAE 1/8, RMSE sqrt(1/8)
+    assert diagram_mae(predicted, target) == pytest.approx(1 / 8)
+    assert diagram_rmse(predicted, target) == pytest.approx(np.sqrt(1 / 8))
+    spread = np.full((2, 4), 0.125)  # the same total error spread evenly: MAE unchanged, RMSE = MAE
+    assert diagram_mae(spread, target) == pytest.approx(1 / 8) and diagram_rmse(spread, target) == pytest.approx(1 / 8)
+
+
+def test_mae_is_bounded_by_the_error_fraction_and_by_the_rmse():
+    """Per cell |P - T| <= the fraction of its R chains misclassified (errors of opposite sign cancel), so
+    MAE <= 1 - OOD accuracy; and RMSE >= MAE (Jensen). Equality in the first when errors in a cell share a
+    sign, which is why the paper's "RMSE" column, linear in 1 - accuracy, behaves like an MAE."""
+    for k, result in enumerate(evaluate_models_on_grid(random_models(3, seed=5), GRID, progress=False)):
+        summary = result.summary()
+        assert summary["mae"] <= 1 - summary["ood"]["accuracy"] + 1e-12, k
+        assert summary["rmse"] >= summary["mae"] - 1e-12, k
+
+
+def test_generalization_cut_validates_and_reads_old_files():
+    assert GeneralizationCut().to_dict() == {"metric": "mae", "threshold": 0.2}
+    assert GeneralizationCut("rmse", 0.2).label == "RMSE ≤ 0.2"
+    assert GeneralizationCut().passes({"mae": 0.2}) and not GeneralizationCut().passes({"mae": 0.21})
+    with pytest.raises(ValueError, match="cut metric"):
+        GeneralizationCut("lpips", 0.2)
+    with pytest.raises(ValueError, match="finite"):
+        GeneralizationCut("mae", float("nan"))
+    assert GeneralizationCut.stored_in({"rmse_threshold": 0.3}) == GeneralizationCut("rmse", 0.3)
+    assert GeneralizationCut.stored_in({}) == GeneralizationCut()
+    with pytest.raises(ValueError, match="manifest.json: generalization_cut"):
+        GeneralizationCut.stored_in({"generalization_cut": [0.2]}, "manifest.json")
+
+
+def test_metrics_written_before_the_mae_get_it_from_their_diagrams(tmp_path):
+    directory = save_models(tmp_path, random_models(1, seed=2))[0]
+    summary = evaluate_model_dirs([directory], GRID, progress=False)[0]
+    old = {key: value for key, value in summary.items() if key not in ("mae", "generalization_cut")}
+    old["rmse_threshold"] = 0.2
+    (directory / gen.METRICS_FILE).write_text(json.dumps(old))
+    loaded = load_metrics(directory)
+    result = load_result(directory)
+    assert loaded["mae"] == pytest.approx(float(np.mean(np.abs(result.predicted - result.target))))
+    assert loaded["generalization_cut"] == {"metric": "rmse", "threshold": 0.2} and "rmse_threshold" not in loaded
+    # the next evaluation call upgrades the file to the requested cut without re-running the model
+    upgraded = evaluate_model_dirs([directory], GRID, progress=False)[0]
+    assert json.loads((directory / gen.METRICS_FILE).read_text()) == upgraded
+    assert upgraded["generalization_cut"] == {"metric": "mae", "threshold": 0.2}
+
+
 # ----------------------------------------------------------------------------------------------
 # model folders: files, skipping, resume
 # ----------------------------------------------------------------------------------------------
 def test_model_dirs_write_reload_and_skip(tmp_path):
     dirs = save_models(tmp_path, random_models(2))
-    summaries = evaluate_model_dirs(dirs, GRID, progress=False, threshold=0.5)
+    summaries = evaluate_model_dirs(dirs, GRID, progress=False, cut=GeneralizationCut("rmse", 0.5))
     for directory, summary in zip(dirs, summaries, strict=True):
         assert is_evaluated(directory, GRID)
         result = load_result(directory)
@@ -210,12 +265,16 @@ def test_model_dirs_write_reload_and_skip(tmp_path):
         assert summary["well_generalizing"] == (summary["rmse"] <= 0.5)
         assert not (directory / gen.PARTIAL_FILE).exists()
     stamp = (dirs[0] / gen.PHASE_DIAGRAM_FILE).stat().st_mtime_ns
-    again = evaluate_model_dirs(dirs, GRID, progress=False, threshold=0.5)
+    again = evaluate_model_dirs(dirs, GRID, progress=False, cut=GeneralizationCut("rmse", 0.5))
     assert again == summaries and (dirs[0] / gen.PHASE_DIAGRAM_FILE).stat().st_mtime_ns == stamp
-    # a new threshold is applied without re-running the models
-    strict = evaluate_model_dirs(dirs, GRID, progress=False, threshold=0.0)
+    # a new cut is applied without re-running the models
+    strict = evaluate_model_dirs(dirs, GRID, progress=False, cut=GeneralizationCut("rmse", 0.0))
     assert [s["rmse"] for s in strict] == [s["rmse"] for s in summaries]
     assert not any(s["well_generalizing"] for s in strict if s["rmse"] > 0)
+    by_mae = evaluate_model_dirs(dirs, GRID, progress=False, cut=GeneralizationCut("mae", 0.3))
+    assert [s["well_generalizing"] for s in by_mae] == [s["mae"] <= 0.3 for s in summaries]
+    assert load_metrics(dirs[0])["generalization_cut"] == {"metric": "mae", "threshold": 0.3}
+    assert (dirs[0] / gen.PHASE_DIAGRAM_FILE).stat().st_mtime_ns == stamp
     # new weights make the evaluation stale; another grid too
     torch.save(random_models(1, seed=9)[0].state_dict(), dirs[0] / "weights.pt")
     assert not is_evaluated(dirs[0], GRID) and is_evaluated(dirs[1], GRID)
@@ -298,7 +357,7 @@ def test_invalid_grid_parameters(changes, message):
 
 def test_invalid_settings():
     with pytest.raises(ValueError, match="threshold"):
-        evaluate_grid(oracle, 1, GRID, progress=False).result(0).summary(threshold=-0.1)
+        evaluate_grid(oracle, 1, GRID, progress=False).result(0).summary(GeneralizationCut("mae", -0.1))
     with pytest.raises(ValueError, match="chunk_size"):
         evaluate_grid(oracle, 1, GRID, chunk_size=0, progress=False)
     with pytest.raises(ValueError, match="inference_threads"):

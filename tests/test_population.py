@@ -13,7 +13,7 @@ from src import population as pop
 from src import population_browser
 from src.cli import main
 from src.datasets import write_datasets
-from src.generalization import diagram_rmse, load_metrics
+from src.generalization import GeneralizationCut, diagram_rmse, load_metrics
 from src.notebook_runner import run_notebook
 from src.paths import REPO_ROOT
 from src.population import (
@@ -102,11 +102,11 @@ def test_stats_table_round_trips_and_matches_the_model_files(full_run):
         model_dir = full_run / f"model_{int(row['model_index']):03d}"
         metrics = load_metrics(model_dir)
         history = load_history(model_dir)
-        assert row["rmse"] == metrics["rmse"]  # floats survive the CSV exactly
+        assert row["rmse"] == metrics["rmse"] and row["mae"] == metrics["mae"]  # floats survive the CSV exactly
         assert row["ood_macro_f1"] == metrics["ood"]["macro_f1"]
         assert row["clean_accuracy"] == metrics["clean"]["accuracy"]
         assert row["final_val_loss"] == history["val_loss"][-1]
-        assert row["well_generalizing"] == (row["rmse"] <= 0.2)
+        assert row["well_generalizing"] == (row["mae"] <= 0.2)  # the default cut
     round_trip = full_run / "again.csv"
     stats.to_csv(round_trip, index=False)
     pd.testing.assert_frame_equal(pd.read_csv(round_trip), stats)
@@ -207,23 +207,26 @@ def test_helpers_of_the_browser(full_run):
     table = correlation_table(stats, ("rmse", "ood_accuracy", "ssim"))
     np.testing.assert_allclose(np.diag(table), 1.0)
     assert table.loc["rmse", "ood_accuracy"] == pytest.approx(np.corrcoef(stats["rmse"], stats["ood_accuracy"])[0, 1])
-    text = summary_text(stats, threshold=1.0)
-    assert "4 models; 4 (100%) well generalizing" in text
-    assert len(summary_figure(stats, 0.2).axes) == 2
+    both = stats.assign(mae=[0.1, 0.15, 0.3, 0.5], rmse=[0.15, 0.25, 0.4, 0.6])
+    text = summary_text(both, GeneralizationCut("mae", 0.2))
+    assert "4 models; 2 (50%) well generalizing (MAE ≤ 0.2); 1 (25%) with RMSE ≤ 0.2." in text
+    assert "1 (25%) well generalizing (RMSE ≤ 0.2); 2 (50%) with MAE ≤ 0.2." in summary_text(both, GeneralizationCut("rmse", 0.2))
+    fig = summary_figure(both, GeneralizationCut())
+    assert len(fig.axes) == 3 and "2 (50%)" in fig.get_suptitle()
 
 
 def test_browser_widgets_drive_what_is_shown(full_run, monkeypatch):
     loaded = load_population(full_run)
-    stats = loaded.stats.assign(rmse=[0.15, 0.4, 0.25, 0.6])  # distinct values (smoke models are near-constant)
+    stats = loaded.stats.assign(mae=[0.15, 0.4, 0.25, 0.6])  # distinct values (smoke models are near-constant)
     population = dataclasses.replace(loaded, stats=stats)
     browser = PopulationBrowser(population)
-    # threshold above every RMSE: all models listed
+    # threshold above every MAE (the default metric): all models listed
     browser.threshold.value = browser.threshold.max
     assert [value for _, value in browser.model.options] == stats["model_index"].tolist()
     assert f"<b>{len(stats)}</b>" in browser.info.value
-    # the lowest RMSE only
-    lowest = stats.sort_values("rmse").iloc[0]
-    browser.threshold.value = float(lowest["rmse"])
+    # the lowest MAE only
+    lowest = stats.sort_values("mae").iloc[0]
+    browser.threshold.value = float(lowest["mae"])
     assert [value for _, value in browser.model.options] == [int(lowest["model_index"])]
     title = browser.figures["view"].axes[0].get_title()
     assert title.startswith(f"model {int(lowest['model_index'])}: predicted")
@@ -259,8 +262,8 @@ def test_browser_widgets_drive_what_is_shown(full_run, monkeypatch):
     # metric change resets the slider to that metric's range
     browser.metric.value = "ood_accuracy"
     assert browser.threshold.min <= stats["ood_accuracy"].min() and browser.threshold.max >= stats["ood_accuracy"].max()
-    # a filter that keeps nobody: every smoke model has RMSE > 0.2, the default cut
-    nobody = PopulationBrowser(dataclasses.replace(loaded, stats=stats.assign(rmse=[0.3, 0.4, 0.5, 0.6])))
+    # a filter that keeps nobody: every model has MAE > 0.2, the default cut
+    nobody = PopulationBrowser(dataclasses.replace(loaded, stats=stats.assign(mae=[0.3, 0.4, 0.5, 0.6])))
     assert nobody.model.value is None and "<b>0</b>" in nobody.info.value
     assert "no model" in nobody.figures["view"].axes[0].texts[0].get_text()
 
