@@ -11,7 +11,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .diagnostics import add_diagnose_parser
 from .gallery import add_gallery_parser
+from .generalization_prediction import add_predict_parser
 from .highlighted_models import add_highlight_parser
 from .population import add_population_parser
 from .presets import PRESET_NAMES
@@ -57,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(subparsers)
     add_population_parser(subparsers)
     add_highlight_parser(subparsers)
+    add_diagnose_parser(subparsers)
+    add_predict_parser(subparsers)
     add_thermometer_parser(subparsers)
     add_gallery_parser(subparsers)
     return parser

@@ -1,0 +1,98 @@
+"""Statistics of src.generalization_prediction: correlations with CIs, selection lift, the frozen protocol."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from src import generalization_prediction as gp
+from src.generalization_prediction import (
+    correlation_with_ci,
+    make_protocol,
+    predictor_table,
+    selection_lift,
+    top_k,
+    validate_protocol,
+)
+
+
+def test_correlations_match_scipy_and_their_intervals_cover_them():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=80)
+    y = 0.6 * x + rng.normal(size=80)
+    result = correlation_with_ci(x, y, n_bootstrap=1000, seed=1)
+    assert result["pearson"] == pytest.approx(stats.pearsonr(x, y).statistic)
+    assert result["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic)
+    for method in ("pearson", "spearman"):
+        assert result[f"{method}_low"] < result[method] < result[f"{method}_high"]
+        assert 0 < result[f"{method}_low"]  # a clear positive relation: the interval excludes 0
+    independent = correlation_with_ci(x, rng.normal(size=80), n_bootstrap=1000)
+    assert independent["spearman_low"] < 0 < independent["spearman_high"]
+    assert np.isnan(correlation_with_ci(x, np.ones(80))["spearman"])
+    with pytest.raises(ValueError, match="finite"):
+        correlation_with_ci([1.0, np.nan, 2.0], [1.0, 2.0, 3.0])
+
+
+def test_a_perfect_predictor_picks_the_best_k():
+    rng = np.random.default_rng(2)
+    outcome = rng.uniform(0.5, 0.9, size=50)
+    for k in (1, 5, 20):
+        lift = selection_lift(outcome, outcome, k, n_permutations=2000)
+        assert lift["selected_mean"] == pytest.approx(np.sort(outcome)[-k:].mean())
+        assert lift["lift"] == pytest.approx(lift["selected_mean"] - outcome.mean())
+        # only the best subset itself does as well: probability 1 / C(50, k) per random subset
+        assert lift["p_value"] == pytest.approx(1 / 50, abs=0.008) if k == 1 else lift["p_value"] == pytest.approx(1 / 2001)
+    # ranking by -outcome with higher_is_better=False is the same choice
+    assert set(top_k(-outcome, 5, higher_is_better=False)) == set(top_k(outcome, 5))
+    with pytest.raises(ValueError, match="k must be"):
+        top_k(outcome, 0)
+
+
+def test_a_random_predictor_gives_uniform_p_values():
+    rng = np.random.default_rng(3)
+    outcome = rng.uniform(0.5, 0.9, size=40)
+    p_values = np.array([
+        selection_lift(rng.normal(size=40), outcome, 10, n_permutations=1000, seed=i)["p_value"] for i in range(300)
+    ])
+    assert stats.kstest(p_values, "uniform").pvalue > 0.001
+    assert 0.02 <= np.mean(p_values < 0.05) <= 0.09
+    assert 0.4 <= np.median(p_values) <= 0.6
+
+
+def synthetic(seed: int, sign: float) -> pd.DataFrame:
+    """Networks whose OOD accuracy falls with ``probe_mid_bulk_shift`` (sign -1) and ignores ``epochs_run``."""
+    rng = np.random.default_rng(seed)
+    shift = rng.uniform(0, 1, size=60)
+    accuracy = 0.7 + 0.15 * sign * (shift - 0.5) + 0.03 * rng.normal(size=60)
+    return pd.DataFrame({"model_index": range(60), "probe_mid_bulk_shift": shift, "epochs_run": rng.integers(100, 300, 60),
+                         "ood_accuracy": accuracy, "mae": 1 - accuracy})
+
+
+def test_protocol_frozen_on_one_population_is_validated_on_another(monkeypatch):
+    monkeypatch.setattr(gp, "definitions_fingerprint", lambda: "fixed")
+    discovery = predictor_table(synthetic(0, -1.0), n_bootstrap=300, n_permutations=500)
+    assert discovery.iloc[0]["diagnostic"] == "probe_mid_bulk_shift" and discovery.iloc[0]["direction"] == -1
+    protocol = make_protocol(discovery, "discovery", "validation", k=10)
+    assert protocol["selection_rule"] == {**protocol["selection_rule"], "diagnostic": "probe_mid_bulk_shift",
+                                          "direction": "low", "k": 10}
+    same = validate_protocol(protocol, synthetic(1, -1.0), n_bootstrap=300)
+    row = same["replication"].set_index("diagnostic").loc["probe_mid_bulk_shift"]
+    assert row["replicated"] and same["rule"]["lift"] > 0.03 and same["rule"]["p_value"] < 0.01
+    reversed_ = validate_protocol(protocol, synthetic(1, +1.0), n_bootstrap=300)
+    assert not reversed_["replication"].set_index("diagnostic").loc["probe_mid_bulk_shift", "replicated"]
+    assert reversed_["rule"]["lift"] < 0
+    monkeypatch.setattr(gp, "definitions_fingerprint", lambda: "changed")
+    with pytest.raises(ValueError, match="definitions changed"):
+        validate_protocol(protocol, synthetic(1, -1.0))
+
+
+def test_definitions_fingerprint_is_reproducible_and_tracks_definitions(monkeypatch):
+    first = gp.definitions_fingerprint()
+    assert gp.definitions_fingerprint() == first
+    from src import interventions
+
+    monkeypatch.setattr(interventions, "DEFAULT_DECAY", 0.6)
+    monkeypatch.setattr(interventions.probe_responses, "__defaults__", (0.6,))
+    assert gp.definitions_fingerprint() != first
