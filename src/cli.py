@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .batchnorm_study import add_precise_bn_parser
 from .diagnostics import add_diagnose_parser
 from .gallery import add_gallery_parser
 from .generalization_prediction import add_predict_parser
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_highlight_parser(subparsers)
     add_diagnose_parser(subparsers)
     add_predict_parser(subparsers)
+    add_precise_bn_parser(subparsers)
     add_thermometer_parser(subparsers)
     add_gallery_parser(subparsers)
     return parser

@@ -41,6 +41,7 @@ OUTCOMES = ("ood_accuracy", "mae")
 LIFT_KS = (5, 10, 20)
 PROTOCOL_FILE = "diagnostics_protocol.json"
 PREDICTORS_FILE = "predictors.csv"
+VALIDATION_FILE = "protocol_validation.json"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -179,6 +180,43 @@ def predictor_table(
 
 
 # ----------------------------------------------------------------------------------------------
+# the mechanism: what fails, where
+# ----------------------------------------------------------------------------------------------
+DISORDER_BANDS = ((0.0, 0.5), (0.5, 1.5), (1.5, 3.0), (3.0, 5.0))
+
+
+def recall_by_band(model_dir: str | Path, bands: Sequence[tuple[float, float]] = DISORDER_BANDS) -> dict[str, float]:
+    """Each class's recall averaged over the (W, realization) test sets of each disorder band [low, high).
+
+    The last band includes its upper end. Read from the model's ``phase_diagram.npz`` (OOD data: use it to
+    explain a result, never as a predictor). Keys ``recall_<class>_W<low>-<high>`` for class trivial and
+    topological.
+    """
+    from .generalization import load_result
+
+    result = load_result(model_dir)
+    W = result.grid.W_values
+    out = {}
+    for position, (low, high) in enumerate(bands):
+        last = position == len(bands) - 1
+        rows = (W >= low) & ((W <= high) if last else (W < high))
+        if not rows.any():
+            raise ValueError(f"{model_dir}: no grid row has {low} <= W {'<=' if last else '<'} {high}")
+        for name in ("trivial", "topological"):
+            out[f"recall_{name}_W{low:g}-{high:g}"] = float(np.mean(result.set_metrics[f"recall_{name}"][rows]))
+    return out
+
+
+def population_recall_by_band(population_dir: str | Path, indices: Sequence[int],
+                              bands: Sequence[tuple[float, float]] = DISORDER_BANDS) -> pd.DataFrame:
+    """:func:`recall_by_band` of every listed model of a population, one row each (with ``model_index``)."""
+    from .training_utils import model_dir_name
+
+    return pd.DataFrame([{"model_index": int(i), **recall_by_band(Path(population_dir) / model_dir_name(int(i)), bands)}
+                         for i in indices])
+
+
+# ----------------------------------------------------------------------------------------------
 # the frozen protocol and its validation
 # ----------------------------------------------------------------------------------------------
 def definitions_fingerprint(n_samples: int = 24) -> str:
@@ -305,6 +343,9 @@ def _run_predict(args: argparse.Namespace) -> int:
         print(f"froze {args.freeze}: rule = top {rule['k']} by {rule['direction']} {rule['diagnostic']}")
     if args.protocol is not None:
         result = validate_protocol(load_json(args.protocol), table, seed=args.seed)
+        save_json(args.population / VALIDATION_FILE, {
+            "protocol": str(args.protocol), **{k: v for k, v in result.items() if k != "replication"},
+            "replication": result["replication"].to_dict(orient="records")})
         print(result["replication"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         rule = result["rule"]
         print(f"{result['n_replicated']} of {result['n_tested']} diagnostics replicate on {result['n_models']} networks; "
