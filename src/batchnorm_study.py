@@ -22,7 +22,7 @@ from scipy import stats as scipy_stats
 from tqdm.auto import tqdm
 
 from .data_loaders import load_training_data
-from .generalization import GeneralizationGrid, evaluate_model_dirs, load_metrics, load_result
+from .generalization import GeneralizationGrid, evaluate_model_dirs, load_metrics, load_result, thread_limits
 from .io_utils import atomic_write_bytes, load_json, save_json
 from .paths import RUNS_DIR
 from .precise_batchnorm import write_recalibrated_copy
@@ -70,8 +70,9 @@ def precise_bn_study(population_dir: str | Path, copies_dir: str | Path | None =
     grid = GeneralizationGrid.from_dict(manifest["grid"])
     training = load_training_data(manifest["data_dir"], manifest["preset"]).training
     sources = [population.model_dir(i) for i in population.indices]
-    copies = [write_recalibrated_copy(d, copies_dir / d.name, training)
-              for d in tqdm(sources, desc="precise BN", unit="model", disable=not progress)]
+    with thread_limits(inference_threads=1):  # small batches: one thread beats two on a loaded machine
+        copies = [write_recalibrated_copy(d, copies_dir / d.name, training)
+                  for d in tqdm(sources, desc="precise BN", unit="model", disable=not progress)]
     recalibrated = evaluate_model_dirs(copies, grid, cut=population.cut, progress=progress)
     rows = []
     for index, source, copy, summary in zip(population.indices, sources, copies, recalibrated, strict=True):

@@ -180,6 +180,29 @@ def predictor_table(
 
 
 # ----------------------------------------------------------------------------------------------
+# the paper's metric
+# ----------------------------------------------------------------------------------------------
+PAPER_RMSE_FIT = {"slope": 0.99, "intercept": 0.02, "pearson": 0.995}
+
+
+def error_metric_fits(stats: pd.DataFrame, metrics: Sequence[str] = ("mae", "rmse")) -> pd.DataFrame:
+    """Least-squares line metric = slope (1 - OOD accuracy) + intercept and Pearson r, per diagram metric.
+
+    The paper's per-network table has its "RMSE" column on the line :data:`PAPER_RMSE_FIT`; the metric whose
+    fit matches it is the one the paper's cut "RMSE <= 0.2" was applied to.
+    """
+    error = 1 - stats["ood_accuracy"].to_numpy(dtype=np.float64)
+    rows = []
+    for metric in metrics:
+        values = stats[metric].to_numpy(dtype=np.float64)
+        slope, intercept = np.polyfit(error, values, 1)
+        rows.append({"metric": metric, "slope": float(slope), "intercept": float(intercept),
+                     "pearson": float(np.corrcoef(error, values)[0, 1]),
+                     "well_generalizing_at_0.2": int(np.sum(values <= 0.2))})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------
 # the mechanism: what fails, where
 # ----------------------------------------------------------------------------------------------
 DISORDER_BANDS = ((0.0, 0.5), (0.5, 1.5), (1.5, 3.0), (3.0, 5.0))

@@ -96,3 +96,30 @@ def test_definitions_fingerprint_is_reproducible_and_tracks_definitions(monkeypa
     monkeypatch.setattr(interventions, "DEFAULT_DECAY", 0.6)
     monkeypatch.setattr(interventions.probe_responses, "__defaults__", (0.6,))
     assert gp.definitions_fingerprint() != first
+
+
+def test_error_metric_fits_recover_a_known_line():
+    accuracy = np.linspace(0.5, 0.95, 30)
+    stats_table = pd.DataFrame({"ood_accuracy": accuracy, "mae": 1.0 * (1 - accuracy),
+                                "rmse": 0.99 * (1 - accuracy) + 0.02})
+    fits = gp.error_metric_fits(stats_table).set_index("metric")
+    assert fits.loc["rmse", "slope"] == pytest.approx(0.99) and fits.loc["rmse", "intercept"] == pytest.approx(0.02)
+    assert fits.loc["mae", "pearson"] == pytest.approx(1.0)
+    assert fits.loc["mae", "well_generalizing_at_0.2"] == int(np.sum(1 - accuracy <= 0.2))
+
+
+def test_recall_by_band_averages_the_stored_set_metrics(tmp_path):
+    from src.generalization import GeneralizationGrid, GeneralizationResult, save_result
+    from src.metrics import METRIC_NAMES
+
+    grid = GeneralizationGrid(n_W=6, W_max=5.0, n_realizations=2, n_v=4, v_max=2.0, seed=0)
+    rng = np.random.default_rng(0)
+    sets = {name: rng.uniform(size=(6, 2)) for name in METRIC_NAMES}
+    counts = rng.integers(0, 3, size=(6, 4))
+    save_result(GeneralizationResult(grid, counts, counts, sets), tmp_path)
+    recalls = gp.recall_by_band(tmp_path, bands=((0.0, 2.0), (2.0, 5.0)))
+    W = grid.W_values  # 0, 1, 2, 3, 4, 5: rows 0-1 below 2, rows 2-5 in [2, 5]
+    assert recalls["recall_trivial_W0-2"] == pytest.approx(np.float32(sets["recall_trivial"][W < 2]).mean(), rel=1e-6)
+    assert recalls["recall_topological_W2-5"] == pytest.approx(np.float32(sets["recall_topological"][W >= 2]).mean(), rel=1e-6)
+    with pytest.raises(ValueError, match="no grid row"):
+        gp.recall_by_band(tmp_path, bands=((5.5, 6.0),))
