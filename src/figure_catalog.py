@@ -49,7 +49,7 @@ SECTIONS: tuple[Section, ...] = (
         FigureEntry("Fig_test_probability_vs_v", "Predicted probability of 'topological' against v on the clean test set, "
                                                  "whose window 0.8 < v < 1.2 was never trained on; the step is the label"),
         FigureEntry("Fig_accuracy_vs_W", "Accuracy and recall of each class of the same network against the disorder "
-                                         "strength W (W <= 0.05 was part of training)"),
+                                         "strength W (W ≤ 0.05 was part of training)"),
     )),
     Section("Class activation maps (notebook 03)", (
         FigureEntry("Fig_2", "Fig. 2: topological-class CAM of one clean topological chain for the toy model and four "
@@ -81,18 +81,19 @@ SECTIONS: tuple[Section, ...] = (
                                                                  "over the training set (precise BN)"),
     )),
     Section("Can clean data tell which networks generalize? (notebook 08)", (
-        FigureEntry("Fig_predictors", "The best clean-data diagnostics (computed from W <= 0.05 chains only) against "
-                                      "each network's OOD accuracy, with Spearman correlations"),
-        FigureEntry("Fig_lift_curves", "Selection lift: mean OOD accuracy of the top-k networks a diagnostic picks, "
-                                       "against random k-subsets, as k grows"),
-        FigureEntry("Fig_recall_by_band", "Recall of each class in each disorder band against the CAM score: which "
-                                          "phase the failing networks get wrong, and where"),
-        FigureEntry("Fig_probe_images", "The intervention probes: a clean chain's input and its edited copies "
-                                        "(zero-mode columns replaced, edge-like density inserted)"),
-        FigureEntry("Fig_precise_bn", "Every network's OOD accuracy as trained against its accuracy with precise "
-                                      "BatchNorm statistics (paired)"),
-        FigureEntry("Fig_protocol_validation", "The frozen protocol on the independent seed-1 population: each "
-                                               "diagnostic's Spearman correlation with its 95 % CI, and the frozen rule's lift"),
+        FigureEntry("Fig_predictors", "The clean-data diagnostics (from W ≤ 0.05 chains only) most correlated with "
+                                      "OOD accuracy, each against it, one dot per network, Spearman with 95 % CI"),
+        FigureEntry("Fig_lift_curves", "Selection lift: mean OOD accuracy of the k networks a diagnostic picks against "
+                                       "k, beside random k-subsets (grey, 95 %) and the best possible pick (dashed)"),
+        FigureEntry("Fig_recall_by_band", "Recall of the trivial and of the topological class in each disorder band "
+                                          "against a per-network score: which phase the failing networks get wrong, where"),
+        FigureEntry("Fig_probe_images", "What the networks see: X of a clean topological chain, an Anderson-localized "
+                                        "disordered trivial chain, a clean trivial chain, and it with a probe's localized density"),
+        FigureEntry("Fig_precise_bn", "Per network, as trained (running BatchNorm averages) against precise BN: OOD "
+                                      "accuracy and the fraction of the W ≥ 2 region called topological"),
+        FigureEntry("Fig_protocol_validation", "The frozen protocol out of sample: each diagnostic's Spearman with OOD "
+                                               "accuracy on the validation population (95 % CI; filled: replicated), "
+                                               "its discovery value as a cross"),
     )),
 )
 #: heading of the section listing the figures found in the folder but absent from :data:`SECTIONS`

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from .batchnorm_study import SUMMARY_FILE as PRECISE_BN_SUMMARY_FILE
 from .generalization import CUT_METRICS, DEFAULT_THRESHOLD
-from .generalization_prediction import PREDICTORS_FILE
+from .generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE
 from .io_utils import load_json
 from .population import STATS_FILE
 from .population_browser import well_generalizing_counts
 
-PRECISE_BN_SUMMARY_FILE = "precise_bn_summary.json"
-VALIDATION_FILE = "protocol_validation.json"
 #: the paper's numbers for the key-number rows; "not given" where the project has none to compare with
 PAPER = {
     "networks": "100",
