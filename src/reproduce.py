@@ -12,6 +12,7 @@ of each step, the preset and the package versions.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -321,12 +322,13 @@ def _summary(ctx: Context, records: list[dict]) -> str:
 def _figures_markdown(ctx: Context) -> list[str]:
     from .figure_catalog import present_sections
 
+    folder = Path(os.path.relpath(ctx.figures_dir, ctx.report_dir)).as_posix()  # links relative to the report
     lines = []
     for section in present_sections(ctx.figures_dir):
         lines += [f"### {section.heading}", ""]
         for entry in section.figures:
             caption = entry.caption or "not in the figure catalogue (src/figure_catalog.py)"
-            lines += [f"![{entry.name}](../figures/{entry.name}.png)", "", f"{caption} (`{entry.name}`)", ""]
+            lines += [f"![{entry.name}]({folder}/{entry.name}.png)", "", f"{caption} (`{entry.name}`)", ""]
     return lines or ["No figures were found in `figures/`.", ""]
 
 
