@@ -4,7 +4,8 @@
 
 Each figure named in :data:`GALLERY` is copied from ``<figures>/<name>.png``, scaled down to at most
 ``width`` pixels wide (aspect ratio kept, Lanczos filter), reduced to a 256-colour palette and written
-atomically.
+atomically. The README's gallery table is :func:`gallery_markdown` (printed by the command), its captions
+those of :mod:`src.figure_catalog`.
 """
 
 from __future__ import annotations
@@ -15,21 +16,15 @@ from pathlib import Path
 
 from PIL import Image
 
+from .figure_catalog import CAPTIONS
 from .io_utils import atomic_write_bytes
 from .paths import FIGURES_DIR, REPO_ROOT
 
-GALLERY = {
-    "Fig_3": "Fig. 3: fidelity of each eigenstate against v, clean (a) and at W = 0.15 (b)",
-    "Fig_6": "Fig. 6: disorder broadens the transition and moves it past v = 1",
-    "Fig_target_diagram": "The target phase diagram regenerated from seeds, beside the published one",
-    "Fig_2": "Fig. 2: toy-model CAM, the four highlighted networks' CAMs and their phase diagrams",
-    "Fig_CAM_score_vs_generalization": "The CAM score against the RMSE and OOD accuracy of every network",
-    "Fig_4": "Fig. 4: PCA of the GAP features, two networks x five disorder strengths",
-    "Fig_12": "Fig. 12: UMAP of the activations, five layers x four disorder strengths",
-    "Fig_population_summary": "The population: OOD accuracy and RMSE histograms, fraction well generalizing",
-    "Fig_thermometer": "Thermometer encoding of one chain",
-    "Fig_thermometer_generalization_precise_bn": "Real-valued vs thermometer input, same seeds",
-}
+#: the gallery's figures, in the catalogue's order; captions from :data:`src.figure_catalog.CAPTIONS`
+GALLERY = {name: CAPTIONS[name] for name in (
+    "Fig_3", "Fig_6", "Fig_target_diagram", "Fig_2", "Fig_CAM_score_vs_generalization", "Fig_4", "Fig_12",
+    "Fig_population_summary", "Fig_thermometer", "Fig_thermometer_generalization_precise_bn",
+)}
 GALLERY_DIR = REPO_ROOT / "docs" / "gallery"
 
 
@@ -59,6 +54,23 @@ def write_gallery(figures_dir: str | Path = FIGURES_DIR, out_dir: str | Path = G
     return [thumbnail(figures_dir / f"{name}.png", Path(out_dir) / f"{name}.png", width) for name in GALLERY]
 
 
+def gallery_markdown(columns: int = 2, folder: str = "docs/gallery") -> str:
+    """The README's gallery table: rows of ``columns`` thumbnails, each row followed by their captions.
+
+    Parameters
+    ----------
+    columns : thumbnails per row.
+    folder : the thumbnails' folder as the README links it (relative to the repository root).
+    """
+    names = list(GALLERY)
+    lines = ["|" + " |" * columns, "|" + "---|" * columns]
+    for start in range(0, len(names), columns):
+        row = names[start:start + columns] + [""] * (columns - len(names[start:start + columns]))
+        lines.append("| " + " | ".join(f"![{n}]({folder}/{n}.png)" if n else "" for n in row) + " |")
+        lines.append("| " + " | ".join(GALLERY.get(n, "") for n in row) + " |")
+    return "\n".join(lines)
+
+
 def add_gallery_parser(subparsers) -> None:
     """Register ``python -m src gallery``."""
     parser = subparsers.add_parser("gallery", help="reduced copies of the figures for the README gallery",
@@ -72,4 +84,5 @@ def add_gallery_parser(subparsers) -> None:
 def _run_gallery(args: argparse.Namespace) -> int:
     for path in write_gallery(args.figures, args.out, args.width):
         print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+    print("README gallery table:", gallery_markdown(), sep="\n")
     return 0

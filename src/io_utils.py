@@ -1,7 +1,8 @@
 """Safe, atomic file input/output: ``.npz`` without pickle and JSON.
 
 Every writer goes through a temporary file in the destination folder followed by ``os.replace``, so a
-killed process never leaves a half-written file under the final name. Readers turn missing or malformed
+killed process never leaves a half-written file under the final name; the file gets the permissions of a
+plain ``open(path, "w")`` (0666 less the umask), not the temporary file's private 0600. Readers turn missing or malformed
 files into clear ``FileNotFoundError`` / ``ValueError`` messages that name the file.
 """
 
@@ -19,12 +20,29 @@ from typing import Any
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process's file-mode creation mask, read without ever loosening it (not even for an instant)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o077)  # the only portable read is a set: set the strictest mask meanwhile, then restore
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file + rename); parent folders are created."""
+    """Write ``data`` to ``path`` atomically (temporary file + rename); parent folders are created.
+
+    The file's mode is 0666 less the umask, as for a file created by ``open``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

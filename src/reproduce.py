@@ -3,13 +3,16 @@
 Steps run in order; each writes its outputs and a stamp (``report/steps/<step>.json`` with the preset,
 seed, outputs, wall time and key numbers). A step whose stamp matches the preset and seed and whose
 outputs all exist is skipped, so an interrupted run resumes where it stopped (``--force`` redoes all).
-A failing step stops the run with its name and a hint of what to do. At the end ``report/report.md``
-collects the figures, the key numbers, the preset, seeds, package versions and the time of each step.
+A failing step stops the run with its name and a hint of what to do. At the end ``report/report.md`` (and
+the same as one self-contained ``report/report.html``) tells what was run, the key numbers beside the
+paper's, the findings, the figures in the paper's order with captions (:mod:`src.figure_catalog`), the time
+of each step, the preset and the package versions.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -83,6 +86,20 @@ class Context:
     @property
     def analysis_dir(self) -> Path:
         return self.runs_dir / "analysis"
+
+    @property
+    def validation_dir(self) -> Path | None:
+        """The independent population that tests the frozen diagnostics protocol, if this run's population is
+        the one the protocol (``00_demonstrations_data/diagnostics_protocol.json``) was frozen on."""
+        from .generalization_prediction import PROTOCOL_FILE
+
+        path = DEMO_DIR / PROTOCOL_FILE
+        if not path.is_file():
+            return None
+        protocol = load_json(path)
+        if (REPO_ROOT / protocol["discovery_population"]).resolve() != self.population_dir.resolve():
+            return None
+        return REPO_ROOT / protocol["validation_population"]
 
 
 @dataclass
@@ -278,30 +295,83 @@ def run_pipeline(preset: str | Preset, seed: int = 0, out_dir: Path = DEMO_DIR, 
     return write_report(ctx, records)
 
 
-def write_report(ctx: Context, records: list[dict]) -> Path:
-    """Markdown report: steps with times and key numbers, the figures, preset, seed and versions."""
-    lines = [
-        f"# Reproduction report: preset `{ctx.preset.name}`, seed {ctx.seed}",
-        "",
-        f"Commit `{git_state()['commit'][:10]}`, {time.strftime('%Y-%m-%d %H:%M:%S')}, {platform.platform()}.",
-        "",
-        "## Steps",
-        "",
-        "| step | time (s) | key numbers |",
-        "|---|---:|---|",
-    ]
+def _display_path(path: Path, *roots: Path) -> str:
+    """``path`` relative to the first of ``roots`` that contains it, else absolute."""
+    for root in roots:
+        if path.resolve().is_relative_to(root.resolve()):
+            return str(path.resolve().relative_to(root.resolve()))
+    return str(path)
+
+
+def _summary(ctx: Context, records: list[dict]) -> str:
+    state = git_state()
+    commit = f"`{state['commit'][:10]}`" + (" (with uncommitted changes)" if state["dirty"] else "")
+    ran = [r for r in records if not r.get("skipped")]
+    population = _display_path(ctx.population_dir, REPO_ROOT, ctx.out_dir)
+    origin = "the shipped population" if ctx.uses_shipped_population else "trained and evaluated by this pipeline"
+    preset = ctx.preset
+    sizes = (f"{preset.n_models} networks, up to {preset.max_epochs} epochs, OOD grid of {preset.grid_n_W} W × "
+             f"{preset.grid_n_realizations} realizations × {preset.grid_n_v} v")
+    return (f"A run of the `{preset.name}` preset ({sizes}) with master seed {ctx.seed} at commit {commit}, reported "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} on {platform.platform()}. It ran {len(ran)} of "
+            f"the {len(records)} pipeline steps ({sum(r['seconds'] for r in ran):.1f} s); the others were up to date "
+            f"from an earlier run. The networks: `{population}` ({origin}). Figures are in `figures/` and executed "
+            f"notebooks in `executed_notebooks/` under `{_display_path(ctx.out_dir, REPO_ROOT)}`.")
+
+
+def _figures_markdown(ctx: Context) -> list[str]:
+    from .figure_catalog import present_sections
+
+    folder = Path(os.path.relpath(ctx.figures_dir, ctx.report_dir)).as_posix()  # links relative to the report
+    lines = []
+    for section in present_sections(ctx.figures_dir):
+        lines += [f"### {section.heading}", ""]
+        for entry in section.figures:
+            caption = entry.caption or "not in the figure catalogue (src/figure_catalog.py)"
+            lines += [f"![{entry.name}]({folder}/{entry.name}.png)", "", f"{caption} (`{entry.name}`)", ""]
+    return lines or ["No figures were found in `figures/`.", ""]
+
+
+def report_markdown(ctx: Context, records: list[dict]) -> str:
+    """The run report as Markdown: summary, key numbers, findings, figures by section, steps, preset, versions.
+
+    Parameters
+    ----------
+    ctx : the run (preset, seed, folders; the population's files feed the numbers and findings).
+    records : one stamp per pipeline step (``step``, ``seconds``, ``numbers``, ``skipped``).
+    """
+    from .findings import findings_markdown, key_numbers_markdown
+
+    lines = [f"# Reproduction report: preset `{ctx.preset.name}`, seed {ctx.seed}", "", _summary(ctx, records), ""]
+    table = key_numbers_markdown(ctx.population_dir)
+    lines += ["## Key numbers", "", table or "The population has no `stats.csv` yet.", ""]
+    findings = findings_markdown(ctx.population_dir, ctx.validation_dir)
+    if findings:
+        lines += ["## Findings", "", findings, ""]
+    lines += ["## Figures", "", *_figures_markdown(ctx)]
+    lines += ["## Steps", "", "| step | time (s) | key numbers |", "|---|---:|---|"]
     for record in records:
         numbers = ", ".join(f"{k} = {v}" for k, v in record.get("numbers", {}).items())
         skipped = " (up to date, skipped)" if record.get("skipped") else ""
         lines.append(f"| {record['step']}{skipped} | {record['seconds']} | {numbers} |")
     total = sum(r["seconds"] for r in records if not r.get("skipped"))
-    lines += ["", f"Total time of the steps run now: {total:.1f} s.", "", "## Figures", ""]
-    for png in sorted(ctx.figures_dir.glob("*.png")):
-        lines += [f"### {png.stem}", "", f"![{png.stem}](../figures/{png.name})", ""]
-    lines += ["## Preset", "", "```", *(f"{k}: {v}" for k, v in ctx.preset.to_dict().items()), "```", "",
+    lines += ["", f"Total time of the steps run now: {total:.1f} s.", "",
+              "## Preset", "", "```", *(f"{k}: {v}" for k, v in ctx.preset.to_dict().items()), "```", "",
               "## Versions", "", *(f"- {k} {v}" for k, v in package_versions().items()), ""]
-    path = ctx.report_dir / "report.md"
-    atomic_write_bytes(path, "\n".join(lines).encode())
+    return "\n".join(lines)
+
+
+def write_report(ctx: Context, records: list[dict]) -> Path:
+    """Write ``report/report.md`` and beside it ``report/report.html`` (self-contained, figures embedded).
+
+    Returns the path of the Markdown report.
+    """
+    from .html_report import markdown_to_html
+
+    text = report_markdown(ctx, records)
+    path = atomic_write_bytes(ctx.report_dir / "report.md", text.encode())
+    title = f"Reproduction report: preset {ctx.preset.name}, seed {ctx.seed}"
+    atomic_write_bytes(ctx.report_dir / "report.html", markdown_to_html(text, ctx.report_dir, title).encode())
     return path
 
 

@@ -24,6 +24,7 @@ def test_reproduce_smoke_end_to_end_and_resume(tmp_path):
         assert f"![{name}]" in text
     assert len(list((tmp_path / "executed_notebooks").glob("*.ipynb"))) == len(NOTEBOOK_FIGURES)
     assert "well generalizing (RMSE <= 0.2)" in text
+    assert "## Key numbers" in text and (tmp_path / "report" / "report.html").stat().st_size > 1000
     # second run: every step is up to date and skipped
     again = run_pipeline("smoke", seed=1, out_dir=tmp_path, progress=False).read_text()
     assert again.count("up to date, skipped") == len(pipeline_steps())

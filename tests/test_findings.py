@@ -1,0 +1,80 @@
+"""What a run finds (src/findings.py): the key-number rows and the findings sentences carry the numbers of
+tiny synthetic population files, and leave out what is missing."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from src.findings import findings_markdown, key_numbers, key_numbers_markdown
+from src.io_utils import save_json
+
+STATS = pd.DataFrame({
+    "model_index": range(5),
+    "ood_accuracy": [0.50, 0.60, 0.70, 0.80, 0.95],
+    "mae": [0.50, 0.40, 0.30, 0.19, 0.05],
+    "rmse": [0.60, 0.50, 0.40, 0.30, 0.15],
+    "test_accuracy": [0.90, 0.92, 0.95, 0.97, 1.00],
+    "clean_accuracy": [0.91, 0.93, 0.96, 0.98, 0.99],
+})
+
+
+def _population(folder, predictors=True, precise_bn=True):
+    folder.mkdir(parents=True, exist_ok=True)
+    STATS.to_csv(folder / "stats.csv", index=False)
+    if predictors:
+        pd.DataFrame({
+            "diagnostic": ["probe_x", "other", "cam_score"], "spearman_ood_accuracy": [-0.81, 0.5, -0.44],
+            "spearman_low_ood_accuracy": [-0.9, 0.2, -0.62], "spearman_high_ood_accuracy": [-0.6, 0.7, -0.25],
+            "spearman_p_ood_accuracy": [1e-5, 0.01, 0.02], "lift10": [0.123, 0.05, 0.01], "lift10_p": [0.004, 0.2, 0.4],
+        }).to_csv(folder / "predictors.csv", index=False)
+    if precise_bn:
+        save_json(folder / "precise_bn_summary.json", {
+            "near_half": "OOD accuracy < 0.55", "near_half_running": 7, "near_half_precise": 3,
+            "ood_accuracy": {"running_median": 0.612, "precise_median": 0.655, "change_median": 0.031}})
+    return folder
+
+
+def _validation(folder):
+    save_json(folder / "protocol_validation.json", {
+        "n_models": 60, "n_replicated": 12, "n_tested": 40,
+        "rule": {"diagnostic": "probe_x", "direction": "low", "k": 10, "selected_mean": 0.781,
+                 "population_mean": 0.652, "lift": 0.129, "p_value": 0.0011}})
+    return folder
+
+
+def test_key_numbers_are_computed_from_the_stats_table():
+    rows = {quantity: (ours, paper) for quantity, ours, paper in key_numbers(STATS)}
+    assert rows["networks"] == ("5", "100")
+    assert rows["OOD accuracy, min / median / max"] == ("0.500 / 0.700 / 0.950", "not given")
+    assert rows["well generalizing, MAE ≤ 0.2"][0] == "2 of 5 (40%)"
+    assert rows["well generalizing, RMSE ≤ 0.2"][0] == "1 of 5 (20%)"
+    clean = rows["clean test accuracy (in-distribution test set), median (min–max)"]
+    assert clean == ("0.950 (0.900–1.000)", "1.00 (the paper's demo network)")
+    assert rows["accuracy on the clean row (W = 0) of the OOD grid, median (min–max)"][0] == "0.960 (0.910–0.990)"
+    assert [q for q, _, _ in key_numbers(STATS[["ood_accuracy"]])] == ["networks", "OOD accuracy, min / median / max"]
+
+
+def test_findings_carry_the_numbers_of_every_file_present(tmp_path):
+    text = findings_markdown(_population(tmp_path / "pop"), _validation(tmp_path))
+    paragraphs = text.split("\n\n")
+    assert len(paragraphs) == 4
+    stats, predictors, precise_bn, validation = paragraphs
+    for number in ("0.900 and 1.000", "median 0.950", "0.500 to 0.950", "median 0.700", "+1.00",
+                   "2 of 5 (40%)", "1 of 5 (20%)"):
+        assert number in stats, number
+    for number in ("`probe_x`", "-0.81", "-0.90 to -0.60", "+0.123", "p = 0.004", "ranks 3 of 3", "-0.44",
+                   "-0.62 to -0.25"):
+        assert number in predictors, number
+    for number in ("0.612 to 0.655", "+0.031", "OOD accuracy < 0.55: 7 as trained, 3 with precise BN"):
+        assert number in precise_bn, number
+    for number in ("60 networks", "12 of 40", "10 networks with the lowest `probe_x`", "0.781", "0.652", "+0.129",
+                   "p = 0.0011"):
+        assert number in validation, number
+
+
+def test_findings_leave_out_what_is_missing(tmp_path):
+    assert findings_markdown(tmp_path / "nothing", tmp_path / "nothing either") == ""
+    assert key_numbers_markdown(tmp_path / "nothing") == ""
+    only_stats = findings_markdown(_population(tmp_path / "pop", predictors=False, precise_bn=False), tmp_path)
+    assert "2 of 5 (40%)" in only_stats and "\n\n" not in only_stats
+    assert "predictor" not in only_stats and "BatchNorm" not in only_stats and "independent" not in only_stats

@@ -1,0 +1,67 @@
+"""The run report (src/reproduce.py write_report, src/html_report.py) without a pipeline run: a fake context,
+step records, tiny PNG figures and the synthetic population of tests/test_findings.py."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from src.figure_catalog import CAPTIONS, OTHER_SECTION
+from src.html_report import embed_images
+from src.presets import get_preset
+from src.reproduce import Context, write_report
+from tests.test_findings import _population
+
+
+def _png(path, seed):
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 255, (12, 20, 3), dtype=np.uint8)).save(path)
+
+
+def test_report_is_a_document_in_the_papers_order_with_a_self_contained_html(tmp_path):
+    ctx = Context(get_preset("smoke"), 1, tmp_path, progress=False)
+    _population(ctx.population_dir)
+    ctx.figures_dir.mkdir(parents=True)
+    # the paper's order differs from the alphabetical one; Fig_6 and others are missing, hence skipped
+    drawn = ("Fig_2", "Fig_3", "Fig_architecture", "Fig_target_diagram", "Fig_zz_extra")
+    for seed, name in enumerate(drawn):
+        _png(ctx.figures_dir / f"{name}.png", seed)
+    records = [{"step": "data", "seconds": 1.25, "numbers": {"datasets": 3}, "skipped": False},
+               {"step": "population (train + OOD evaluation)", "seconds": 7.0, "numbers": {}, "skipped": True}]
+    markdown_path = write_report(ctx, records)
+    text = markdown_path.read_text()
+    headings = ["## Key numbers", "## Findings", "## Figures", "## Steps", "## Preset", "## Versions"]
+    assert [text.index(h) for h in headings] == sorted(text.index(h) for h in headings)
+    assert text.startswith("# Reproduction report: preset `smoke`, seed 1\n")
+    assert "| OOD accuracy, min / median / max | 0.500 / 0.700 / 0.950 | not given |" in text
+    assert "the clean test accuracy lies between 0.900 and 1.000" in text
+    figures = text[text.index("## Figures"):text.index("## Steps")]
+    paper_order = ("Fig_3", "Fig_target_diagram", "Fig_architecture", "Fig_2", "Fig_zz_extra")
+    order = [figures.index(f"![{name}](../figures/{name}.png)") for name in paper_order]
+    assert order == sorted(order)
+    assert figures.index("### The data (notebook 01)") < order[0] and figures.index(f"### {OTHER_SECTION}") < order[-1]
+    for name in paper_order[:-1]:
+        assert f"{CAPTIONS[name]} (`{name}`)" in figures
+    assert "Fig_6" not in figures and "`Fig_zz_extra`" in figures and "not in the figure catalogue" in figures
+    assert "| data | 1.25 | datasets = 3 |" in text and "(up to date, skipped) | 7.0 |" in text
+
+    html = (ctx.report_dir / "report.html").read_text()
+    references = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]*)""", html)
+    assert references and all(r.startswith("data:") for r in references), "the page refers to a file or URL"
+    assert "http://" not in html and "https://" not in html
+    sources = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    assert len(sources) == len(drawn) and all(s.startswith("data:image/png;base64,") for s in sources)
+    embedded = [base64.b64decode(s.removeprefix("data:image/png;base64,")) for s in sources]
+    assert embedded == [(ctx.figures_dir / f"{name}.png").read_bytes() for name in paper_order]
+    assert "<td>2 of 5 (40%)</td>" in html and "<h2>Findings</h2>" in html
+
+
+def test_embedding_refuses_a_missing_image_and_keeps_data_uris(tmp_path):
+    with pytest.raises(FileNotFoundError, match="cannot be embedded"):
+        embed_images('<p><img alt="x" src="../figures/none.png" /></p>', tmp_path)
+    kept = '<img src="data:image/png;base64,AAAA" />'
+    assert embed_images(kept, tmp_path) == kept
