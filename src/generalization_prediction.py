@@ -211,7 +211,7 @@ DISORDER_BANDS = ((0.0, 0.5), (0.5, 1.5), (1.5, 3.0), (3.0, 5.0))
 def recall_by_band(model_dir: str | Path, bands: Sequence[tuple[float, float]] = DISORDER_BANDS) -> dict[str, float]:
     """Each class's recall averaged over the (W, realization) test sets of each disorder band [low, high).
 
-    The last band includes its upper end. Read from the model's ``phase_diagram.npz`` (OOD data: use it to
+    The last band includes its upper end; a band without grid rows is left out. Read from the model's ``phase_diagram.npz`` (OOD data: use it to
     explain a result, never as a predictor). Keys ``recall_<class>_W<low>-<high>`` for class trivial and
     topological.
     """
@@ -223,8 +223,8 @@ def recall_by_band(model_dir: str | Path, bands: Sequence[tuple[float, float]] =
     for position, (low, high) in enumerate(bands):
         last = position == len(bands) - 1
         rows = (W >= low) & ((W <= high) if last else (W < high))
-        if not rows.any():
-            raise ValueError(f"{model_dir}: no grid row has {low} <= W {'<=' if last else '<'} {high}")
+        if not rows.any():  # a coarse grid (smoke preset) can miss a band
+            continue
         for name in ("trivial", "topological"):
             out[f"recall_{name}_W{low:g}-{high:g}"] = float(np.mean(result.set_metrics[f"recall_{name}"][rows]))
     return out
@@ -302,7 +302,8 @@ def validate_protocol(protocol: dict, table: pd.DataFrame, n_bootstrap: int = 20
     """Out-of-sample test of a frozen protocol on a merged table of a validation population.
 
     Returns ``{"n_models", "replication": DataFrame rows (diagnostic, expected, spearman, low, high,
-    replicated), "n_replicated", "n_tested", "rule": lift of the frozen selection rule}``.
+    replicated), "n_replicated", "n_tested", "rule": lift of the frozen selection rule}``; the rule's lift
+    is None (with a ``note``) when the population has no more than k networks.
     """
     if check_definitions and protocol.get("definitions_fingerprint") != definitions_fingerprint():
         raise ValueError("the diagnostics' definitions changed since the protocol was frozen (their values on the "
@@ -317,11 +318,24 @@ def validate_protocol(protocol: dict, table: pd.DataFrame, n_bootstrap: int = 20
         rows.append({"diagnostic": name, "expected": expected, "discovery_spearman": protocol["discovery_spearman"][name],
                      "spearman": corr["spearman"], "low": low, "high": high, "replicated": replicated})
     rule = protocol["selection_rule"]
-    lift = selection_lift(table[rule["diagnostic"]], table["ood_accuracy"], rule["k"], rule["direction"] == "high",
-                          seed=seed)
+    if len(table) > rule["k"]:
+        lift = selection_lift(table[rule["diagnostic"]], table["ood_accuracy"], rule["k"], rule["direction"] == "high",
+                              seed=seed)
+    else:  # choosing k of k or fewer networks selects nothing
+        lift = {"selected_mean": None, "population_mean": float(table["ood_accuracy"].mean()), "lift": None,
+                "p_value": None, "note": f"not applicable: {len(table)} networks, k = {rule['k']}"}
     replication = pd.DataFrame(rows)
     return {"n_models": len(table), "replication": replication, "n_replicated": int(replication["replicated"].sum()),
             "n_tested": len(replication), "rule": {**rule, **lift}}
+
+
+def describe_rule(rule: dict) -> str:
+    """One sentence on the frozen rule's out-of-sample result (``validate_protocol(...)["rule"]``)."""
+    head = f"frozen rule, top {rule['k']} by {rule['direction']} {rule['diagnostic']}"
+    if rule["lift"] is None:
+        return f"{head}: {rule['note']}"
+    return (f"{head}: mean OOD accuracy {rule['selected_mean']:.3f} vs {rule['population_mean']:.3f} "
+            f"(lift {rule['lift']:+.3f}, permutation p = {rule['p_value']:.4f})")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -370,8 +384,6 @@ def _run_predict(args: argparse.Namespace) -> int:
             "protocol": str(args.protocol), **{k: v for k, v in result.items() if k != "replication"},
             "replication": result["replication"].to_dict(orient="records")})
         print(result["replication"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        rule = result["rule"]
         print(f"{result['n_replicated']} of {result['n_tested']} diagnostics replicate on {result['n_models']} networks; "
-              f"frozen rule top {rule['k']} by {rule['direction']} {rule['diagnostic']}: mean OOD accuracy "
-              f"{rule['selected_mean']:.3f} vs {rule['population_mean']:.3f} (lift {rule['lift']:+.3f}, p = {rule['p_value']:.4f})")
+              f"{describe_rule(result['rule'])}")
     return 0

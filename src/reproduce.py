@@ -36,6 +36,7 @@ NOTEBOOKS = {
     "05": "05_explain_windnum.ipynb",
     "06": "06_100_cnns_analysis.ipynb",
     "07": "07_thermometer_encoding.ipynb",
+    "08": "08_predicting_generalization.ipynb",
 }
 
 
@@ -122,6 +123,7 @@ NOTEBOOK_FIGURES = {
     "05": ("Fig_6", "Fig_target_diagram"),
     "06": ("Fig_population_summary",),
     "07": ("Fig_thermometer", "Fig_thermometer_generalization", "Fig_thermometer_generalization_precise_bn"),
+    "08": ("Fig_predictors", "Fig_lift_curves", "Fig_probe_images", "Fig_recall_by_band", "Fig_precise_bn"),
 }
 
 
@@ -136,6 +138,8 @@ def _notebook_parameters(ctx: Context, key: str) -> dict:
         "06": {"POPULATION_DIR": str(ctx.population_dir), "CREATE_IF_MISSING": False},
         # the real-valued half of the comparison: models 0.. of the population (same preset, seed, recipe)
         "07": {"RUN_DIR": str(ctx.runs_dir / "thermometer"), "REAL_VALUED_DIR": str(ctx.population_dir)},
+        "08": {"POPULATION_DIR": str(ctx.population_dir), "DATA_DIR": str(ctx.data_dir),
+               "VALIDATION_DIR": None if ctx.validation_dir is None else str(ctx.validation_dir)},
     }
     return {**common, **extra.get(key, {})}
 

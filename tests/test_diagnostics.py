@@ -16,6 +16,7 @@ from src.cam_utils import EDGE_STATE_REGION, upsample_maps
 from src.data_generation import generate_dataset
 from src.diagnostics import (
     DIAGNOSTIC_W,
+    DIAGNOSTICS_FILE,
     CleanData,
     clean_split,
     diagnose_population,
@@ -243,3 +244,36 @@ def test_diagnose_command_and_errors(smoke_population, tmp_path, capsys):
     assert "not a population folder" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="python -m src diagnose"):
         load_diagnostics(tmp_path)
+
+
+def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
+    """Notebook 08 headless: a 4-network smoke discovery population, a protocol frozen on it, a 4-network
+    seed-1 population validated against it; figures, findings and the validation output appear."""
+    from src.generalization_prediction import make_protocol, merged_table, predictor_table
+    from src.io_utils import save_json
+    from src.notebook_runner import run_notebook
+    from src.paths import REPO_ROOT
+    from src.population import load_population
+
+    folders = {}
+    for seed in (0, 1):
+        folders[seed] = tmp_path / f"population_{seed}"
+        run_population("smoke", seed, folders[seed], model_indices=range(4), data_dir=tmp_path / f"data_{seed}",
+                       progress=False)
+    diagnose_population(folders[0], tmp_path / "data_0", progress=False)
+    discovery = merged_table(load_diagnostics(folders[0]), load_population(folders[0]).stats)
+    protocol = make_protocol(predictor_table(discovery, n_bootstrap=50, n_permutations=50), str(folders[0]), str(folders[1]))
+    save_json(tmp_path / "protocol.json", protocol)
+    figures = tmp_path / "figures"
+    notebook = run_notebook(REPO_ROOT / "08_predicting_generalization.ipynb", tmp_path / "08_executed.ipynb", {
+        "POPULATION_DIR": str(folders[0]), "VALIDATION_DIR": str(folders[1]), "PROTOCOL": str(tmp_path / "protocol.json"),
+        "FIGURES_DIR": str(figures), "N_BOOTSTRAP": 50,
+    })
+    for name in ("Fig_predictors", "Fig_lift_curves", "Fig_probe_images", "Fig_recall_by_band", "Fig_precise_bn",
+                 "Fig_protocol_validation"):
+        assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file(), name
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "4 validation networks" in text and not any(o.get("output_type") == "error" for o in outputs)
+    assert (folders[1] / DIAGNOSTICS_FILE).is_file() and (folders[0] / "precise_bn.csv").is_file()
+    assert any("text/markdown" in o.get("data", {}) for o in outputs)  # the findings
