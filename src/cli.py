@@ -20,7 +20,7 @@ from .population import add_population_parser
 from .presets import PRESET_NAMES
 from .reproduce import add_reproduce_parser
 from .thermometer_experiment import add_thermometer_parser
-from .training_utils import add_train_parser
+from .training_cli import add_train_parser
 
 
 def _add_data_parser(subparsers) -> None:
