@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from .architecture import CNN_SSH, build_model
-from .io_utils import atomic_write_bytes, load_json
+from .io_utils import atomic_write_bytes, load_json_object
+from .run_folders import hold_folder
 
 HISTORY_KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 FINAL_FILES = (
@@ -27,6 +28,10 @@ FINAL_FILES = (
 # a model is complete when its results exist (the training-curve figure may be deleted to save space)
 RESULT_FILES = ("weights.pt", "best_weights.pt", "history.json", "test_report.json", "config.json")
 CHECKPOINT = "checkpoint.pt"
+#: fields of config.json that readers rely on, with their JSON types
+CONFIG_FIELDS = {"preset": str, "index": int, "model_seed": int, "base_seed": int, "recipe": dict, "n_cells": int,
+                 "thermometer_levels": (int, type(None)), "shared_order": bool, "data_sha256": str}
+HISTORY_FIELDS = {**{key: list for key in HISTORY_KEYS}, "epochs_run": int, "stopped_early": bool, "best_epoch": int}
 SUMMARY_COLUMNS = (
     "index",
     "seed",
@@ -100,22 +105,27 @@ def load_model(model_dir: str | Path, which: str = "last", device: str | torch.d
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not fit CNN_SSH ({exc})") from exc
+    check_finite_state(path, state)
     return model.to(device).eval()
+
+
+def check_finite_state(path: str | Path, state: dict) -> None:
+    """``ValueError`` naming ``path`` and the first offending entry if a state_dict holds NaN or infinity."""
+    for name, tensor in state.items():
+        if torch.is_tensor(tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            count = int((~torch.isfinite(tensor)).sum())
+            raise ValueError(f"{path}: {count} non-finite values (NaN or infinity) in {name!r}; these weights "
+                             "cannot be evaluated")
 
 
 def load_history(model_dir: str | Path) -> dict:
     """``history.json`` of a model folder (per-epoch lists ``train_loss`` ... and run summary)."""
-    path = Path(model_dir) / "history.json"
-    history = load_json(path)
-    missing = [k for k in (*HISTORY_KEYS, "epochs_run", "stopped_early", "best_epoch") if k not in history]
-    if missing:
-        raise ValueError(f"{path}: missing entries {missing}")
-    return history
+    return load_json_object(Path(model_dir) / "history.json", HISTORY_FIELDS)
 
 
 def load_config(model_dir: str | Path) -> dict:
-    """``config.json`` of a model folder."""
-    return load_json(Path(model_dir) / "config.json")
+    """``config.json`` of a model folder, its fields checked (:data:`CONFIG_FIELDS`)."""
+    return load_json_object(Path(model_dir) / "config.json", CONFIG_FIELDS)
 
 
 def plot_training_curves(history: dict, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
@@ -142,7 +152,7 @@ def training_outcome(model_dir: str | Path) -> dict:
     """Scalars of a finished model's training: epochs, final/best losses and accuracies, test accuracy."""
     model_dir = Path(model_dir)
     history = load_history(model_dir)
-    report = load_json(model_dir / "test_report.json")
+    report = load_json_object(model_dir / "test_report.json", {"accuracy": float})
     return {
         "epochs_run": int(history["epochs_run"]),
         "best_epoch": int(history["best_epoch"]),
@@ -157,19 +167,23 @@ def training_outcome(model_dir: str | Path) -> dict:
 
 
 def write_summary(out_dir: str | Path) -> Path:
-    """``out_dir/summary.csv``: one row per completed model folder of the run (sorted by index)."""
+    """``out_dir/summary.csv``: one row per completed model folder of the run (sorted by index).
+
+    Read and written while holding the folder (:func:`src.run_folders.hold_folder`): one writer at a time.
+    """
     out_dir = Path(out_dir)
-    rows = []
-    for directory in sorted(out_dir.glob("model_*")):
-        if not is_complete(directory):
-            continue
-        config = load_config(directory)
-        rows.append({"index": config["index"], "seed": config["model_seed"], **training_outcome(directory)})
-    rows.sort(key=lambda row: row["index"])
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return atomic_write_bytes(out_dir / "summary.csv", text.getvalue().encode())
+    with hold_folder(out_dir):
+        rows = []
+        for directory in sorted(out_dir.glob("model_*")):
+            if not is_complete(directory):
+                continue
+            config = load_config(directory)
+            rows.append({"index": config["index"], "seed": config["model_seed"], **training_outcome(directory)})
+        rows.sort(key=lambda row: row["index"])
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return atomic_write_bytes(out_dir / "summary.csv", text.getvalue().encode())
 
 

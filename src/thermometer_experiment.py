@@ -204,8 +204,6 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
     from .plotting import save_figure
 
     preset = get_preset(args.preset)
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     n_models = args.models if args.models is not None else preset.thermometer_compare_models
     levels = args.levels if args.levels is not None else preset.thermometer_compare_levels
     data_dir = args.data_dir or datasets_dir(preset.name)

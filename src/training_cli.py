@@ -8,6 +8,8 @@ from pathlib import Path
 
 from .paths import RUNS_DIR, datasets_dir
 from .presets import PRESET_NAMES, get_preset
+from .run_folders import hold_folder
+from .training_recipe import SEED_STRIDE
 from .training_utils import train_models
 
 
@@ -41,32 +43,33 @@ def add_train_parser(subparsers) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .datasets import write_datasets
+    from .datasets import read_manifest, write_datasets
 
     preset = get_preset(args.preset)
     n_models = preset.n_models if args.n_models is None else args.n_models
-    if n_models < 1:
-        raise ValueError(f"--n-models must be >= 1, got {n_models}")
-    data_dir = args.data
-    if data_dir is None:
-        data_dir = datasets_dir(preset.name)
-        if not (data_dir / "datasets.json").is_file():
-            write_datasets(preset, args.data_seed, data_dir, progress=not args.quiet)
+    if not 1 <= n_models <= SEED_STRIDE:
+        raise ValueError(f"--n-models must be between 1 and {SEED_STRIDE}, got {n_models}")
     out = args.out if args.out is not None else default_run_dir(preset.name, args.seed, args.thermometer_levels)
-    folders = train_models(
-        preset,
-        data_dir,
-        out,
-        range(n_models),
-        base_seed=args.seed,
-        device=args.device,
-        max_epochs=args.epochs,
-        early_stopping=not args.no_early_stopping,
-        thermometer_levels=args.thermometer_levels,
-        shared_order=not args.per_model_order,
-        progress=not args.quiet,
-        n_workers=args.workers,
-    )
+    with hold_folder(out):  # first: a busy, unwritable or shipped folder fails before any data is generated
+        data_dir = args.data
+        if data_dir is None:
+            data_dir = datasets_dir(preset.name)
+            seed = read_manifest(data_dir)["seed"] if (data_dir / "datasets.json").is_file() else args.data_seed
+            write_datasets(preset, seed, data_dir, progress=not args.quiet)  # checks the files, makes what is missing
+        folders = train_models(
+            preset,
+            data_dir,
+            out,
+            range(n_models),
+            base_seed=args.seed,
+            device=args.device,
+            max_epochs=args.epochs,
+            early_stopping=not args.no_early_stopping,
+            thermometer_levels=args.thermometer_levels,
+            shared_order=not args.per_model_order,
+            progress=not args.quiet,
+            n_workers=args.workers,
+        )
     with open(Path(out) / "summary.csv") as fh:
         sys.stdout.write(fh.read())
     print(f"wrote {len(folders)} model folders and {Path(out) / 'summary.csv'}")

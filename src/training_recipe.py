@@ -19,9 +19,15 @@ import torch
 from .architecture import build_model, count_parameters
 from .data_loaders import TrainingData
 from .ensemble_training import SGDRecipe
+from .io_utils import load_json_object
 from .presets import Preset
 
 SEED_STRIDE = 1_000_000
+#: largest run seed: every model seed ``seed * SEED_STRIDE + index`` must fit torch's signed 64-bit seed
+#: (numpy accepts any non-negative integer)
+MAX_SEED = (2**63 - 1) // SEED_STRIDE - 1
+# the part of a model's configuration shared by every model of a run folder (run.json)
+RUN_IDENTITY_KEYS = ("preset", "recipe", "base_seed", "thermometer_levels", "n_cells", "shared_order", "data_sha256")
 _IDENTITY_KEYS = (
     "preset",
     "recipe",
@@ -45,9 +51,9 @@ def model_seed(base_seed: int, index: int) -> int:
     It seeds the model's initialization and (through :func:`src.ensemble_training.dropout_generator`)
     its dropout masks. With base seed 0, model i has seed i.
     """
-    for name, value in (("base_seed", base_seed), ("index", index)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    check_seed(base_seed, "base_seed")
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+        raise ValueError(f"index must be a non-negative integer, got {index!r}")
     if index >= SEED_STRIDE:
         raise ValueError(f"index must be < {SEED_STRIDE}, got {index}")
     return int(base_seed) * SEED_STRIDE + int(index)
@@ -125,6 +131,11 @@ class RunSettings:
             "input_noise_std": p.input_noise_std,
         }
 
+    def run_identity(self) -> dict:
+        """What every model of the run folder shares (:data:`RUN_IDENTITY_KEYS`), as ``run.json`` stores it."""
+        config = self.model_config(0, 0, 0)
+        return {key: config[key] for key in RUN_IDENTITY_KEYS}
+
     def model_config(self, index: int, n_training: int, n_validation: int) -> dict:
         device = torch.device(self.device)
         return {
@@ -154,6 +165,22 @@ class RunSettings:
             "numpy_version": str(np.__version__),
             "preset_fields": self.preset.to_dict(),
         }
+
+
+def legacy_run_identity(out_dir: Path) -> dict | None:
+    """The identity of a run folder written before ``run.json`` existed: that of its first finished model."""
+    for model_dir in sorted(Path(out_dir).glob("model_*")):
+        if (model_dir / "config.json").is_file():
+            config = load_json_object(model_dir / "config.json", {key: object for key in RUN_IDENTITY_KEYS})
+            return {key: config[key] for key in RUN_IDENTITY_KEYS}
+    return None
+
+
+def check_seed(seed: int, name: str = "seed") -> int:
+    """``seed`` as an int if it is an integer in [0, :data:`MAX_SEED`]; ``ValueError`` naming ``name`` if not."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    return int(seed)
 
 
 def data_fingerprint(data: TrainingData) -> str:

@@ -71,6 +71,7 @@ from .model_folders import (
 )
 from .plotting import save_figure
 from .presets import Preset, get_preset
+from .run_folders import check_identity, hold_folder
 from .training_processes import (
     Reporter,
     available_cpus,
@@ -86,13 +87,14 @@ from .training_recipe import (
     RunSettings,
     check_same_run,
     data_fingerprint,
+    legacy_run_identity,
     model_seed,
     should_stop,
     warmup_epochs,
 )
 
 __all__ = [
-    "CHECKPOINT", "FINAL_FILES", "HISTORY_KEYS", "RESULT_FILES", "SEED_STRIDE", "SUMMARY_COLUMNS", "RunSettings",
+    "CHECKPOINT", "FINAL_FILES", "HISTORY_KEYS", "RESULT_FILES", "SEED_STRIDE", "SUMMARY_COLUMNS", "RunSettings", "TrainingFailed",
     "available_cpus", "data_fingerprint", "is_complete", "load_config", "load_history", "load_model",
     "model_dir_name", "model_seed", "plot_training_curves", "save_torch", "should_stop", "train_models",
     "training_outcome", "tune_malloc", "warmup_epochs", "write_summary",
@@ -117,6 +119,7 @@ class _Slot:
     best_state: dict | None = None
     stopped_early: bool = False
     done: bool = False
+    failure: str | None = None
 
     def checkpoint(self) -> dict:
         return {
@@ -256,7 +259,8 @@ def _train_group(settings: RunSettings, indices: Sequence[int], report: Reporter
         train_accuracy = (correct / len(data.training)).cpu().numpy()
         for k, slot in enumerate(active):
             _end_epoch(slot, settings, train_loss[k], train_accuracy[k], validation.loss[k], validation.accuracy[k])
-            save_torch(slot.directory / CHECKPOINT, slot.checkpoint())
+            if slot.failure is None:  # a failed model keeps the checkpoint of its last finite epoch
+                save_torch(slot.directory / CHECKPOINT, slot.checkpoint())
             report(
                 {
                     "index": slot.index,
@@ -265,12 +269,13 @@ def _train_group(settings: RunSettings, indices: Sequence[int], report: Reporter
                     "val_loss": slot.history["val_loss"][-1],
                     "val_accuracy": slot.history["val_accuracy"][-1],
                     "done": slot.done,
+                    "failure": slot.failure,
                 }
             )
-            if slot.done:
+            if slot.done and slot.failure is None:
                 _finish(slot, settings, data)
     for slot in slots:  # models whose last epoch was checkpointed before a kill
-        if not is_complete(slot.directory):
+        if slot.failure is None and not is_complete(slot.directory):
             _finish(slot, settings, data)
 
 
@@ -279,6 +284,11 @@ def _end_epoch(slot: _Slot, settings: RunSettings, train_loss, train_accuracy, v
     values = [float(v) for v in (train_loss, val_loss, train_accuracy, val_accuracy)]  # plain floats: JSON, weights_only
     for key, value in zip(HISTORY_KEYS, values, strict=True):
         slot.history[key].append(value)
+    if not (math.isfinite(values[0]) and math.isfinite(values[1])):
+        slot.failure = (f"{slot.directory.name} (seed {slot.config['model_seed']}): non-finite loss in epoch {slot.epoch} "
+                        f"(training {values[0]}, validation {values[1]})")
+        slot.done = True
+        return
     val_loss = values[1]
     if math.isfinite(val_loss) and val_loss < slot.best_val_loss:
         slot.best_val_loss = val_loss
@@ -407,40 +417,61 @@ def train_models(
         raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
     out_dir = Path(out_dir)
     data_dir = Path(data_dir)
-    data = load_training_data(data_dir, preset)
-    settings = RunSettings(
-        preset=preset,
-        data_dir=str(data_dir),
-        out_dir=str(out_dir),
-        base_seed=int(base_seed),
-        device=str(device),
-        engine=engine,
-        max_epochs=int(max_epochs),
-        early_stopping=bool(early_stopping),
-        thermometer_levels=None if thermometer_levels is None else int(thermometer_levels),
-        shared_order=bool(shared_order),
-        data_sha256=data_fingerprint(data),
-    )
-    pending = []
-    for index in indices:
-        directory = out_dir / model_dir_name(index)
-        expected = settings.model_config(index, len(data.training), len(data.validation))
-        if is_complete(directory):
-            check_same_run(directory, load_config(directory), expected)
-            continue
-        if (directory / CHECKPOINT).is_file():  # fail here, before any worker starts
-            check_same_run(directory, _read_checkpoint(directory / CHECKPOINT, "cpu")["config"], expected)
-        pending.append(index)
-    if pending:
-        if device.type != "cpu":
-            n_workers = 1
-        elif n_workers is None:
-            n_workers = min(available_cpus(), len(pending))
-        groups = make_groups(pending, engine, n_workers)
-        with _ProgressBar(len(pending), settings.max_epochs, enabled=progress) as bar:
-            _run_groups(settings, groups, n_workers, bar.update)
-    write_summary(out_dir)
-    return [out_dir / model_dir_name(index) for index in indices]
+    folders = [out_dir / model_dir_name(index) for index in indices]
+    writes = not all(is_complete(d) for d in folders) or not (out_dir / "summary.csv").is_file()
+    # a writer holds the folder before any work (busy, unwritable and shipped folders fail here); a run
+    # that is already complete is only read
+    with hold_folder(out_dir) if writes else nullcontext() as hold:
+        data = load_training_data(data_dir, preset)
+        settings = RunSettings(
+            preset=preset,
+            data_dir=str(data_dir),
+            out_dir=str(out_dir),
+            base_seed=int(base_seed),
+            device=str(device),
+            engine=engine,
+            max_epochs=int(max_epochs),
+            early_stopping=bool(early_stopping),
+            thermometer_levels=None if thermometer_levels is None else int(thermometer_levels),
+            shared_order=bool(shared_order),
+            data_sha256=data_fingerprint(data),
+        )
+        check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=writes)
+        pending = []
+        for index in indices:
+            directory = out_dir / model_dir_name(index)
+            expected = settings.model_config(index, len(data.training), len(data.validation))
+            if is_complete(directory):
+                check_same_run(directory, load_config(directory), expected)
+                continue
+            if (directory / CHECKPOINT).is_file():  # fail here, before any worker starts
+                check_same_run(directory, _read_checkpoint(directory / CHECKPOINT, "cpu")["config"], expected)
+            pending.append(index)
+        failures: list[str] = []
+        if pending:
+            if device.type != "cpu":
+                n_workers = 1
+            elif n_workers is None:
+                n_workers = min(available_cpus(), len(pending))
+            groups = make_groups(pending, engine, n_workers)
+            with _ProgressBar(len(pending), settings.max_epochs, enabled=progress) as bar:
+
+                def report(event: dict) -> None:
+                    if event.get("failure"):
+                        failures.append(event["failure"])
+                    bar.update(event)
+
+                _run_groups(settings, groups, n_workers, report)
+        if hold is not None and hold.owner:  # helpers of a population leave the shared summary to its owner
+            write_summary(out_dir)
+    if failures:
+        raise TrainingFailed(f"{len(failures)} of {len(pending)} models failed: {'; '.join(failures)}. The others "
+                             "finished; a rerun resumes the failed ones from their last finite epoch")
+    return folders
+
+
+class TrainingFailed(ValueError):
+    """Some models of a run stopped with non-finite numbers (the others finished)."""
 
 
 class _ProgressBar:
