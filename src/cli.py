@@ -16,7 +16,7 @@ from .diagnostics import add_diagnose_parser
 from .gallery import add_gallery_parser
 from .generalization_prediction import add_predict_parser
 from .highlighted_models import add_highlight_parser
-from .population import add_population_parser
+from .population_cli import add_population_parser
 from .presets import PRESET_NAMES
 from .reproduce import add_reproduce_parser
 from .run_folders import allow_shipped_writes

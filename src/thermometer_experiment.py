@@ -21,6 +21,7 @@ from .io_utils import atomic_write_bytes, save_json
 from .precise_batchnorm import write_recalibrated_copy
 from .presets import Preset, get_preset
 from .provenance import git_state
+from .run_folders import hold_folder
 from .thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS
 from .training_utils import is_complete, model_dir_name, train_models
 
@@ -208,22 +209,23 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
     levels = args.levels if args.levels is not None else preset.thermometer_compare_levels
     data_dir = args.data_dir or datasets_dir(preset.name)
     out = args.out or RUNS_DIR / f"thermometer_{preset.name}_seed{args.seed}"
-    write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
-    table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet,
-                              real_valued_dir=args.real_valued_from, batchnorm=args.batchnorm)
-    suffix = "_precise_bn" if args.batchnorm == "precise" else ""
-    atomic_write_bytes(out / f"comparison{suffix}.csv", table.to_csv(index=False, lineterminator="\n").encode())
-    summary = summarize_comparison(table, args.threshold)
-    command = (f"python -m src thermometer-compare --preset {preset.name} --seed {args.seed} --models {n_models} "
-               f"--levels {levels} --batchnorm {args.batchnorm} --threshold {args.threshold}")
-    save_json(out / f"comparison{suffix}.json", {"command": command, "preset": preset.name, "seed": args.seed,
-                                                 "levels": levels, "n_models": n_models, "batchnorm": args.batchnorm,
-                                                 "commit": git_state()["commit"], **summary})
-    figure = figure_encoding_comparison(table, args.threshold)
-    if args.batchnorm == "precise":
-        figure.suptitle(f"Same seeds and recipe, two input encodings ({preset.name} preset, {n_models} models each); "
-                        "BatchNorm statistics averaged over the training set")
-    save_figure(figure, f"Fig_thermometer_generalization{suffix}", out)
+    with hold_folder(out):  # first: a busy, unwritable or shipped folder fails before any work
+        write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
+        table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet,
+                                  real_valued_dir=args.real_valued_from, batchnorm=args.batchnorm)
+        suffix = "_precise_bn" if args.batchnorm == "precise" else ""
+        atomic_write_bytes(out / f"comparison{suffix}.csv", table.to_csv(index=False, lineterminator="\n").encode())
+        summary = summarize_comparison(table, args.threshold)
+        command = (f"python -m src thermometer-compare --preset {preset.name} --seed {args.seed} --models {n_models} "
+                   f"--levels {levels} --batchnorm {args.batchnorm} --threshold {args.threshold}")
+        save_json(out / f"comparison{suffix}.json", {"command": command, "preset": preset.name, "seed": args.seed,
+                                                     "levels": levels, "n_models": n_models, "batchnorm": args.batchnorm,
+                                                     "commit": git_state()["commit"], **summary})
+        figure = figure_encoding_comparison(table, args.threshold)
+        if args.batchnorm == "precise":
+            figure.suptitle(f"Same seeds and recipe, two input encodings ({preset.name} preset, {n_models} models each); "
+                            "BatchNorm statistics averaged over the training set")
+        save_figure(figure, f"Fig_thermometer_generalization{suffix}", out)
     for encoding, entry in summary["encodings"].items():
         print(f"{encoding:18s} n={entry['n_models']:3d}  well generalizing {entry['well_generalizing_fraction']:.2f}")
         for column in COMPARED_COLUMNS:
