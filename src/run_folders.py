@@ -138,10 +138,17 @@ def _acquire(folder: Path, token: str | None) -> FolderHold:
                          "output folder") from None
     token = secrets.token_hex(16)
     info = {"pid": os.getpid(), "host": socket.gethostname(), "token": token,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": " ".join(sys.argv)}
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": _command_line()}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
     return FolderHold(folder, token, owner=True, fd=fd)
+
+
+def _command_line() -> str:
+    program = sys.argv[0] if sys.argv else ""
+    if Path(program).name == "__main__.py":
+        program = f"python -m {Path(program).parent.name}"
+    return " ".join([program, *sys.argv[1:]])
 
 
 @contextmanager
