@@ -197,6 +197,18 @@ def is_held(folder: str | Path) -> bool:
     return Path(folder).resolve() in _HELD
 
 
+def _differences(stored: dict, expected: dict, prefix: str = "") -> list[str]:
+    """``"key: stored there, expected here"`` for each differing entry, nested objects by their own keys."""
+    found = []
+    for key, value in expected.items():
+        other = stored.get(key)
+        if isinstance(value, dict) and isinstance(other, dict):
+            found += _differences(other, value, f"{prefix}{key}.")
+        elif other != value:
+            found.append(f"{prefix}{key}: {other!r} there, {value!r} here")
+    return found
+
+
 def check_identity(folder: Path, expected: dict, legacy: Callable[[], dict | None], create: bool) -> None:
     """Compare ``expected`` with the identity fixed for ``folder``; write it first if there is none.
 
@@ -219,10 +231,9 @@ def check_identity(folder: Path, expected: dict, legacy: Callable[[], dict | Non
     else:
         stored, source = legacy(), f"{folder} (from its models' config.json)"
     if stored is not None:
-        differences = [f"{key}: {stored.get(key)!r} there, {value!r} here"
-                       for key, value in expected.items() if stored.get(key) != value]
+        differences = _differences(stored, expected)
         if differences:
-            raise ValueError(f"{source}: the folder holds another run ({'; '.join(differences)}); choose another "
+            raise ValueError(f"{source}: the folder holds a different run ({'; '.join(differences)}); choose another "
                              "output folder")
     if create and not path.is_file():
         save_json(path, expected)
