@@ -23,7 +23,7 @@ from .presets import Preset, get_preset
 from .provenance import git_state
 from .run_folders import hold_folder
 from .thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS
-from .training_utils import is_complete, model_dir_name, train_models
+from .training_utils import SEED_STRIDE, is_complete, model_dir_name, train_models
 
 COMPARED_COLUMNS = ("clean_accuracy", "ood_accuracy", "ood_macro_f1", "rmse", "ssim")
 BATCHNORM_MODES = ("running", "precise")
@@ -62,8 +62,8 @@ def compare_encodings(
     preset = get_preset(preset)
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
-    if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
-        raise ValueError(f"n_models must be a positive integer, got {n_models!r}")
+    if isinstance(n_models, bool) or not isinstance(n_models, int) or not 1 <= n_models <= SEED_STRIDE:
+        raise ValueError(f"n_models must be an integer between 1 and {SEED_STRIDE}, got {n_models!r}")
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < MIN_INFORMATIVE_LEVELS:
         raise ValueError(
             f"levels must be an integer >= {MIN_INFORMATIVE_LEVELS}, got {levels!r}: no site density exceeds "

@@ -6,17 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .paths import RUNS_DIR, datasets_dir
+from .paths import datasets_dir
 from .presets import PRESET_NAMES, get_preset
 from .run_folders import hold_folder
 from .training_recipe import SEED_STRIDE
-from .training_utils import train_models
-
-
-def default_run_dir(preset: str, seed: int, thermometer_levels: int | None = None) -> Path:
-    """``00_demonstrations_data/runs/<preset>_seed<seed>[_thermo<L>]``."""
-    suffix = f"_thermo{thermometer_levels}" if thermometer_levels else ""
-    return RUNS_DIR / f"{preset}_seed{seed}{suffix}"
+from .training_utils import default_run_dir, train_models
 
 
 def add_train_parser(subparsers) -> None:

@@ -20,8 +20,12 @@ on CUDA all models as one grouped network on the device. Every model gets its ow
         training_curve.pdf/.png
         checkpoint.pt       only while training: resume state (model, momentum, dropout RNG, history)
 
-and ``out_dir/summary.csv`` has one row per completed model. A run killed at any point resumes from the
-last completed epoch of each model and ends, on CPU, with bitwise the weights of an uninterrupted run.
+and ``out_dir/summary.csv`` has one row per completed model. ``out_dir/run.json`` fixes the run's identity
+(preset, seed, recipe, data fingerprint) when the folder is first written, and a run holds the folder
+(``out_dir/.run.lock``, :mod:`src.run_folders`) while it writes: a second run on it stops at once. A run
+killed at any point resumes from the last completed epoch of each model and ends, on CPU, with bitwise the
+weights of an uninterrupted run. A model whose loss becomes non-finite stops (its checkpoint keeps the last
+finite epoch), the others go on, and :func:`train_models` then raises :class:`TrainingFailed` naming it.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ from .model_folders import (
     training_outcome,
     write_summary,
 )
+from .paths import RUNS_DIR
 from .plotting import save_figure
 from .presets import Preset, get_preset
 from .run_folders import check_identity, hold_folder
@@ -95,7 +100,7 @@ from .training_recipe import (
 
 __all__ = [
     "CHECKPOINT", "FINAL_FILES", "HISTORY_KEYS", "RESULT_FILES", "SEED_STRIDE", "SUMMARY_COLUMNS", "RunSettings", "TrainingFailed",
-    "available_cpus", "data_fingerprint", "is_complete", "load_config", "load_history", "load_model",
+    "available_cpus", "data_fingerprint", "default_run_dir", "is_complete", "load_config", "load_history", "load_model",
     "model_dir_name", "model_seed", "plot_training_curves", "save_torch", "should_stop", "train_models",
     "training_outcome", "tune_malloc", "warmup_epochs", "write_summary",
 ]
@@ -468,6 +473,12 @@ def train_models(
         raise TrainingFailed(f"{len(failures)} of {len(pending)} models failed: {'; '.join(failures)}. The others "
                              "finished; a rerun resumes the failed ones from their last finite epoch")
     return folders
+
+
+def default_run_dir(preset: str, seed: int, thermometer_levels: int | None = None) -> Path:
+    """``00_demonstrations_data/runs/<preset>_seed<seed>[_thermo<L>]``."""
+    suffix = f"_thermo{thermometer_levels}" if thermometer_levels else ""
+    return RUNS_DIR / f"{preset}_seed{seed}{suffix}"
 
 
 class TrainingFailed(ValueError):
