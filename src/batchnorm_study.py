@@ -26,6 +26,7 @@ from .generalization import GeneralizationGrid, evaluate_model_dirs, load_metric
 from .io_utils import atomic_write_bytes, load_json, save_json
 from .paths import RUNS_DIR
 from .precise_batchnorm import write_recalibrated_copy
+from .run_folders import hold_folder
 
 STUDY_FILE = "precise_bn.csv"
 SUMMARY_FILE = "precise_bn_summary.json"
@@ -64,23 +65,24 @@ def precise_bn_study(population_dir: str | Path, copies_dir: str | Path | None =
     """
     from .population import load_population
 
-    population = load_population(population_dir)
-    manifest = population.manifest
-    copies_dir = Path(copies_dir) if copies_dir is not None else RUNS_DIR / "precise_bn" / Path(population_dir).resolve().name
-    grid = GeneralizationGrid.from_dict(manifest["grid"])
-    training = load_training_data(manifest["data_dir"], manifest["preset"]).training
-    sources = [population.model_dir(i) for i in population.indices]
-    with thread_limits(inference_threads=1):  # small batches: one thread beats two on a loaded machine
-        copies = [write_recalibrated_copy(d, copies_dir / d.name, training)
-                  for d in tqdm(sources, desc="precise BN", unit="model", disable=not progress)]
-    recalibrated = evaluate_model_dirs(copies, grid, cut=population.cut, progress=progress)
-    rows = []
-    for index, source, copy, summary in zip(population.indices, sources, copies, recalibrated, strict=True):
-        rows.append({"model_index": index, **_row(source, load_metrics(source), "running"),
-                     **_row(copy, summary, "precise")})
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    path = atomic_write_bytes(Path(population_dir) / STUDY_FILE, table.to_csv(index=False).encode())
-    save_json(Path(population_dir) / SUMMARY_FILE, summarize_study(table))
+    with hold_folder(population_dir):  # first: a busy, unwritable or shipped folder fails before any work
+        population = load_population(population_dir)
+        manifest = population.manifest
+        copies_dir = Path(copies_dir) if copies_dir is not None else RUNS_DIR / "precise_bn" / Path(population_dir).resolve().name
+        grid = GeneralizationGrid.from_dict(manifest["grid"])
+        training = load_training_data(manifest["data_dir"], manifest["preset"]).training
+        sources = [population.model_dir(i) for i in population.indices]
+        with thread_limits(inference_threads=1):  # small batches: one thread beats two on a loaded machine
+            copies = [write_recalibrated_copy(d, copies_dir / d.name, training)
+                      for d in tqdm(sources, desc="precise BN", unit="model", disable=not progress)]
+        recalibrated = evaluate_model_dirs(copies, grid, cut=population.cut, progress=progress)
+        rows = []
+        for index, source, copy, summary in zip(population.indices, sources, copies, recalibrated, strict=True):
+            rows.append({"model_index": index, **_row(source, load_metrics(source), "running"),
+                         **_row(copy, summary, "precise")})
+        table = pd.DataFrame(rows, columns=list(COLUMNS))
+        path = atomic_write_bytes(Path(population_dir) / STUDY_FILE, table.to_csv(index=False).encode())
+        save_json(Path(population_dir) / SUMMARY_FILE, summarize_study(table))
     return path
 
 

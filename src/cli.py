@@ -16,11 +16,13 @@ from .diagnostics import add_diagnose_parser
 from .gallery import add_gallery_parser
 from .generalization_prediction import add_predict_parser
 from .highlighted_models import add_highlight_parser
-from .population import add_population_parser
+from .population_cli import add_population_parser
 from .presets import PRESET_NAMES
 from .reproduce import add_reproduce_parser
+from .run_folders import allow_shipped_writes
 from .thermometer_experiment import add_thermometer_parser
-from .training_utils import add_train_parser
+from .training_cli import add_train_parser
+from .training_recipe import MAX_SEED, check_seed
 
 
 def _add_data_parser(subparsers) -> None:
@@ -42,8 +44,6 @@ def _run_data(args: argparse.Namespace) -> int:
     from .datasets import read_manifest, write_datasets
     from .paths import datasets_dir
 
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     out = args.out if args.out is not None else datasets_dir(args.preset)
     manifest = write_datasets(args.preset, args.seed, out, progress=not args.quiet)
     for entry in read_manifest(out)["datasets"]:
@@ -52,7 +52,20 @@ def _run_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def seed_argument(text: str) -> int:
+    """An argparse type for every seed option: an integer in [0, MAX_SEED] (all derived seeds stay valid)."""
+    try:
+        return check_seed(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_SEED}], got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every sub-command, with the options common to all of them added here.
+
+    Every ``--seed`` / ``--data-seed`` is checked up front by :func:`seed_argument`, and every command
+    gets ``--allow-shipped`` (writing into the shipped data, see :mod:`src.run_folders`).
+    """
     parser = argparse.ArgumentParser(prog="python -m src", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     _add_data_parser(subparsers)
@@ -65,17 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_precise_bn_parser(subparsers)
     add_thermometer_parser(subparsers)
     add_gallery_parser(subparsers)
+    for command in subparsers.choices.values():
+        for action in command._actions:
+            if action.dest in ("seed", "data_seed"):
+                action.type = seed_argument
+        command.add_argument("--allow-shipped", action="store_true",
+                             help="allow writing into the data shipped in 00_demonstrations_data (default: refused)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors in one line (exit 2), Ctrl-C in one line (exit 130)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with allow_shipped_writes(args.allow_shipped):
+            return args.func(args)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: `{args.command}` stopped; run the same command again to resume where it stopped",
+              file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -117,7 +117,7 @@ def load_training_data(data_dir: str | Path, preset: Preset | str) -> TrainingDa
     for split in SPLIT_NAMES:
         parts = []
         for W, expected in _split_parts(split, preset):
-            data = load_split(data_dir, split, W)
+            data = load_split(data_dir, split, W, preset=preset.name)
             name = dataset_filename(split, W)
             if data["labels"].size != expected:
                 raise ValueError(

@@ -69,6 +69,7 @@ from .clustering_utils import collect_activations
 from .datasets import load_split
 from .interventions import PROBES, mid_gap_columns, probe_responses
 from .io_utils import atomic_write_bytes, load_json, save_json
+from .run_folders import hold_folder
 from .training_utils import load_model, model_dir_name, training_outcome
 
 MAX_DIAGNOSTIC_W = 0.05
@@ -312,24 +313,25 @@ def diagnose_population(
         dirs = [population_dir / model_dir_name(int(i)) for i in model_indices]
     if not dirs:
         raise FileNotFoundError(f"{population_dir}: no trained model folder (model_XXX/weights.pt)")
-    data = CleanData.load(data_dir)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            rows = [model_diagnostics(d, data) for d in tqdm(dirs, desc="diagnostics", unit="model", disable=not progress)]
-    finally:
-        torch.set_num_threads(threads)
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    path = population_dir / DIAGNOSTICS_FILE
-    if path.is_file() and model_indices is not None:
-        previous = load_diagnostics(population_dir)
-        table = pd.concat([previous[~previous["model_index"].isin(table["model_index"])], table])
-    table = table.sort_values("model_index")
-    text = io.StringIO()
-    table.to_csv(text, index=False, lineterminator="\n")
-    save_json(population_dir / DIAGNOSTICS_COLUMNS_FILE, COLUMNS)
-    return atomic_write_bytes(path, text.getvalue().encode())
+    with hold_folder(population_dir):  # one writer of diagnostics.csv (a read-modify-write)
+        data = CleanData.load(data_dir)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with threadpool_limits(limits=1):
+                rows = [model_diagnostics(d, data) for d in tqdm(dirs, desc="diagnostics", unit="model", disable=not progress)]
+        finally:
+            torch.set_num_threads(threads)
+        table = pd.DataFrame(rows, columns=list(COLUMNS))
+        path = population_dir / DIAGNOSTICS_FILE
+        if path.is_file() and model_indices is not None:
+            previous = load_diagnostics(population_dir)
+            table = pd.concat([previous[~previous["model_index"].isin(table["model_index"])], table])
+        table = table.sort_values("model_index")
+        text = io.StringIO()
+        table.to_csv(text, index=False, lineterminator="\n")
+        save_json(population_dir / DIAGNOSTICS_COLUMNS_FILE, COLUMNS)
+        return atomic_write_bytes(path, text.getvalue().encode())
 
 
 def load_diagnostics(population_dir: str | Path) -> pd.DataFrame:

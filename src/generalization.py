@@ -44,7 +44,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,9 +59,10 @@ from .data_generation import observables, phase_diagram_hoppings, winding_number
 from .data_loaders import TensorSplit
 from .device import select_device
 from .ensemble_training import default_engine, evaluate_models
-from .io_utils import load_json, load_npz, save_json, save_npz
+from .io_utils import load_json, load_json_object, load_npz, save_json, save_npz
 from .metrics import METRIC_NAMES, classification_metrics
 from .presets import Preset, get_preset
+from .run_folders import hold_folders
 from .training_utils import load_model
 
 CUT_METRICS = ("mae", "rmse")
@@ -70,6 +71,8 @@ DEFAULT_THRESHOLD = 0.2
 PHASE_DIAGRAM_FILE = "phase_diagram.npz"
 METRICS_FILE = "generalization_metrics.json"
 PARTIAL_FILE = ".generalization_partial.npz"
+#: fields of generalization_metrics.json every reader relies on, with their JSON types
+METRICS_FIELDS = {"grid": dict, "rmse": float, "ssim": float, "ood": dict, "clean": dict}
 WEIGHT_FILES = {"last": "weights.pt", "best": "best_weights.pt"}
 SSIM_MAX_WINDOW = 7
 
@@ -534,6 +537,7 @@ class CNNEnsemble:
     device : where inference runs (default: :func:`src.device.select_device`).
     engine : ``"fused"`` or ``"stacked"`` (default: fused on CPU, stacked elsewhere).
     batch_size : chains per forward pass (default: the engine's).
+    names : how errors name each model (default: "model k").
     """
 
     def __init__(
@@ -542,6 +546,7 @@ class CNNEnsemble:
         device: str | torch.device | None = None,
         engine: str | None = None,
         batch_size: int | None = None,
+        names: Sequence[str] | None = None,
     ) -> None:
         if not models:
             raise ValueError("CNNEnsemble needs at least one model")
@@ -552,6 +557,7 @@ class CNNEnsemble:
         self.engine = default_engine(self.device) if engine is None else engine
         self.batch_size = None if batch_size is None else _check_positive("batch_size", batch_size)
         self.models = [model.to(self.device).eval() for model in models]
+        self.names = list(names) if names is not None else [f"model {k}" for k in range(len(models))]
         self.groups: dict[int | None, list[int]] = {}
         for k, model in enumerate(self.models):
             levels = model.in_channels if model.in_channels > 1 else None
@@ -569,6 +575,10 @@ class CNNEnsemble:
         predictions = np.empty((self.n_models, len(y)), dtype=np.int64)
         for levels, members in self.groups.items():
             evaluation = evaluate_models([self.models[k] for k in members], split, levels, self.engine, self.batch_size)
+            for k, loss in zip(members, evaluation.loss, strict=True):
+                if not np.isfinite(loss):  # any NaN or infinite logit makes the cross-entropy non-finite
+                    raise ValueError(f"{self.names[k]}: non-finite logits on the chains of W = {batch.W:g}; "
+                                     "its predictions would be meaningless")
             predictions[members] = evaluation.predictions
         return predictions
 
@@ -672,15 +682,13 @@ def load_result(model_dir: str | Path) -> GeneralizationResult:
 
 
 def load_metrics(model_dir: str | Path) -> dict:
-    """``generalization_metrics.json`` of a model folder.
+    """``generalization_metrics.json`` of a model folder, its fields checked (:data:`METRICS_FIELDS`).
 
     A file written before the MAE existed gets ``mae`` from its ``phase_diagram.npz`` (the diagrams it
     was computed from) and its RMSE cut as ``generalization_cut``; the file itself is not rewritten.
     """
     model_dir = Path(model_dir)
-    metrics = load_json(model_dir / METRICS_FILE)
-    if not isinstance(metrics, dict):
-        raise ValueError(f"{model_dir / METRICS_FILE}: expected a JSON object, got {type(metrics).__name__}")
+    metrics = load_json_object(model_dir / METRICS_FILE, METRICS_FIELDS)
     if "mae" not in metrics:
         result = load_result(model_dir)
         metrics["mae"] = diagram_mae(result.predicted, result.target)
@@ -749,6 +757,7 @@ def evaluate_model_dirs(
     progress: bool = True,
     force: bool = False,
     checkpoint_interval_s: float = 60.0,
+    replace: bool = False,
 ) -> list[dict]:
     """Evaluate the trained models of several folders together; write their results; return summaries.
 
@@ -773,6 +782,8 @@ def evaluate_model_dirs(
     generation_threads : numba threads of the chain generator (None: all cores).
     force : re-evaluate folders already evaluated.
     checkpoint_interval_s : least time between two checkpoints of the rows done.
+    replace : replace evaluations made on another grid or of other weights (``which``); without it such a
+        folder is refused, so that no folder silently mixes results of two grids.
 
     Returns
     -------
@@ -786,6 +797,28 @@ def evaluate_model_dirs(
         raise ValueError("model_dirs must name at least one model folder")
     for model_dir in model_dirs:
         _check_model_dir(model_dir, which)
+        if not replace:
+            _check_same_evaluation(model_dir, grid, which)
+    writes = force or any(not is_evaluated(d, grid, which) or recut(load_metrics(d), cut) != load_json(d / METRICS_FILE)
+                          for d in model_dirs)
+    with hold_folders([d.parent for d in model_dirs]) if writes else nullcontext():  # only writers hold
+        return _evaluate_model_dirs(model_dirs, grid, which, cut, device, engine, batch_size, chunk_size,
+                                    inference_threads, generation_threads, progress, force, checkpoint_interval_s)
+
+
+def _check_same_evaluation(model_dir: Path, grid: GeneralizationGrid, which: str) -> None:
+    """``ValueError`` if ``model_dir`` holds an evaluation on another grid or of other weights."""
+    if not (model_dir / METRICS_FILE).is_file():
+        return
+    stored = load_metrics(model_dir)
+    if stored["grid"] != grid.to_dict() or stored.get("weights", which) != which:
+        raise ValueError(f"{model_dir / METRICS_FILE}: evaluated on grid {stored['grid']} with weights "
+                         f"{stored.get('weights')!r}, not grid {grid.to_dict()} with {which!r}; pass "
+                         "--replace-evaluations to re-evaluate (the run's stats.csv and manifest.json follow)")
+
+
+def _evaluate_model_dirs(model_dirs, grid, which, cut, device, engine, batch_size, chunk_size,
+                         inference_threads, generation_threads, progress, force, checkpoint_interval_s) -> list[dict]:
     summaries: dict[int, dict] = {}
     pending = []
     for position, model_dir in enumerate(model_dirs):
@@ -800,7 +833,8 @@ def evaluate_model_dirs(
     if pending:
         hashes = {p: file_sha256(weights_path(model_dirs[p], which)) for p in pending}
         models = [load_model(model_dirs[p], which=which, device="cpu") for p in pending]
-        ensemble = CNNEnsemble(models, device=device, engine=engine, batch_size=batch_size)
+        ensemble = CNNEnsemble(models, device=device, engine=engine, batch_size=batch_size,
+                               names=[str(model_dirs[p]) for p in pending])
         accumulator = GridAccumulator(grid, len(pending))
         done_by_all = np.ones(grid.n_W, dtype=bool)  # rows every model has in its checkpoint
         for k, p in enumerate(pending):

@@ -36,6 +36,7 @@ from scipy import stats as scipy_stats
 from .diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
 from .diagnostics import load_diagnostics
 from .io_utils import atomic_write_bytes, load_json, save_json
+from .run_folders import hold_folder
 
 OUTCOMES = ("ood_accuracy", "mae")
 LIFT_KS = (5, 10, 20)
@@ -362,28 +363,29 @@ def add_predict_parser(subparsers) -> None:
 def _run_predict(args: argparse.Namespace) -> int:
     from .population import load_population
 
-    table = merged_table(load_diagnostics(args.population), load_population(args.population).stats)
-    directions = None
-    if args.protocol is not None:
-        protocol = load_json(args.protocol)
-        directions = protocol["expected_signs"]
-    predictors = predictor_table(table, seed=args.seed, directions=directions)
-    path = atomic_write_bytes(args.population / PREDICTORS_FILE, predictors.to_csv(index=False).encode())
-    columns = ["diagnostic", "spearman_ood_accuracy", "spearman_low_ood_accuracy", "spearman_high_ood_accuracy",
-               "lift10", "lift10_p"]
-    print(predictors[columns].head(15).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"wrote {path}")
-    if args.freeze is not None:
-        protocol = make_protocol(predictors, str(args.population), args.validation, args.k)
-        save_json(args.freeze, protocol)
-        rule = protocol["selection_rule"]
-        print(f"froze {args.freeze}: rule = top {rule['k']} by {rule['direction']} {rule['diagnostic']}")
-    if args.protocol is not None:
-        result = validate_protocol(load_json(args.protocol), table, seed=args.seed)
-        save_json(args.population / VALIDATION_FILE, {
-            "protocol": str(args.protocol), **{k: v for k, v in result.items() if k != "replication"},
-            "replication": result["replication"].to_dict(orient="records")})
-        print(result["replication"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        print(f"{result['n_replicated']} of {result['n_tested']} diagnostics replicate on {result['n_models']} networks; "
-              f"{describe_rule(result['rule'])}")
-    return 0
+    with hold_folder(args.population):  # one writer of the population's derived files
+        table = merged_table(load_diagnostics(args.population), load_population(args.population).stats)
+        directions = None
+        if args.protocol is not None:
+            protocol = load_json(args.protocol)
+            directions = protocol["expected_signs"]
+        predictors = predictor_table(table, seed=args.seed, directions=directions)
+        path = atomic_write_bytes(args.population / PREDICTORS_FILE, predictors.to_csv(index=False).encode())
+        columns = ["diagnostic", "spearman_ood_accuracy", "spearman_low_ood_accuracy", "spearman_high_ood_accuracy",
+                   "lift10", "lift10_p"]
+        print(predictors[columns].head(15).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"wrote {path}")
+        if args.freeze is not None:
+            protocol = make_protocol(predictors, str(args.population), args.validation, args.k)
+            save_json(args.freeze, protocol)
+            rule = protocol["selection_rule"]
+            print(f"froze {args.freeze}: rule = top {rule['k']} by {rule['direction']} {rule['diagnostic']}")
+        if args.protocol is not None:
+            result = validate_protocol(load_json(args.protocol), table, seed=args.seed)
+            save_json(args.population / VALIDATION_FILE, {
+                "protocol": str(args.protocol), **{k: v for k, v in result.items() if k != "replication"},
+                "replication": result["replication"].to_dict(orient="records")})
+            print(result["replication"].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+            print(f"{result['n_replicated']} of {result['n_tested']} diagnostics replicate on {result['n_models']} networks; "
+                  f"{describe_rule(result['rule'])}")
+        return 0

@@ -16,8 +16,10 @@ In each of the four classes the most typical model is the one closest to the cla
 median in the plane (error / sd(error), score / sd(score)) (standard deviations over the whole population,
 so both axes weigh the same). When a class is empty this is reported and the model nearest to the
 class (smallest scaled distance to its quadrant, preferring models not chosen for another class) is
-taken instead. The chosen model folders are copied to ``00_demonstrations_data/models/<category>/``
-together with a ``provenance.json`` (source folder, index, error, score, the rule).
+taken instead. The chosen model folders are copied to ``<out>/<category>/`` (by default
+``00_demonstrations_data/runs/highlighted``; the paper networks shipped in ``00_demonstrations_data/models``
+are replaced only with ``--allow-shipped``) together with a ``provenance.json`` (source folder, index,
+error, score, the rule).
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ from .cam_utils import (
 )
 from .generalization import CUT_METRICS, DEFAULT_CUT_METRIC, DEFAULT_THRESHOLD, GeneralizationCut
 from .io_utils import atomic_write_bytes, load_json, save_json
-from .paths import HIGHLIGHTED_MODELS_DIR
+from .paths import RUNS_DIR
 from .population import Population
+from .run_folders import hold_folder
 from .training_utils import load_model
 
 CATEGORIES = ("poorly_misleading", "well_good", "poorly_good", "well_misleading")
@@ -53,6 +56,8 @@ CATEGORY_TITLES = {
 }
 MODEL_WEIGHTS_FILE = "weights.pt"
 PROVENANCE_FILE = "provenance.json"
+#: where highlighted networks go by default (the shipped ones, 00_demonstrations_data/models, need --allow-shipped)
+DEFAULT_HIGHLIGHT_DIR = RUNS_DIR / "highlighted"
 
 
 @dataclass(frozen=True)
@@ -311,7 +316,7 @@ def highlight_models(
     metrics: pd.DataFrame,
     model_dirs: Mapping[int, str | Path],
     data_dir: str | Path,
-    out_dir: str | Path = HIGHLIGHTED_MODELS_DIR,
+    out_dir: str | Path = DEFAULT_HIGHLIGHT_DIR,
     rule: SelectionRule = SelectionRule(),
     metric_columns: Sequence[str] = ("mae", "rmse", "ood_accuracy"),
     region: EdgeStateRegion = EDGE_STATE_REGION,
@@ -335,6 +340,14 @@ def highlight_models(
     missing = [c for c in ("model_index", *columns) if c not in metrics.columns]
     if missing:
         raise ValueError(f"metrics table lacks columns {missing}; has {list(metrics.columns)}")
+    with hold_folder(out_dir):  # before the CAM scores: a busy, unwritable or shipped folder fails at once
+        return _highlight_models(metrics, model_dirs, data_dir, Path(out_dir), rule, columns, region, batch_size,
+                                 progress, source)
+
+
+def _highlight_models(metrics, model_dirs, data_dir, out_dir, rule, columns, region, batch_size, progress,
+                      source) -> HighlightResult:
+    error = rule.cut.metric
     scores = population_cam_scores(model_dirs, data_dir, region, batch_size, progress)
     table = metrics[["model_index", *columns]].merge(scores, on="model_index")
     if len(table) != len(scores):
@@ -368,7 +381,7 @@ def highlight_models(
 def highlight_population(
     population: Population,
     data_dir: str | Path,
-    out_dir: str | Path = HIGHLIGHTED_MODELS_DIR,
+    out_dir: str | Path = DEFAULT_HIGHLIGHT_DIR,
     rule: SelectionRule = SelectionRule(),
     batch_size: int = 256,
     progress: bool = True,
@@ -397,7 +410,9 @@ def add_highlight_parser(subparsers) -> None:
     parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="datasets preset (default: quick)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the datasets if they must be generated (default: 0)")
     parser.add_argument("--data", type=Path, default=None, help="datasets folder (default: 00_demonstrations_data/datasets/<preset>)")
-    parser.add_argument("--out", type=Path, default=HIGHLIGHTED_MODELS_DIR, help="output folder (default: 00_demonstrations_data/models)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_HIGHLIGHT_DIR,
+                        help="output folder (default: 00_demonstrations_data/runs/highlighted; the shipped networks in "
+                        "00_demonstrations_data/models are replaced only with --allow-shipped)")
     parser.add_argument("--cut-metric", choices=CUT_METRICS, default=DEFAULT_CUT_METRIC,
                         help="diagram error of the well-generalizing cut (default: mae)")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,

@@ -116,6 +116,50 @@ def load_json(path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: malformed JSON ({exc})") from exc
 
 
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "an object",
+               list: "a list", object: "present"}
+
+
+def load_json_object(path: str | os.PathLike, fields: Mapping[str, type | tuple[type, ...]]) -> dict:
+    """Read a JSON file that must hold an object with the given fields of the given types.
+
+    Parameters
+    ----------
+    path : the file.
+    fields : field name -> expected type (``int`` excludes booleans, ``float`` accepts integers, ``object``
+        any value, a tuple any of several, ``type(None)`` for null).
+
+    Raises
+    ------
+    FileNotFoundError
+        if the file does not exist.
+    ValueError
+        naming the file and the field if the file is malformed, not an object, lacks a field or a field has
+        the wrong type.
+    """
+    data = load_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: must hold a JSON object, found {type(data).__name__}")
+    for name, expected in fields.items():
+        if name not in data:
+            raise ValueError(f"{path}: missing field {name!r}")
+        kinds = expected if isinstance(expected, tuple) else (expected,)
+        if not any(_has_type(data[name], kind) for kind in kinds):
+            wanted = " or ".join(_TYPE_NAMES.get(kind, "null") for kind in kinds)
+            raise ValueError(f"{path}: field {name!r} must be {wanted}, found {json.dumps(data[name])[:60]}")
+    return data
+
+
+def _has_type(value: Any, kind: type) -> bool:
+    if kind is object:
+        return True
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()

@@ -41,7 +41,6 @@ idle many-core machine ``--workers`` spreads the models over the cores.
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 import platform
@@ -58,7 +57,6 @@ from tqdm.auto import tqdm
 from .datasets import read_manifest, write_datasets
 from .device import select_device
 from .generalization import (
-    CUT_METRICS,
     DEFAULT_CUT_METRIC,
     DEFAULT_THRESHOLD,
     WEIGHT_FILES,
@@ -70,11 +68,12 @@ from .generalization import (
     load_metrics,
     load_result,
 )
-from .io_utils import atomic_write_bytes, load_json, save_json
+from .io_utils import atomic_write_bytes, load_json_object, save_json
 from .metrics import METRIC_NAMES
 from .paths import RUNS_DIR, datasets_dir
-from .presets import PRESET_NAMES, Preset, get_preset
+from .presets import Preset, get_preset
 from .provenance import git_state, package_versions
+from .run_folders import hold_folder
 from .training_utils import (
     FINAL_FILES,
     available_cpus,
@@ -84,8 +83,11 @@ from .training_utils import (
     model_seed,
     train_models,
     training_outcome,
+    write_summary,
 )
 
+#: fields of manifest.json every reader relies on, with their JSON types
+MANIFEST_FIELDS = {"preset": str, "seed": int, "grid": dict, "runs": list}
 STATS_FILE = "stats.csv"
 STATS_COLUMNS_FILE = "stats_columns.json"
 MANIFEST_FILE = "manifest.json"
@@ -138,9 +140,12 @@ COLUMNS: dict[str, str] = {
 # ----------------------------------------------------------------------------------------------
 # settings and model selection
 # ----------------------------------------------------------------------------------------------
-def parse_model_indices(text: str) -> list[int]:
-    """Model indices from ``"0-24"``, ``"3"`` or ``"0-3,7,10-12"`` (ranges inclusive), sorted, distinct."""
-    indices: set[int] = set()
+def parse_model_indices(text: str, n_models: int) -> list[int]:
+    """Model indices from ``"0-24"``, ``"3"`` or ``"0-3,7,10-12"`` (ranges inclusive), sorted, distinct.
+
+    Every index must be below ``n_models`` (the population's size), checked before any range is expanded.
+    """
+    bounds = []
     for part in str(text).replace(" ", "").split(","):
         try:
             if "-" in part:
@@ -151,8 +156,10 @@ def parse_model_indices(text: str) -> list[int]:
             raise ValueError(f"--models: cannot read {part!r} in {text!r}; use e.g. 0-24 or 0-3,7") from None
         if first < 0 or last < first:
             raise ValueError(f"--models: range {part!r} must be FIRST-LAST with 0 <= FIRST <= LAST")
-        indices.update(range(first, last + 1))
-    return sorted(indices)
+        if last >= n_models:
+            raise ValueError(f"--models: {last} is beyond the population's {n_models} models (0-{n_models - 1})")
+        bounds.append((first, last))
+    return sorted({index for first, last in bounds for index in range(first, last + 1)})
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,9 @@ class PopulationSettings:
     progress : progress bars.
     train_only : train the models and stop; evaluate on the generalization grid later (a validation
         population whose out-of-distribution results must not be seen before a protocol is frozen).
+    replace_evaluations : re-evaluate models evaluated on another grid or with other weights.
+    lock_token : the token of the process holding ``out_dir`` (:mod:`src.run_folders`), for chunks run on
+        Dask workers on its behalf.
     """
 
     preset: str
@@ -189,6 +199,8 @@ class PopulationSettings:
     generation_threads: int | None = None
     progress: bool = True
     train_only: bool = False
+    replace_evaluations: bool = False
+    lock_token: str | None = None
 
     @property
     def grid(self) -> GeneralizationGrid:
@@ -228,21 +240,21 @@ def is_finished(model_dir: str | Path, settings: PopulationSettings, index: int)
 
 
 def ensure_datasets(preset: Preset | str, seed: int, data_dir: str | Path, progress: bool = True) -> Path:
-    """Generate the preset's datasets from ``seed`` into ``data_dir`` unless they are there already.
+    """Generate the preset's datasets from ``seed`` into ``data_dir`` unless they are there and intact.
 
-    Raises ``ValueError`` if ``data_dir`` holds the datasets of another seed or preset.
+    Raises ``ValueError`` if ``data_dir`` holds the datasets of another seed or preset; files of the right
+    seed and preset that are missing, altered or written by an older version are regenerated.
     """
     preset = get_preset(preset)
     data_dir = Path(data_dir)
     if (data_dir / "datasets.json").is_file():
         manifest = read_manifest(data_dir)
-        if manifest.get("seed") != seed or manifest.get("preset") != preset.name:
+        if manifest["seed"] != seed or manifest["preset"] != preset.name:
             raise ValueError(
-                f"{data_dir} holds the datasets of preset {manifest.get('preset')!r}, seed {manifest.get('seed')}; "
+                f"{data_dir} holds the datasets of preset {manifest['preset']!r}, seed {manifest['seed']}; "
                 f"this population needs preset {preset.name!r}, seed {seed}: pass another data folder (--data-dir)"
             )
-        return data_dir
-    write_datasets(preset, seed, data_dir, progress=progress)
+    write_datasets(preset, seed, data_dir, progress=progress)  # verifies every file; regenerates what is not current
     return data_dir
 
 
@@ -254,7 +266,7 @@ def run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
     training-curve figures) and the torch / numba thread settings are process-wide. Give each worker one
     thread and start more workers instead.
     """
-    with _CHUNK_LOCK:
+    with _CHUNK_LOCK, hold_folder(settings.out_dir, token=settings.lock_token):
         return _run_chunk(settings, indices)
 
 
@@ -286,6 +298,7 @@ def _run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
             inference_threads=settings.inference_threads,
             generation_threads=settings.generation_threads,
             progress=settings.progress,
+            replace=settings.replace_evaluations,
         )
     if not settings.keep_figures:
         for model_dir in dirs:
@@ -299,9 +312,13 @@ def _split(indices: list[int], chunk_size: int) -> list[list[int]]:
 
 
 def _run_on_dask(
-    settings: PopulationSettings, pending: list[int], scheduler: str | None, workers: int, chunk_size: int | None
+    settings: PopulationSettings, pending: list[int], scheduler: str | None, workers: int, chunk_size: int | None,
+    token: str,
 ) -> str:
-    """Dispatch chunks of ``pending`` to a Dask cluster (given, or local with ``workers`` processes)."""
+    """Dispatch chunks of ``pending`` to a Dask cluster (given, or local with ``workers`` processes).
+
+    ``token``: this process's hold on the population folder, which the workers join (:mod:`src.run_folders`).
+    """
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -320,7 +337,8 @@ def _run_on_dask(
         size = chunk_size or math.ceil(len(pending) / slots)
         chunks = _split(pending, size)
         # one thread per chunk: a worker process runs one chunk at a time (run_chunk) on one core
-        single = {"progress": False, "train_workers": 1, "inference_threads": 1, "generation_threads": 1}
+        single = {"progress": False, "train_workers": 1, "inference_threads": 1, "generation_threads": 1,
+                  "lock_token": token}
         worker_settings = PopulationSettings(**{**asdict(settings), **single})
         futures = client.map(run_chunk, [worker_settings] * len(chunks), chunks, pure=False)
         with tqdm(total=len(pending), desc="population (dask)", unit="model", disable=not settings.progress) as bar:
@@ -349,6 +367,7 @@ def run_population(
     inference_threads: int | None = 1,
     progress: bool = True,
     train_only: bool = False,
+    replace_evaluations: bool = False,
 ) -> Path:
     """Train and evaluate the models ``model_indices`` of a population; write stats and manifest.
 
@@ -368,6 +387,8 @@ def run_population(
     inference_threads : torch threads of the evaluation (1: see :func:`src.generalization.evaluate_model_dirs`).
     train_only : train the pending models without evaluating them (``stats.csv`` then lists only the
         models evaluated before).
+    replace_evaluations : re-evaluate models evaluated on another grid or with other weights (refused
+        otherwise); ``stats.csv`` and the manifest then describe the new evaluation.
 
     Returns
     -------
@@ -389,36 +410,38 @@ def run_population(
     if device is not None:
         select_device(device)  # fail early on an unknown or absent device
     out_dir = Path(out_dir)
-    _check_manifest(out_dir, preset.name, int(seed))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = Path(data_dir) if data_dir is not None else datasets_dir(preset.name)
-    settings = PopulationSettings(
-        preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,
-        cut_metric=cut.metric, threshold=cut.threshold, keep_figures=keep_figures, train_workers=train_workers,
-        inference_threads=inference_threads, progress=progress, train_only=train_only,
-    )
-    pending = [i for i in indices if not (is_trained(settings.model_dir(i)) if train_only
-                                           else is_finished(settings.model_dir(i), settings, i))]
-    where = "in-process"
-    if pending:
-        ensure_datasets(preset, settings.seed, data_dir, progress)
-        if scheduler is not None or workers > 1:
-            where = _run_on_dask(settings, pending, scheduler, workers, chunk_size)
-        else:
-            run_chunk(settings, pending)
-    run = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-        "models_requested": indices,
-        "models_done_now": pending,
-        "wall_time_s": round(time.time() - started, 3),
-        "device": _device_description(device),
-        "host": socket.gethostname(),
-        "scheduler": where if scheduler is not None or workers > 1 else None,
-        "workers": workers,
-        "train_only": train_only,
-    }
-    write_manifest(out_dir, settings, run)
-    return write_stats(out_dir, cut)
+    with hold_folder(out_dir) as hold:  # one writer; a busy, unwritable or shipped folder fails here
+        _check_manifest(out_dir, preset.name, int(seed))
+        data_dir = Path(data_dir) if data_dir is not None else datasets_dir(preset.name)
+        settings = PopulationSettings(
+            preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,
+            cut_metric=cut.metric, threshold=cut.threshold, keep_figures=keep_figures, train_workers=train_workers,
+            inference_threads=inference_threads, progress=progress, train_only=train_only,
+            replace_evaluations=replace_evaluations,
+        )
+        pending = [i for i in indices if not (is_trained(settings.model_dir(i)) if train_only
+                                               else is_finished(settings.model_dir(i), settings, i))]
+        where = "in-process"
+        if pending:
+            ensure_datasets(preset, settings.seed, data_dir, progress)
+            if scheduler is not None or workers > 1:
+                where = _run_on_dask(settings, pending, scheduler, workers, chunk_size, hold.token)
+            else:
+                run_chunk(settings, pending)
+        run = {
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "models_requested": indices,
+            "models_done_now": pending,
+            "wall_time_s": round(time.time() - started, 3),
+            "device": _device_description(device),
+            "host": socket.gethostname(),
+            "scheduler": where if scheduler is not None or workers > 1 else None,
+            "workers": workers,
+            "train_only": train_only,
+        }
+        write_manifest(out_dir, settings, run)
+        write_summary(out_dir)
+        return write_stats(out_dir, cut)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -446,18 +469,22 @@ def model_row(model_dir: str | Path, cut: GeneralizationCut | None = None) -> di
 
 
 def write_stats(out_dir: str | Path, cut: GeneralizationCut | None = None) -> Path:
-    """Write ``stats.csv`` (one row per model folder with an evaluation, by index) and ``stats_columns.json``."""
+    """Write ``stats.csv`` (one row per model folder with an evaluation, by index) and ``stats_columns.json``.
+
+    Read and written while holding the folder (:func:`src.run_folders.hold_folder`): one writer at a time.
+    """
     out_dir = Path(out_dir)
-    rows = [
-        model_row(d, cut)
-        for d in sorted(out_dir.glob("model_*"))
-        if is_trained(d) and (d / "generalization_metrics.json").is_file()
-    ]
-    table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("model_index")
-    text = io.StringIO()
-    table.to_csv(text, index=False, lineterminator="\n")
-    save_json(out_dir / STATS_COLUMNS_FILE, COLUMNS)
-    return atomic_write_bytes(out_dir / STATS_FILE, text.getvalue().encode())
+    with hold_folder(out_dir):
+        rows = [
+            model_row(d, cut)
+            for d in sorted(out_dir.glob("model_*"))
+            if is_trained(d) and (d / "generalization_metrics.json").is_file()
+        ]
+        table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("model_index")
+        text = io.StringIO()
+        table.to_csv(text, index=False, lineterminator="\n")
+        save_json(out_dir / STATS_COLUMNS_FILE, COLUMNS)
+        return atomic_write_bytes(out_dir / STATS_FILE, text.getvalue().encode())
 
 
 def _device_description(device: str | None) -> str:
@@ -476,7 +503,7 @@ def _device_description(device: str | None) -> str:
 def _check_manifest(out_dir: Path, preset: str, seed: int) -> dict:
     """The existing manifest of ``out_dir`` ({} if none); ``ValueError`` if it is another population's."""
     path = out_dir / MANIFEST_FILE
-    previous = load_json(path) if path.is_file() else {}
+    previous = load_json_object(path, MANIFEST_FIELDS) if path.is_file() else {}
     if previous and (previous.get("preset") != preset or previous.get("seed") != seed):
         raise ValueError(f"{path}: population of preset {previous.get('preset')!r}, seed {previous.get('seed')}, not "
                          f"{preset!r}, {seed}; choose another output folder")
@@ -484,7 +511,15 @@ def _check_manifest(out_dir: Path, preset: str, seed: int) -> dict:
 
 
 def write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> Path:
-    """Create or update ``manifest.json``: provenance, plus ``run`` appended to the list of invocations."""
+    """Create or update ``manifest.json``: provenance, plus ``run`` appended to the list of invocations.
+
+    The read-modify-write happens while holding the folder (:func:`src.run_folders.hold_folder`).
+    """
+    with hold_folder(out_dir):
+        return _write_manifest(Path(out_dir), settings, run)
+
+
+def _write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> Path:
     path = Path(out_dir) / MANIFEST_FILE
     previous = _check_manifest(Path(out_dir), settings.preset, settings.seed)
     runs = [*previous.get("runs", []), run]
@@ -576,8 +611,8 @@ def load_population(folder: str | Path) -> Population:
         raise ValueError(f"{path}: not a readable CSV table ({exc})") from None
     if list(stats.columns) != list(COLUMNS):
         raise ValueError(f"{path}: header {list(stats.columns)} differs from the documented columns {list(COLUMNS)}")
-    columns = load_json(folder / STATS_COLUMNS_FILE)
-    manifest = load_json(folder / MANIFEST_FILE)
+    columns = load_json_object(folder / STATS_COLUMNS_FILE, {})
+    manifest = load_json_object(folder / MANIFEST_FILE, MANIFEST_FIELDS)
     return Population(folder=folder, stats=stats, columns=columns, manifest=manifest)
 
 
@@ -617,99 +652,15 @@ def default_population_dir(preset: str, seed: int) -> Path:
     return RUNS_DIR / f"{preset}_seed{seed}_population"
 
 
-def add_population_parser(subparsers) -> None:
-    """Register ``python -m src population`` and ``python -m src evaluate``."""
-    parser = subparsers.add_parser(
-        "population",
-        help="train and evaluate a population of CNNs (the paper's 100), resumable, optionally on Dask",
-        description="Train N CNNs with the paper's recipe, evaluate each on the generalization grid, and write "
-        "per-model folders, stats.csv and manifest.json.",
-    )
-    parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
-    parser.add_argument("--seed", type=int, default=0, help="population seed: data, model seeds, grid (default: 0)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="population folder (default: 00_demonstrations_data/runs/<preset>_seed<seed>_population)")
-    parser.add_argument("--models", default=None, help="models to handle, e.g. 0-24 or 0-3,7 (default: all of the preset)")
-    parser.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: the preset's; made if missing)")
-    parser.add_argument("--scheduler", default=None, help="Dask scheduler address tcp://HOST:PORT to run chunks on")
-    parser.add_argument("--workers", type=int, default=1, help="without --scheduler: local Dask worker processes (default 1: in-process)")
-    parser.add_argument("--chunk-size", type=int, default=None, help="models per Dask task (default: spread over the workers)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    _add_cut_arguments(parser)
-    parser.add_argument("--train-only", action="store_true",
-                        help="train without evaluating on the generalization grid (evaluate later with the same command)")
-    parser.add_argument("--keep-training-figures", action="store_true", help="keep each model's training_curve.pdf/png")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=_run_population_cli)
-
-    evaluate = subparsers.add_parser(
-        "evaluate",
-        help="evaluate trained models of a run folder on the generalization grid",
-        description="Write phase_diagram.npz and generalization_metrics.json into each model folder of a run.",
-    )
-    evaluate.add_argument("--run", type=Path, required=True, help="run folder with model_XXX subfolders")
-    evaluate.add_argument("--models", default=None, help="models, e.g. 0-3 (default: every trained model of the run)")
-    evaluate.add_argument("--preset", choices=PRESET_NAMES, default=None, help="grid of this preset (default: the models')")
-    evaluate.add_argument("--seed", type=int, default=0, help="disorder seed of the grid (default: 0)")
-    evaluate.add_argument("--which", choices=tuple(WEIGHT_FILES), default="last", help="weights to evaluate (default: last)")
-    _add_cut_arguments(evaluate)
-    evaluate.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
-    evaluate.add_argument("--threads", type=int, default=1, help="torch threads for inference (default 1)")
-    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
-    evaluate.set_defaults(func=_run_evaluate_cli)
-
-
-def _add_cut_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cut-metric", choices=CUT_METRICS, default=DEFAULT_CUT_METRIC,
-                        help="diagram error of the well-generalizing cut (default mae: the paper's cut on the metric "
-                        "its 'RMSE' column behaves like; rmse applies the number to a true RMSE)")
-    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                        help="well generalizing iff the cut metric <= this (default 0.2, the paper's)")
-
-
-def _cut(args: argparse.Namespace) -> GeneralizationCut:
-    return GeneralizationCut(args.cut_metric, args.threshold)
-
-
-def _run_population_cli(args: argparse.Namespace) -> int:
-    out = args.out if args.out is not None else default_population_dir(args.preset, args.seed)
-    indices = None if args.models is None else parse_model_indices(args.models)
-    stats_path = run_population(
-        args.preset, args.seed, out, model_indices=indices, data_dir=args.data_dir, scheduler=args.scheduler,
-        workers=args.workers, chunk_size=args.chunk_size, device=args.device, cut=_cut(args),
-        keep_figures=args.keep_training_figures, progress=not args.quiet, train_only=args.train_only,
-    )
-    if args.train_only:
-        print(f"trained; evaluate later with the same command without --train-only ({out})")
-        return 0
-    stats = pd.read_csv(stats_path)
-    print(stats[["model_index", "epochs_run", "test_accuracy", "ood_accuracy", "mae", "rmse", "ssim", "well_generalizing"]]
-          .to_string(index=False))
-    for metric in CUT_METRICS:
-        cut = GeneralizationCut(metric, args.threshold)
-        print(f"{int((stats[metric] <= cut.threshold).sum())} of {len(stats)} models well generalizing ({cut.label})")
-    print(f"wrote {stats_path}")
-    return 0
-
-
-def _run_evaluate_cli(args: argparse.Namespace) -> int:
-    run = args.run
-    if not run.is_dir():
-        raise FileNotFoundError(f"{run}: run folder not found")
-    if args.models is None:
-        dirs = sorted(d for d in run.glob("model_*") if is_trained(d))
-        if not dirs:
-            raise FileNotFoundError(f"{run}: no trained model folders (model_XXX)")
-    else:
-        dirs = [run / model_dir_name(i) for i in parse_model_indices(args.models)]
-    preset = args.preset if args.preset is not None else load_config(dirs[0])["preset"]
-    grid = GeneralizationGrid.from_preset(preset, args.seed)
-    summaries = evaluate_model_dirs(
-        dirs, grid, which=args.which, cut=_cut(args), device=args.device,
-        inference_threads=args.threads, progress=not args.quiet,
-    )
-    print(f"{'model':12s}{'ood acc':>9s}{'clean acc':>11s}{'mae':>8s}{'rmse':>8s}{'ssim':>8s}  well ({_cut(args).label})")
-    for model_dir, summary in zip(dirs, summaries, strict=True):
-        print(f"{model_dir.name:12s}{summary['ood']['accuracy']:9.3f}{summary['clean']['accuracy']:11.3f}"
-              f"{summary['mae']:8.3f}{summary['rmse']:8.3f}{summary['ssim']:8.3f}  {summary['well_generalizing']}")
-    return 0
+def record_evaluation(out_dir: Path, grid: GeneralizationGrid, which: str, cut: GeneralizationCut, run: dict) -> Path:
+    """After models of a population were (re-)evaluated: the manifest's grid, weights, cut and list of
+    invocations, and ``stats.csv``, rewritten to match the models' results; returns the stats path."""
+    with hold_folder(out_dir):
+        path = Path(out_dir) / MANIFEST_FILE
+        manifest = load_json_object(path, MANIFEST_FIELDS)
+        manifest.pop("rmse_threshold", None)
+        runs = [*manifest["runs"], run]
+        manifest.update(grid=grid.to_dict(), evaluated_weights=WEIGHT_FILES[which], generalization_cut=cut.to_dict(),
+                        runs=runs, total_wall_time_s=round(sum(r.get("wall_time_s", 0.0) for r in runs), 3))
+        save_json(path, manifest)
+        return write_stats(out_dir, cut)

@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .io_utils import atomic_write_bytes, load_json, save_json
-from .paths import DEMO_DIR, HIGHLIGHTED_MODELS_DIR, POPULATION_DIR, REPO_ROOT, datasets_dir
+from .paths import DEMO_DIR, POPULATION_DIR, REPO_ROOT, datasets_dir
 from .presets import PRESET_NAMES, Preset, get_preset
 from .provenance import git_state, package_versions
 
@@ -82,7 +82,8 @@ class Context:
 
     @property
     def highlighted_dir(self) -> Path:
-        return HIGHLIGHTED_MODELS_DIR if self.uses_shipped_population else self.runs_dir / "highlighted"
+        """Chosen anew from the population in every run: never written into the shipped ``models/``."""
+        return self.runs_dir / "highlighted"
 
     @property
     def analysis_dir(self) -> Path:
@@ -396,8 +397,6 @@ def add_reproduce_parser(subparsers) -> None:
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     try:
         report = run_pipeline(args.preset, args.seed, args.out, force=args.force, progress=not args.quiet,
                               retrain=args.retrain)

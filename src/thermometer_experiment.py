@@ -21,8 +21,9 @@ from .io_utils import atomic_write_bytes, save_json
 from .precise_batchnorm import write_recalibrated_copy
 from .presets import Preset, get_preset
 from .provenance import git_state
+from .run_folders import hold_folder
 from .thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS
-from .training_utils import is_complete, model_dir_name, train_models
+from .training_utils import SEED_STRIDE, is_complete, model_dir_name, train_models
 
 COMPARED_COLUMNS = ("clean_accuracy", "ood_accuracy", "ood_macro_f1", "rmse", "ssim")
 BATCHNORM_MODES = ("running", "precise")
@@ -61,8 +62,8 @@ def compare_encodings(
     preset = get_preset(preset)
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
-    if isinstance(n_models, bool) or not isinstance(n_models, int) or n_models < 1:
-        raise ValueError(f"n_models must be a positive integer, got {n_models!r}")
+    if isinstance(n_models, bool) or not isinstance(n_models, int) or not 1 <= n_models <= SEED_STRIDE:
+        raise ValueError(f"n_models must be an integer between 1 and {SEED_STRIDE}, got {n_models!r}")
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < MIN_INFORMATIVE_LEVELS:
         raise ValueError(
             f"levels must be an integer >= {MIN_INFORMATIVE_LEVELS}, got {levels!r}: no site density exceeds "
@@ -204,28 +205,27 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
     from .plotting import save_figure
 
     preset = get_preset(args.preset)
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     n_models = args.models if args.models is not None else preset.thermometer_compare_models
     levels = args.levels if args.levels is not None else preset.thermometer_compare_levels
     data_dir = args.data_dir or datasets_dir(preset.name)
     out = args.out or RUNS_DIR / f"thermometer_{preset.name}_seed{args.seed}"
-    write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
-    table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet,
-                              real_valued_dir=args.real_valued_from, batchnorm=args.batchnorm)
-    suffix = "_precise_bn" if args.batchnorm == "precise" else ""
-    atomic_write_bytes(out / f"comparison{suffix}.csv", table.to_csv(index=False, lineterminator="\n").encode())
-    summary = summarize_comparison(table, args.threshold)
-    command = (f"python -m src thermometer-compare --preset {preset.name} --seed {args.seed} --models {n_models} "
-               f"--levels {levels} --batchnorm {args.batchnorm} --threshold {args.threshold}")
-    save_json(out / f"comparison{suffix}.json", {"command": command, "preset": preset.name, "seed": args.seed,
-                                                 "levels": levels, "n_models": n_models, "batchnorm": args.batchnorm,
-                                                 "commit": git_state()["commit"], **summary})
-    figure = figure_encoding_comparison(table, args.threshold)
-    if args.batchnorm == "precise":
-        figure.suptitle(f"Same seeds and recipe, two input encodings ({preset.name} preset, {n_models} models each); "
-                        "BatchNorm statistics averaged over the training set")
-    save_figure(figure, f"Fig_thermometer_generalization{suffix}", out)
+    with hold_folder(out):  # first: a busy, unwritable or shipped folder fails before any work
+        write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
+        table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet,
+                                  real_valued_dir=args.real_valued_from, batchnorm=args.batchnorm)
+        suffix = "_precise_bn" if args.batchnorm == "precise" else ""
+        atomic_write_bytes(out / f"comparison{suffix}.csv", table.to_csv(index=False, lineterminator="\n").encode())
+        summary = summarize_comparison(table, args.threshold)
+        command = (f"python -m src thermometer-compare --preset {preset.name} --seed {args.seed} --models {n_models} "
+                   f"--levels {levels} --batchnorm {args.batchnorm} --threshold {args.threshold}")
+        save_json(out / f"comparison{suffix}.json", {"command": command, "preset": preset.name, "seed": args.seed,
+                                                     "levels": levels, "n_models": n_models, "batchnorm": args.batchnorm,
+                                                     "commit": git_state()["commit"], **summary})
+        figure = figure_encoding_comparison(table, args.threshold)
+        if args.batchnorm == "precise":
+            figure.suptitle(f"Same seeds and recipe, two input encodings ({preset.name} preset, {n_models} models each); "
+                            "BatchNorm statistics averaged over the training set")
+        save_figure(figure, f"Fig_thermometer_generalization{suffix}", out)
     for encoding, entry in summary["encodings"].items():
         print(f"{encoding:18s} n={entry['n_models']:3d}  well generalizing {entry['well_generalizing_fraction']:.2f}")
         for column in COMPARED_COLUMNS:

@@ -60,8 +60,8 @@ def weights_bytes(folder, index):
 
 def test_chunks_equal_one_run_and_finished_models_are_never_redone(tmp_path, data_dir, full_run):
     chunked = tmp_path / "chunked"
-    run_population(PRESET, 0, chunked, model_indices=parse_model_indices("0-1"), data_dir=data_dir, **FAST)
-    run_population(PRESET, 0, chunked, model_indices=parse_model_indices("2-3"), data_dir=data_dir, **FAST)
+    run_population(PRESET, 0, chunked, model_indices=parse_model_indices("0-1", 4), data_dir=data_dir, **FAST)
+    run_population(PRESET, 0, chunked, model_indices=parse_model_indices("2-3", 4), data_dir=data_dir, **FAST)
     one_run = pd.read_csv(full_run / pop.STATS_FILE)
     pd.testing.assert_frame_equal(pd.read_csv(chunked / pop.STATS_FILE), one_run)
     for index in range(4):
@@ -173,8 +173,8 @@ def test_bad_inputs_give_clear_errors(tmp_path, data_dir, full_run):
         run_population(PRESET, 0, tmp_path / "x", model_indices=[0], data_dir=data_dir, workers=0)
     for text in ("3-1", "a", "-2", "1-"):
         with pytest.raises(ValueError, match="--models"):
-            parse_model_indices(text)
-    assert parse_model_indices("0-2,7, 5-5") == [0, 1, 2, 5, 7]
+            parse_model_indices(text, 100)
+    assert parse_model_indices("0-2,7, 5-5", 100) == [0, 1, 2, 5, 7]
 
 
 def test_cli(tmp_path, data_dir, full_run, capsys):
@@ -185,10 +185,15 @@ def test_cli(tmp_path, data_dir, full_run, capsys):
     pd.testing.assert_frame_equal(pd.read_csv(folder / pop.STATS_FILE), pd.read_csv(full_run / pop.STATS_FILE).iloc[:1])
     assert main(["population", "--preset", PRESET, "--out", str(folder), "--models", "5-2", "--quiet"]) == 2
     assert "--models" in capsys.readouterr().err
-    # `evaluate` on a run folder: the best-epoch weights, printed per model
-    assert main(["evaluate", "--run", str(folder), "--which", "best", "--quiet"]) == 0
+    # `evaluate` on a run folder: the best-epoch weights replace the evaluation of the last ones only on
+    # request, and the population's stats and manifest follow; printed per model
+    assert main(["evaluate", "--run", str(folder), "--which", "best", "--quiet"]) == 2
+    assert "--replace-evaluations" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(folder), "--which", "best", "--replace-evaluations", "--quiet"]) == 0
     assert "model_000" in capsys.readouterr().out
     assert load_metrics(folder / "model_000")["weights"] == "best"
+    assert json.loads((folder / pop.MANIFEST_FILE).read_text())["evaluated_weights"] == "best_weights.pt"
+    assert pd.read_csv(folder / pop.STATS_FILE)["rmse"].tolist() == [load_metrics(folder / "model_000")["rmse"]]
     assert main(["evaluate", "--run", str(tmp_path / "missing"), "--quiet"]) == 2
 
 

@@ -128,7 +128,7 @@ def test_training_batch_noise_is_seeded_per_epoch_and_batch(smoke_data):
 def test_loader_errors(smoke_data, tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m src data"):
         load_training_data(tmp_path / "nowhere", SMOKE)
-    with pytest.raises(ValueError, match="expects"):
+    with pytest.raises(ValueError, match="expect"):
         load_training_data(smoke_data, "quick")  # smoke files are too small for the quick preset
     broken = tmp_path / "broken"
     write_datasets(SMOKE, 0, broken, progress=False)
