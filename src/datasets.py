@@ -7,6 +7,7 @@ parameters, plus ``datasets.json`` describing all of them (preset, seed, sizes, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,17 +64,25 @@ def dataset_specs(preset: Preset | str) -> list[DatasetSpec]:
     return specs
 
 
-def write_datasets(preset: Preset | str, seed: int, out_dir: str | Path, progress: bool = True) -> Path:
+def write_datasets(
+    preset: Preset | str, seed: int, out_dir: str | Path, progress: bool = True,
+    on_dataset: Callable[[int, int, DatasetSpec], None] | None = None,
+) -> Path:
     """Generate and save every dataset of ``preset`` into ``out_dir``; returns the manifest path.
 
     Files already present with the same preset, seed and size are kept (the run is resumable).
+    ``on_dataset(done, total, spec)`` is called before each dataset is checked or generated (a progress
+    report for interfaces without a console, e.g. notebook widgets).
     """
     preset = get_preset(preset)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = out_dir / "datasets.json"
     entries = []
-    for spec in tqdm(dataset_specs(preset), desc=f"datasets ({preset.name})", disable=not progress):
+    specs = dataset_specs(preset)
+    for done, spec in enumerate(tqdm(specs, desc=f"datasets ({preset.name})", disable=not progress)):
+        if on_dataset is not None:
+            on_dataset(done, len(specs), spec)
         path = out_dir / spec.filename
         if not _is_current(path, spec, seed, preset.n_cells):
             data = generate_dataset(spec.split, spec.n_samples, spec.W, seed, n_cells=preset.n_cells)
