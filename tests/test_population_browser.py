@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import urllib.request
 
+import psutil
 import pytest
 from plotly.callbacks import InputDeviceState, Points
 
@@ -26,6 +28,7 @@ from src.population_browser import (
     png_size,
     scatter_figure,
 )
+from tests import browser_support
 from tests.browser_support import chromium_page, copy_notebook, jupyter_server, require_browser
 
 PRESET = "smoke"
@@ -246,3 +249,25 @@ def test_notebook_06_as_a_voila_dashboard(notebooks, tmp_path):
         view = page.locator(".widget-image").last
         assert changes(page, view, lambda: click_point(page, 0)), "clicking a network did not show it"
         assert changes(page, view, lambda: page.get_by_role("button", name="training history").click())
+
+
+def test_a_missing_browser_skips_here_and_fails_under_ci(monkeypatch):
+    monkeypatch.setattr(browser_support, "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="Chromium"):
+        browser_support.require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="Chromium"):
+        browser_support.require_browser()
+
+
+def test_a_failing_test_leaves_no_server_or_kernel(tmp_path):
+    with pytest.raises(RuntimeError, match="the test failed"):
+        with jupyter_server("lab", tmp_path, tmp_path) as server:
+            request = urllib.request.Request(server.page("/api/kernels"), data=b"{}", method="POST")
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert response.status == 201
+            processes = psutil.Process(server.process.pid).children(recursive=True) + [psutil.Process(server.process.pid)]
+            assert any("ipykernel" in " ".join(p.cmdline()) for p in processes)
+            raise RuntimeError("the test failed")
+    assert not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
