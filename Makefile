@@ -12,6 +12,8 @@ SEED ?= 0
 STAMP := $(VENV)/.requirements-installed
 
 PORT ?= 8888
+# JupyterLab refuses to run as root (as in containers) without --allow-root
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: reproduce test lint bench clean-generated venv lab dashboard
 
@@ -32,7 +34,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lab: $(STAMP)
-	$(PY) -m jupyterlab --ServerApp.root_dir=. --port=$(PORT)
+	$(PY) -m jupyterlab --ServerApp.root_dir=. --port=$(PORT) $(ALLOW_ROOT)
 
 dashboard: $(STAMP)
 	$(PY) -m voila 06_100_cnns_analysis.ipynb --port=$(PORT)
