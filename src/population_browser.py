@@ -228,8 +228,14 @@ def fit_width(fig: Figure, max_px: int = MAX_WIDTH_PX) -> Figure:
 
 
 def show_figure(fig: Figure) -> None:
-    """Display a figure as a PNG image in the notebook (works headless and with any backend)."""
-    display(Image(data=figure_png(fig)))
+    """Display a figure in the notebook as a sharp PNG at its natural size (works headless, any backend).
+
+    A figure wider than :data:`MAX_WIDTH_PX` is first shrunk to it (:func:`fit_width`, which resizes ``fig``),
+    so it is never scaled down by the page with its text.
+    """
+    fit_width(fig)
+    png = figure_png(fig, dpi=PIXELS_PER_INCH * PNG_SCALE)
+    display(Image(data=png, width=png_size(png)[0] // PNG_SCALE))
 
 
 def message_figure(text: str) -> Figure:

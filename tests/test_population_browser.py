@@ -15,7 +15,7 @@ import psutil
 import pytest
 from plotly.callbacks import InputDeviceState, Points
 
-from src import interpretation_figures
+from src import interpretation_figures, population_browser
 from src.datasets import write_datasets
 from src.generalization import GeneralizationCut
 from src.paths import REPO_ROOT
@@ -105,6 +105,21 @@ def test_controls_only_where_they_act_and_views_fit_the_screen(population_dir):
                 assert title.get_fontsize() * PIXELS_PER_INCH / 72 >= 10, (view, title.get_text())
 
 
+def test_figures_are_shown_sharp_and_no_wider_than_the_page(monkeypatch):
+    from matplotlib.figure import Figure
+
+    shown = []
+    monkeypatch.setattr(population_browser, "display", shown.append)
+    for inches in (5.0, 15.0):
+        fig = Figure(figsize=(inches, 3))
+        fig.subplots().set_title("title")
+        population_browser.show_figure(fig)
+        image = shown[-1]
+        assert abs(png_size(image.data)[0] - PNG_SCALE * image.width) <= 1  # twice the pixels it takes on screen
+        assert image.width <= MAX_WIDTH_PX + 20
+    assert shown[0].width < 600 < shown[1].width  # a small figure is not stretched, a wide one only shrunk
+
+
 def test_slow_views_say_what_they_generate_and_where(population_dir, tmp_path, monkeypatch):
     loaded = load_population(population_dir)
     population = dataclasses.replace(loaded, manifest={**loaded.manifest, "data_dir": ""})  # datasets not found
@@ -177,7 +192,7 @@ def lab(notebooks, tmp_path_factory):
 
 def open_and_run_all(page, server, name: str) -> None:
     """Open ``name`` in JupyterLab (``?reset``: no restored workspace), check it is unmodified, run all cells."""
-    page.goto(server.page(f"/lab/tree/{name}", "reset"))
+    page.goto(server.page(f"/lab/tree/{name}", "reset"), timeout=120_000)
     page.wait_for_selector(IDLE, timeout=90_000)
     page.wait_for_timeout(1000)
     assert page.locator(".jp-mod-dirty").count() == 0, "opening the notebook modified it"
@@ -240,8 +255,8 @@ def test_notebook_05_in_jupyterlab(lab):
 
 def test_notebook_06_as_a_voila_dashboard(notebooks, tmp_path):
     with jupyter_server("voila", notebooks, tmp_path, notebook="06.ipynb") as server, chromium_page() as page:
-        page.goto(server.page("/"))
-        page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=180_000)
+        page.goto(server.page("/"), timeout=240_000)  # Voilà runs the whole notebook before the page loads
+        page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=60_000)
         body = page.locator("body").inner_text()
         assert "Error displaying widget" not in body and "Traceback" not in body and "VBox(children=" not in body
         assert "import " not in body  # a dashboard: no code cells
