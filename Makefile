@@ -1,6 +1,9 @@
 # The two commands of the README:
 #   make reproduce   set up .venv and run the quick pipeline, writing figures and the report
 #   make test        set up .venv and run the test suite
+# and two to open the notebooks:
+#   make lab         JupyterLab on the repository, with the project's kernel
+#   make dashboard   the 100-CNN browser (notebook 06) as a Voila app, code cells hidden
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +11,11 @@ PRESET ?= quick
 SEED ?= 0
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: reproduce test lint bench clean-generated venv
+PORT ?= 8888
+# JupyterLab refuses to run as root (as in containers) without --allow-root
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: reproduce test lint bench clean-generated venv lab dashboard
 
 venv: $(STAMP)
 
@@ -25,6 +32,12 @@ reproduce: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q
+
+lab: $(STAMP)
+	$(PY) -m jupyterlab --ServerApp.root_dir=. --port=$(PORT) $(ALLOW_ROOT)
+
+dashboard: $(STAMP)
+	$(PY) -m voila 06_100_cnns_analysis.ipynb --port=$(PORT)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -33,8 +33,12 @@ def fidelity_curves(X: np.ndarray, reference_index: int = 0) -> np.ndarray:
 
 
 def _eigenstate_colors(n_states: int):
-    """Colours symmetric around the two mid-gap states (same colour for i and M-1-i)."""
-    distance = np.abs(np.arange(n_states) - (n_states - 1) / 2)
+    """Colours symmetric around the two mid-gap states (same colour for i and M-1-i).
+
+    The colour encodes how many levels state i lies from the mid-gap pair: 0 for the mid-gap states
+    (i = M/2 - 1, M/2 for even M), 1 for the next pair, and so on.
+    """
+    distance = np.floor(np.abs(np.arange(n_states) - (n_states - 1) / 2))
     norm = colors.Normalize(vmin=distance.min(), vmax=distance.max())
     return plt.get_cmap("viridis_r")(norm(distance)), norm
 
@@ -53,7 +57,7 @@ def plot_fidelity(ax: plt.Axes, v: np.ndarray, fidelity: np.ndarray, title: str)
     ax.set_ylabel(r"fidelity $F_i(v)$")
     ax.set_title(title)
     mappable = plt.cm.ScalarMappable(norm=norm, cmap="viridis_r")
-    ax.figure.colorbar(mappable, ax=ax, label="|i - (M-1)/2|  (0: mid-gap states)")
+    ax.figure.colorbar(mappable, ax=ax, label="levels from the mid-gap pair  (0: mid-gap states)")
 
 
 def figure_3(clean: dict, disordered: dict) -> plt.Figure:

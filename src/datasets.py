@@ -10,6 +10,7 @@ expects (:func:`load_split`): its identity, finite values, and content equal to 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,10 @@ def dataset_specs(preset: Preset | str) -> list[DatasetSpec]:
     return specs
 
 
-def write_datasets(preset: Preset | str, seed: int, out_dir: str | Path, progress: bool = True) -> Path:
+def write_datasets(
+    preset: Preset | str, seed: int, out_dir: str | Path, progress: bool = True,
+    on_dataset: Callable[[int, int, DatasetSpec], None] | None = None,
+) -> Path:
     """Generate and save every dataset of ``preset`` into ``out_dir``; returns the manifest path.
 
     Files already present with the same identity (split, W, seed, n_cells, preset, size) and intact
@@ -78,6 +82,8 @@ def write_datasets(preset: Preset | str, seed: int, out_dir: str | Path, progres
     nothing is missing; anything else, including files written before the identity fields existed, is
     regenerated (the same bytes: every draw comes from the seed). A folder that is up to date is only read;
     otherwise it is held (:func:`src.run_folders.hold_folder`) while it is written.
+    ``on_dataset(done, total, spec)`` is called before each dataset is checked or generated (a progress
+    report for interfaces without a console, e.g. notebook widgets).
     """
     preset = get_preset(preset)
     out_dir = Path(out_dir)
@@ -89,7 +95,9 @@ def write_datasets(preset: Preset | str, seed: int, out_dir: str | Path, progres
         return manifest_path
     with hold_folder(out_dir):
         entries = []
-        for spec in tqdm(specs, desc=f"datasets ({preset.name})", disable=not progress):
+        for done, spec in enumerate(tqdm(specs, desc=f"datasets ({preset.name})", disable=not progress)):
+            if on_dataset is not None:
+                on_dataset(done, len(specs), spec)
             path = out_dir / spec.filename
             if not _is_current(path, spec, seed, preset):
                 data = generate_dataset(spec.split, spec.n_samples, spec.W, seed, n_cells=preset.n_cells)

@@ -9,7 +9,7 @@ Every ``figure_*`` function returns a ``matplotlib.figure.Figure``; save it with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -32,13 +32,16 @@ from .cam_utils import (
 )
 from .clustering_utils import LAYER_TITLES, Projection, activation_sets, project_pca
 from .data_generation import CLASS_NAMES
-from .datasets import write_datasets
+from .datasets import dataset_specs, read_manifest, write_datasets
 from .generalization import GeneralizationCut
 from .paths import datasets_dir
 from .plotting import PHASE_LABEL, plot_phase_diagram
 from .population import Population
 from .presets import get_preset
 from .training_utils import load_model
+
+Reporter = Callable[[str, "float | None"], None]
+"""``report(message, fraction_done)``: what a slow step is doing (fraction None: unknown)."""
 
 CLASS_COLORS = {
     "Trivial": {"light": "#a6cee3", "dark": "#08519c"},
@@ -255,11 +258,13 @@ def figure_cam_score_scatter(
         ax.set_xlabel("CAM score\n(share of the above-average topological CAM in the edge region)", fontsize="small")
         ax.set_ylabel(name)
         if score_cut is not None:
-            ax.axvline(score_cut, color="k", ls="--", lw=0.8)
+            ax.axvline(score_cut, color="k", ls="--", lw=0.8, label=f"CAM-score cut {score_cut:.2f} (good / misleading)")
         if chance_level is not None:
-            ax.axvline(chance_level, color="0.5", ls=":", lw=0.8)
+            ax.axvline(chance_level, color="0.5", ls=":", lw=0.8, label=f"chance level {chance_level:.2f} (even spread)")
         if cut is not None and name == cut.metric:
-            ax.axhline(cut.threshold, color="k", ls="--", lw=0.8)
+            ax.axhline(cut.threshold, color="k", ls="-.", lw=0.8, label=f"{cut.label}: well generalizing below")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="x-small", loc="best")
         for category, position in (highlighted or {}).items():
             ax.scatter(scores[position], values[position], s=60, facecolor="none", edgecolor="C3")
             ax.annotate(category, (scores[position], values[position]), fontsize="x-small", xytext=(4, 4),
@@ -278,6 +283,7 @@ def figure_cam_sample(
     v: float,
     probabilities: np.ndarray,
     region: EdgeStateRegion = EDGE_STATE_REGION,
+    n_columns: int | None = None,
 ) -> plt.Figure:
     """One sample: the input, both classes' CAMs, the topological CAM over the input, and Grad-CAM.
 
@@ -287,9 +293,16 @@ def figure_cam_sample(
     cams : (2, 50, 50) min-max normalized CAMs (trivial, topological).
     grad_cams : (2, 50, 50) Grad-CAMs resized to the input (or None).
     v : the sample's v; probabilities : (2,) softmax output.
+    n_columns : panels per row (default: all in one row).
     """
     n_panels = 4 + (2 if grad_cams is not None else 0)
-    fig, axes = plt.subplots(1, n_panels, figsize=(3.0 * n_panels, 3.2), layout="constrained")
+    n_columns = n_panels if n_columns is None else max(1, min(int(n_columns), n_panels))
+    n_rows = -(-n_panels // n_columns)
+    fig, grid = plt.subplots(n_rows, n_columns, figsize=(3.0 * n_columns, 3.2 * n_rows), squeeze=False,
+                             layout="constrained")
+    axes = grid.ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
     _show_map(axes[0], image, f"input, v = {v:.3f}", cmap="magma", vmin=None, vmax=None)
     for c in range(2):
         _show_map(axes[1 + c], cams[c], f"CAM {CLASS_NAMES[c]}\np = {probabilities[c]:.2f}")
@@ -336,10 +349,12 @@ def figure_predictions_vs_v(v: np.ndarray, probabilities: Mapping[str, np.ndarra
 # one-model views (notebook 06)
 # ----------------------------------------------------------------------------------------------
 def figure_model_cam_view(
-    model: CNN_SSH, data_dir: str | Path, sample_v: float = 0.5, region: EdgeStateRegion = EDGE_STATE_REGION
+    model: CNN_SSH, data_dir: str | Path, sample_v: float = 0.5, region: EdgeStateRegion = EDGE_STATE_REGION,
+    n_columns: int | None = None,
 ) -> plt.Figure:
     """CAM view of one trained network: the clean topological sample nearest ``sample_v`` (input, both
-    CAMs, overlay, Grad-CAM), titled with the network's CAM score over all clean topological samples."""
+    CAMs, overlay, Grad-CAM, ``n_columns`` panels per row), titled with the network's CAM score over all
+    clean topological samples."""
     clean = clean_topological_test_set(data_dir)
     index = nearest_sample(clean["v"], sample_v)
     sample = clean["X"][index : index + 1]
@@ -347,7 +362,7 @@ def figure_model_cam_view(
         probabilities = model.predict_proba(as_input_tensor(sample, model)).cpu().numpy()[0]
     fig = figure_cam_sample(
         sample[0], class_activation_maps(model, sample)[0], grad_cam(model, sample, upsample=True)[0],
-        float(clean["v"][index]), probabilities, region,
+        float(clean["v"][index]), probabilities, region, n_columns=n_columns,
     )
     fig.suptitle(f"CAM score {cam_score(model, clean['X'], region):.2f} (chance {region.area_fraction:.2f})")
     return fig
@@ -362,32 +377,62 @@ def figure_model_pca_view(
     return figure_pca_gap({title: project_pca(sets, "gap", reference_W)}, W_columns, reference_W)
 
 
-def population_data_dir(population: Population) -> Path:
+def population_data_dir(population: Population, report: Reporter | None = None) -> Path:
     """Datasets folder of a population: the manifest's ``data_dir`` if it exists, else the preset's
-    default folder, generated (with the population's seed) when missing."""
+    default folder, generated (with the population's seed) when missing.
+
+    ``report(message, fraction)`` hears what is generated and where, dataset by dataset (the paper
+    preset's datasets take ~15 s and ~50 MB the first time).
+    """
     manifest = population.manifest
     recorded = Path(manifest.get("data_dir", ""))
     if manifest.get("data_dir") and (recorded / "test_W0.npz").is_file():
         return recorded
-    folder = datasets_dir(manifest["preset"])
-    write_datasets(manifest["preset"], int(manifest["seed"]), folder, progress=False)
+    preset, seed = manifest["preset"], int(manifest["seed"])
+    folder = datasets_dir(preset)
+    if _datasets_complete(folder, preset, seed):
+        return folder
+
+    def on_dataset(done: int, total: int, spec) -> None:
+        if report is not None:
+            report(f"generating the {preset!r} datasets (seed {seed}) the CAM and PCA views need, once, into "
+                   f"{folder}: {done + 1}/{total} {spec.filename}", done / total)
+
+    write_datasets(preset, seed, folder, progress=False, on_dataset=on_dataset)
+    if report is not None:
+        report(f"datasets written to {folder}", 1.0)
     return folder
 
 
+def _datasets_complete(folder: Path, preset: str, seed: int) -> bool:
+    """Whether ``folder`` holds every dataset of ``preset`` written with ``seed`` (its manifest says so)."""
+    try:
+        manifest = read_manifest(folder)
+    except (FileNotFoundError, ValueError):
+        return False
+    files = {entry.get("file") for entry in manifest.get("datasets", [])}
+    return (manifest.get("preset") == preset and manifest.get("seed") == seed
+            and all(spec.filename in files and (folder / spec.filename).is_file() for spec in dataset_specs(preset)))
+
+
 def render_cam_view(population: Population, index: int, state: object = None) -> plt.Figure:
-    """Notebook 06 view ``render(population, index, state)``: :func:`figure_model_cam_view` of model ``index``."""
-    fig = figure_model_cam_view(load_model(population.model_dir(index)), population_data_dir(population))
+    """Notebook 06 view ``render(population, index, state)``: :func:`figure_model_cam_view` of model
+    ``index``, three panels per row; progress goes to ``state.report`` when the state has one."""
+    data_dir = population_data_dir(population, getattr(state, "report", None))
+    fig = figure_model_cam_view(load_model(population.model_dir(index)), data_dir, n_columns=3)
     fig.suptitle(f"model {index}: {fig._suptitle.get_text()}")
     plt.close(fig)  # returned for display; not kept in pyplot's state
     return fig
 
 
 def render_pca_view(population: Population, index: int, state: object = None) -> plt.Figure:
-    """Notebook 06 view: :func:`figure_model_pca_view` (PCA of GAP fit on the clean + W = 0.01, 0.05 sets)."""
+    """Notebook 06 view: :func:`figure_model_pca_view` (PCA of GAP fit on the clean + W = 0.01, 0.05 sets);
+    progress goes to ``state.report`` when the state has one."""
     preset = get_preset(population.manifest["preset"])
     reference_W = (0.0, *preset.perturbative_W)
     fig = figure_model_pca_view(
-        load_model(population.model_dir(index)), population_data_dir(population), reference_W,
+        load_model(population.model_dir(index)), population_data_dir(population, getattr(state, "report", None)),
+        reference_W,
         (0.0, *preset.ood_W), title=f"model {index}",
     )
     plt.close(fig)

@@ -64,7 +64,7 @@ def plot_phase_diagram(
         ax.plot(W_line, critical_v(W_line), color="k", lw=1.0, ls="--", label=r"$v_c(W)$")
         ax.set_ylim(v_values[0], v_values[-1])
     ax.set_xlabel("W")
-    ax.set_ylabel("v")
+    ax.set_ylabel("v", rotation=0, labelpad=8)  # upright: a lone rotated "v" reads as ">"
     if title:
         ax.set_title(title)
     if colorbar:

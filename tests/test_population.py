@@ -251,8 +251,9 @@ def test_browser_widgets_drive_what_is_shown(full_run, monkeypatch):
     # scatter axes follow the dropdowns
     browser.x_axis.value = "ssim"
     browser.y_axis.value = "test_accuracy"
-    axes = browser.figures["scatter"].axes[0]
-    assert (axes.get_xlabel(), axes.get_ylabel()) == ("ssim", "test_accuracy")
+    layout = browser.scatter.layout
+    assert (layout.xaxis.title.text, layout.yaxis.title.text) == ("SSIM", "test accuracy")
+    assert list(browser.scatter.data[0].x) == stats["ssim"].tolist()
     # the CAM and PCA views of the interpretability modules, and a view registered later
     before = browser.view_image.value
     browser.view.value = "CAM"

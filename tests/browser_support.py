@@ -1,0 +1,190 @@
+"""Jupyter servers and a headless Chromium for the real-browser tests (``test_browser_*.py``).
+
+The servers (JupyterLab, Voilà) listen on 127.0.0.1, on a free port, with a random token, and run from a
+scratch folder with their own Jupyter config, data, runtime and workspace folders, so nothing outside the
+test's temporary folder is read or written. :func:`jupyter_server` stops every process the server started
+(its kernels included) when the test ends, whether it passed or failed.
+
+The browser is Debian's Chromium driven by Playwright (``executable_path``; Playwright's own browser
+download is not used). Without it the tests are skipped, except under ``CI=true`` where a missing
+browser is an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from src.paths import REPO_ROOT
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+VIEWPORT = {"width": 1366, "height": 900}  # the laptop screen the notebooks are designed for
+
+
+def require_browser() -> str:
+    """Path of Chromium and Playwright's presence; skip without them (fail under ``CI=true``)."""
+    missing = []
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        missing.append(f"Chromium ({CHROMIUM}; apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install -r requirements.txt)")
+    if missing:
+        message = "real-browser tests need " + " and ".join(missing)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running Jupyter server: its base URL, token and process."""
+
+    url: str
+    token: str
+    process: subprocess.Popen
+
+    def page(self, path: str, query: str = "") -> str:
+        """URL of ``path`` on the server, with the token (and ``query``, e.g. ``"reset"``)."""
+        extra = f"&{query}" if query else ""
+        return f"{self.url}{path}?token={self.token}{extra}"
+
+
+def _isolated_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        folder = home / name.lower()
+        folder.mkdir(parents=True, exist_ok=True)
+        env[name] = str(folder)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    for name in ("JUPYTER_PATH", "MPLBACKEND"):  # kernels show figures with their own inline backend
+        env.pop(name, None)
+    return env
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Terminate the server's process group and every descendant (kernels run in their own sessions)."""
+    try:
+        family = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)  # the server shuts its kernels down on SIGTERM
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    for child in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(family, timeout=10)
+
+
+@contextlib.contextmanager
+def jupyter_server(kind: str, root: Path, home: Path, notebook: str | None = None,
+                   timeout: float = 120.0) -> Iterator[Server]:
+    """Start ``kind`` (``"lab"`` or ``"voila"``) on ``root``; yield a :class:`Server`; stop it afterwards.
+
+    ``notebook`` (a path relative to ``root``) is the app Voilà serves; JupyterLab serves the folder.
+    The server's log goes to ``home / f"{kind}.log"`` (shown when it fails to start).
+    """
+    port, token = free_port(), secrets.token_hex(16)
+    common = ["--no-browser", f"--port={port}"]
+    if kind == "lab":
+        command = [sys.executable, "-m", "jupyterlab", *common, "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
+                   f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
+                   f"--LabApp.user_settings_dir={home / 'user-settings'}", "--LabApp.news_url=None",
+                   "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
+            command.append("--allow-root")
+    elif kind == "voila":
+        command = [sys.executable, "-m", "voila", *common, "--Voila.ip=127.0.0.1", f"--token={token}",
+                   "--show_tracebacks=True", str(root / notebook) if notebook else str(root)]
+    else:
+        raise ValueError(f"kind must be 'lab' or 'voila', got {kind!r}")
+    settings = home / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    log_path = home / f"{kind}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=root, env=_isolated_env(home), stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        server = Server(f"http://127.0.0.1:{port}", token, process)
+        status = f"{server.url}/api/status?token={token}" if kind == "lab" else server.page("/")
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{kind} exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(status, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{kind} did not answer within {timeout:g} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield server
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def chromium_page() -> Iterator:
+    """A Playwright page of a headless Chromium at 1366 x 900; closed (with the browser) afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    executable = require_browser()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            yield page
+        finally:
+            browser.close()
+
+
+def copy_notebook(source: Path, destination: Path, parameters: dict | None = None) -> Path:
+    """Copy a committed notebook into a test folder, with ``parameters`` injected after its parameters cell."""
+    import nbformat
+
+    from src.notebook_runner import inject_parameters
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if not parameters:
+        shutil.copyfile(source, destination)
+        return destination
+    notebook = inject_parameters(nbformat.read(source, as_version=4), parameters)
+    nbformat.write(notebook, destination)
+    return destination

@@ -1,0 +1,39 @@
+"""The committed notebooks: no outputs, and the metadata the installed kernel reports.
+
+JupyterLab rewrites ``kernelspec`` and ``language_info`` with what the kernel reports when it opens a
+notebook; any difference marks the notebook modified and autosave rewrites it. So the committed metadata
+must be exactly the kernel's (``make venv`` installs the kernel as ``python3``).
+"""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from ipykernel.ipkernel import IPythonKernel
+from jupyter_client.kernelspec import KernelSpecManager
+
+from src.paths import REPO_ROOT
+
+NOTEBOOKS = sorted(REPO_ROOT.glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_every_notebook_is_checked():
+    assert len(NOTEBOOKS) == 7
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_notebook_is_clean_and_matches_the_kernel(path):
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: committed with outputs"
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    assert notebook.metadata.kernelspec == {"display_name": spec.display_name, "language": spec.language,
+                                            "name": "python3"}
+    assert notebook.metadata.language_info == IPythonKernel.language_info, (
+        "language_info differs from the kernel's (another Python patch version?): JupyterLab would mark the "
+        "notebook modified on opening"
+    )
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert "parameters" in code[0].metadata.get("tags", []), "the first code cell holds the parameters"
