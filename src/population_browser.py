@@ -258,7 +258,7 @@ def render_phase_diagrams(population: Population, index: int, state: ViewState) 
     ax_pred, ax_target = fig.subplots(1, 2, sharey=True)
     summary = result.summary(population.cut)
     plot_phase_diagram(ax_pred, result.predicted, W, v,
-                       title=f"model {index}: predicted (RMSE {summary['rmse']:.3f}, SSIM {summary['ssim']:.2f})")
+                       title=f"model {index}: predicted (MAE {summary['mae']:.3f}, RMSE {summary['rmse']:.3f}, SSIM {summary['ssim']:.2f})")
     image = plot_phase_diagram(ax_target, result.target, W, v,
                                title=f"target ({result.grid.n_realizations} realizations)")
     ax_target.legend(loc="upper right", fontsize=8)
