@@ -8,9 +8,10 @@ networks) first takes :func:`hold_folder` on it. Taking it
 * refuses folders of the data shipped with the repository (:func:`src.paths.is_shipped`) unless the
   command was given ``--allow-shipped`` (:func:`allow_shipped_writes`);
 * takes an exclusive ``flock`` on ``<folder>/.run.lock`` for as long as the command runs. A second
-  process is refused with a message naming the holder (pid, host, command, start time). The kernel drops
-  the lock when its process ends, however it ends, so the lock of a killed process is free at once: no
-  stale lock to clean up.
+  process is refused with a message naming the holder (pid, host, command, start time), unless it runs the
+  identical command line: that one waits for the holder and then finds the work done, as two identical
+  commands did before the lock existed. The kernel drops the lock when its process ends, however it ends,
+  so the lock of a killed process is free at once: no stale lock to clean up.
 
 Within one process the hold is re-entrant (a population holds its folder and trains into it). Processes
 that work for the holder (Dask workers running chunks of a population) join its hold with the token the
@@ -111,6 +112,15 @@ def _lock_is_taken(path: Path) -> bool:
     return False
 
 
+def _same_command_holds(path: Path) -> bool:
+    """Whether the lock at ``path`` is held by this very command line on this host."""
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("host") == socket.gethostname() and info.get("command") == _command_line()
+
+
 def _acquire(folder: Path, token: str | None) -> FolderHold:
     path = folder / LOCK_FILE
     if token is not None:  # a helper of the holder: the holder's token must be in a lock still held
@@ -133,9 +143,14 @@ def _acquire(folder: Path, token: str | None) -> FolderHold:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        os.close(fd)
-        raise FolderBusy(f"{folder}: in use by {_holder_text(path)}; wait for it to finish or choose another "
-                         "output folder") from None
+        if not _same_command_holds(path):
+            os.close(fd)
+            raise FolderBusy(f"{folder}: in use by {_holder_text(path)}; wait for it to finish or choose another "
+                             "output folder") from None
+        # the identical command is running: wait for it, then find its work done (as before the lock existed)
+        print(f"{folder}: the same command is running ({_holder_text(path)}); waiting for it to finish",
+              file=sys.stderr, flush=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
     token = secrets.token_hex(16)
     info = {"pid": os.getpid(), "host": socket.gethostname(), "token": token,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": _command_line()}

@@ -95,6 +95,35 @@ def test_second_writer_is_refused_naming_the_holder_and_a_killed_holder_frees_th
     assert not (out / "model_000" / "config.json").exists()  # nothing of seed 1 was written
 
 
+def test_an_identical_command_waits_for_the_holder_and_another_is_refused(tmp_path):
+    """The issue asks identical concurrent commands to keep working: the second waits, then succeeds."""
+    import fcntl
+    import os
+    import socket
+
+    out = tmp_path / "data"
+    args = ("data", "--preset", "smoke", "--seed", "0", "--out", str(out), "--quiet")
+    out.mkdir()
+    fd = os.open(out / ".run.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # this test plays the first command: same command line, same host
+    (out / ".run.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": "t",
+                                               "started": "now", "command": "python -m src " + " ".join(args)}))
+    try:
+        other = subprocess.run(_command(*args[:4], "1", *args[5:]), cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=120)
+        assert other.returncode == 2 and "in use by pid" in other.stderr  # another seed: refused at once
+        log = tmp_path / "same.err"
+        with log.open("w") as err:
+            same = subprocess.Popen(_command(*args), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        _wait_for(lambda: "the same command is running" in log.read_text() or same.poll() is not None)
+        assert same.poll() is None and not (out / "datasets.json").exists()  # waiting for the holder, not refused
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    assert same.wait(timeout=120) == 0, log.read_text()
+    assert (out / "datasets.json").is_file()
+
+
 def test_run_identity_is_fixed_in_run_json_and_legacy_folders_take_it_from_config(tmp_path, data_dir, trained):
     identity = json.loads((trained / "run.json").read_text())
     assert identity["base_seed"] == 0 and identity["preset"] == "smoke"
