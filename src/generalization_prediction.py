@@ -51,8 +51,8 @@ VALIDATION_FILE = "protocol_validation.json"
 def _pair(x: Sequence[float], y: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    if x.ndim != 1 or x.shape != y.shape or x.size < 3:
-        raise ValueError(f"x and y must be 1-D of equal length >= 3, got {x.shape} and {y.shape}")
+    if x.ndim != 1 or x.shape != y.shape or x.size < 1:
+        raise ValueError(f"x and y must be non-empty 1-D arrays of equal length, got {x.shape} and {y.shape}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("x and y must be finite")
     return x, y
@@ -73,12 +73,12 @@ def correlation_with_ci(
 
     Returns ``{"pearson", "pearson_low", "pearson_high", "pearson_p", "spearman", "spearman_low",
     "spearman_high", "spearman_p", "n"}``; NaN where x or y is constant (in a resample: that resample is
-    left out of the interval).
+    left out of the interval) and for fewer than 3 pairs.
     """
     x, y = _pair(x, y)
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
-    if x.std() == 0 or y.std() == 0:
+    if x.size < 3 or x.std() == 0 or y.std() == 0:
         nan = float("nan")
         return {f"{m}{s}": nan for m in ("pearson", "spearman") for s in ("", "_low", "_high", "_p")} | {"n": x.size}
     rng = np.random.default_rng(seed)
@@ -141,8 +141,8 @@ def merged_table(diagnostics: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame
     if missing:
         raise ValueError(f"stats table lacks {missing}")
     table = diagnostics.merge(stats[["model_index", *OUTCOMES]], on="model_index", how="inner")
-    if len(table) < 3:
-        raise ValueError(f"only {len(table)} models have both diagnostics and OOD results; need >= 3")
+    if table.empty:
+        raise ValueError("no model has both diagnostics and OOD results")
     return table
 
 
@@ -168,7 +168,8 @@ def predictor_table(
         for outcome in OUTCOMES:
             corr = correlation_with_ci(table[name], table[outcome], n_bootstrap, seed)
             row |= {f"{key}_{outcome}": value for key, value in corr.items() if key != "n"}
-        sign = (directions or {}).get(name, int(np.sign(row["spearman_ood_accuracy"])) or 1)
+        observed = row["spearman_ood_accuracy"]
+        sign = (directions or {}).get(name, int(np.sign(observed)) if np.isfinite(observed) and observed else 1)
         row["direction"] = int(sign)
         for k in ks:
             if k <= len(table):

@@ -31,6 +31,7 @@ def test_correlations_match_scipy_and_their_intervals_cover_them():
     independent = correlation_with_ci(x, rng.normal(size=80), n_bootstrap=1000)
     assert independent["spearman_low"] < 0 < independent["spearman_high"]
     assert np.isnan(correlation_with_ci(x, np.ones(80))["spearman"])
+    assert np.isnan(correlation_with_ci([1.0, 2.0], [2.0, 1.0])["pearson_low"])  # undefined for two networks
     with pytest.raises(ValueError, match="finite"):
         correlation_with_ci([1.0, np.nan, 2.0], [1.0, 2.0, 3.0])
 
