@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .data_loaders import load_training_data
 from .generalization import GeneralizationGrid, evaluate_model_dirs, load_metrics, load_result, thread_limits
-from .io_utils import atomic_write_bytes, load_json, save_json
+from .io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
 from .paths import RUNS_DIR
 from .precise_batchnorm import write_recalibrated_copy
 from .run_folders import hold_folder
@@ -110,13 +110,8 @@ def summarize_study(table: pd.DataFrame) -> dict:
 
 def load_study(population_dir: str | Path) -> pd.DataFrame:
     """``precise_bn.csv`` of a population (``FileNotFoundError`` with the command that makes it)."""
-    path = Path(population_dir) / STUDY_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no precise-BN study; run `python -m src precise-bn --population {population_dir}`")
-    table = pd.read_csv(path)
-    if list(table.columns) != list(COLUMNS):
-        raise ValueError(f"{path}: header differs from the documented columns; rerun the study")
-    return table
+    return load_documented_table(Path(population_dir) / STUDY_FILE, COLUMNS,
+                                 f"python -m src precise-bn --population {population_dir}")
 
 
 def add_precise_bn_parser(subparsers) -> None:

@@ -68,7 +68,7 @@ from .cam_utils import EDGE_STATE_REGION, EdgeStateRegion, map_score, raw_class_
 from .clustering_utils import collect_activations
 from .datasets import load_split
 from .interventions import PROBES, mid_gap_columns, probe_responses
-from .io_utils import atomic_write_bytes, load_json, save_json
+from .io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
 from .run_folders import hold_folder
 from .training_utils import load_model, model_dir_name, training_outcome
 
@@ -336,13 +336,8 @@ def diagnose_population(
 
 def load_diagnostics(population_dir: str | Path) -> pd.DataFrame:
     """``diagnostics.csv`` of a population; ``ValueError`` if its header is not :data:`COLUMNS`."""
-    path = Path(population_dir) / DIAGNOSTICS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no diagnostics; run `python -m src diagnose --population {population_dir}`")
-    table = pd.read_csv(path)
-    if list(table.columns) != list(COLUMNS):
-        raise ValueError(f"{path}: header differs from the documented columns; rerun `python -m src diagnose`")
-    return table
+    return load_documented_table(Path(population_dir) / DIAGNOSTICS_FILE, COLUMNS,
+                                 f"python -m src diagnose --population {population_dir}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -168,3 +168,24 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serializable")
+
+
+def load_documented_table(path: str | os.PathLike, columns: Iterable[str], command: str):
+    """A CSV table whose header must be exactly ``columns``, as a pandas DataFrame.
+
+    Raises ``FileNotFoundError`` naming ``command`` (the one that writes it) if the file is missing and
+    ``ValueError`` if it cannot be parsed or its header differs.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; make it with `{command}`")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable CSV table ({exc})") from None
+    if list(table.columns) != list(columns):
+        raise ValueError(f"{path}: header differs from the documented columns; rerun `{command}`")
+    return table
+
