@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from .batchnorm_study import SUMMARY_FILE as PRECISE_BN_SUMMARY_FILE
-from .generalization import CUT_METRICS, DEFAULT_THRESHOLD
+from .generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
 from .generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE
 from .io_utils import load_json
 from .population import STATS_FILE

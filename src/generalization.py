@@ -15,14 +15,10 @@ For each model the evaluation yields
   (:func:`src.metrics.classification_metrics`), shape (n_W, R) each, and their means over the
   n_W * R sets ("ood" metrics, the paper's aggregation) and over the R sets of the clean row W = 0
   ("clean" metrics);
-- image metrics between P and T: MAE = mean(|P - T|), RMSE = sqrt(mean((P - T)^2)) and SSIM
-  (scikit-image, ``data_range = 1``). "Well generalizing" is a :class:`GeneralizationCut`, metric <=
-  threshold, by default **MAE <= 0.2**: the paper's cut is "RMSE <= 0.2", but the "RMSE" column of its
-  per-network table is linear in 1 - accuracy (≈ 0.99 (1 - acc) + 0.02, Pearson 0.995), as a mean
-  absolute error of the diagrams is (MAE ≈ 1 - accuracy when the errors are spread) and a root mean square
-  is not (it grows like the square root of the error fraction). A true RMSE <= 0.2 is a much stricter cut;
-  it stays selectable. The paper's third image metric, LPIPS, needs pretrained backbone weights that
-  cannot be downloaded here; it is left out rather than imitated.
+- image metrics between P and T, MAE, RMSE and SSIM, and whether the model is "well generalizing"
+  (by default MAE <= 0.2, the paper's cut on the metric its table behaves like): see
+  :mod:`src.generalization_metrics`. The paper's third image metric, LPIPS, needs pretrained backbone
+  weights that cannot be downloaded here; it is left out rather than imitated.
 
 Per model folder the results are ``phase_diagram.npz`` (``predicted``, ``target``, ``W``, ``v``,
 ``set_<metric>`` arrays, grid parameters) and ``generalization_metrics.json`` (scalars, the grid and
@@ -43,7 +39,7 @@ import hashlib
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,7 +47,6 @@ from pathlib import Path
 import numba
 import numpy as np
 import torch
-from skimage.metrics import structural_similarity
 from tqdm.auto import tqdm
 
 from .architecture import CNN_SSH
@@ -59,22 +54,19 @@ from .data_generation import observables, phase_diagram_hoppings, winding_number
 from .data_loaders import TensorSplit
 from .device import select_device
 from .ensemble_training import default_engine, evaluate_models
+from .generalization_metrics import GeneralizationCut, diagram_mae, diagram_rmse, diagram_ssim, recut
 from .io_utils import load_json, load_json_object, load_npz, save_json, save_npz
 from .metrics import METRIC_NAMES, classification_metrics
 from .presets import Preset, get_preset
 from .run_folders import hold_folders
 from .training_utils import load_model
 
-CUT_METRICS = ("mae", "rmse")
-DEFAULT_CUT_METRIC = "mae"
-DEFAULT_THRESHOLD = 0.2
 PHASE_DIAGRAM_FILE = "phase_diagram.npz"
 METRICS_FILE = "generalization_metrics.json"
 PARTIAL_FILE = ".generalization_partial.npz"
 #: fields of generalization_metrics.json every reader relies on, with their JSON types
 METRICS_FIELDS = {"grid": dict, "rmse": float, "ssim": float, "ood": dict, "clean": dict}
 WEIGHT_FILES = {"last": "weights.pt", "best": "best_weights.pt"}
-SSIM_MAX_WINDOW = 7
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,46 +193,6 @@ Predictor = Callable[[GridBatch], np.ndarray]
 
 
 # ----------------------------------------------------------------------------------------------
-# image metrics between diagrams
-# ----------------------------------------------------------------------------------------------
-def _check_diagrams(predicted: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    predicted = np.asarray(predicted, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    if predicted.ndim != 2 or predicted.shape != target.shape:
-        raise ValueError(f"predicted and target diagrams must be 2-D of equal shape, got {predicted.shape} and {target.shape}")
-    if predicted.size == 0 or not (np.isfinite(predicted).all() and np.isfinite(target).all()):
-        raise ValueError("diagrams must be non-empty and finite")
-    return predicted, target
-
-
-def diagram_mae(predicted: np.ndarray, target: np.ndarray) -> float:
-    """Mean absolute difference mean(|P - T|) of two (n_W, n_v) diagrams (fractions in [0, 1])."""
-    predicted, target = _check_diagrams(predicted, target)
-    return float(np.mean(np.abs(predicted - target)))
-
-
-def diagram_rmse(predicted: np.ndarray, target: np.ndarray) -> float:
-    """Root-mean-square difference sqrt(mean((P - T)^2)) of two (n_W, n_v) diagrams."""
-    predicted, target = _check_diagrams(predicted, target)
-    return float(np.sqrt(np.mean((predicted - target) ** 2)))
-
-
-def diagram_ssim(predicted: np.ndarray, target: np.ndarray) -> float:
-    """Structural similarity of two diagrams with values in [0, 1] (``data_range = 1``).
-
-    scikit-image's ``structural_similarity`` with a uniform 7 x 7 window, shrunk to the largest odd size
-    that fits diagrams smaller than 7 in a direction; NaN when a side is shorter than 3 (undefined).
-    1 for identical diagrams.
-    """
-    predicted, target = _check_diagrams(predicted, target)
-    window = min(SSIM_MAX_WINDOW, *predicted.shape)
-    window -= 1 - window % 2
-    if window < 3:
-        return math.nan
-    return float(structural_similarity(predicted, target, data_range=1.0, win_size=window))
-
-
-# ----------------------------------------------------------------------------------------------
 # results of one model
 # ----------------------------------------------------------------------------------------------
 @dataclass
@@ -310,66 +262,6 @@ class GeneralizationResult:
             "ood": self.ood_metrics(),
             "clean": self.clean_metrics(),
         }
-
-
-def check_threshold(threshold: float) -> float:
-    """Validate a well-generalizing threshold (a finite number >= 0)."""
-    try:
-        threshold = float(threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"threshold (well-generalizing cut) must be a number, got {threshold!r}") from None
-    if not math.isfinite(threshold) or threshold < 0:
-        raise ValueError(f"threshold (well-generalizing cut) must be finite and >= 0, got {threshold}")
-    return threshold
-
-
-@dataclass(frozen=True)
-class GeneralizationCut:
-    """"Well generalizing" iff ``metric`` (a diagram error, ``"mae"`` or ``"rmse"``) <= ``threshold``.
-
-    The default, MAE <= 0.2, is the paper's cut on the metric its "RMSE" column behaves like (see the
-    module docstring); ``GeneralizationCut("rmse", 0.2)`` applies the same number to a true RMSE.
-    """
-
-    metric: str = DEFAULT_CUT_METRIC
-    threshold: float = DEFAULT_THRESHOLD
-
-    def __post_init__(self) -> None:
-        if self.metric not in CUT_METRICS:
-            raise ValueError(f"cut metric must be one of {CUT_METRICS}, got {self.metric!r}")
-        object.__setattr__(self, "threshold", check_threshold(self.threshold))
-
-    def passes(self, values: Mapping) -> bool:
-        """Whether the model with image metrics ``values`` (a mapping with key ``metric``) is well generalizing."""
-        return bool(float(values[self.metric]) <= self.threshold)
-
-    @property
-    def label(self) -> str:
-        """``"MAE ≤ 0.2"``."""
-        return f"{self.metric.upper()} ≤ {self.threshold:g}"
-
-    def to_dict(self) -> dict:
-        return {"metric": self.metric, "threshold": self.threshold}
-
-    @classmethod
-    def from_dict(cls, data: Mapping, where: str = "cut") -> GeneralizationCut:
-        """The cut stored by :meth:`to_dict`; ``ValueError`` naming ``where`` if it is malformed."""
-        if not isinstance(data, Mapping) or set(data) != {"metric", "threshold"}:
-            raise ValueError(f"{where}: a generalization cut is {{'metric': 'mae' | 'rmse', 'threshold': number}}, got {data!r}")
-        try:
-            return cls(data["metric"], data["threshold"])
-        except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
-
-    @classmethod
-    def stored_in(cls, record: Mapping, where: str = "record") -> GeneralizationCut:
-        """The cut of a metrics file or manifest: ``generalization_cut``, or the ``rmse_threshold`` of files
-        written before MAE existed (an RMSE cut), or the default."""
-        if "generalization_cut" in record:
-            return cls.from_dict(record["generalization_cut"], f"{where}: generalization_cut")
-        if "rmse_threshold" in record:
-            return cls("rmse", record["rmse_threshold"])
-        return cls()
 
 
 class GridAccumulator:
@@ -696,11 +588,6 @@ def load_metrics(model_dir: str | Path) -> dict:
         metrics["generalization_cut"] = GeneralizationCut.stored_in(metrics, str(model_dir / METRICS_FILE)).to_dict()
         metrics.pop("rmse_threshold", None)
     return metrics
-
-
-def recut(summary: dict, cut: GeneralizationCut) -> dict:
-    """``summary`` (of :func:`load_metrics`) with ``well_generalizing`` and the cut set for ``cut``."""
-    return {**summary, "generalization_cut": cut.to_dict(), "well_generalizing": cut.passes(summary)}
 
 
 def is_evaluated(model_dir: str | Path, grid: GeneralizationGrid, which: str = "last") -> bool:

@@ -40,7 +40,7 @@ from .cam_utils import (
     clean_topological_test_set,
     score_correlations,
 )
-from .generalization import CUT_METRICS, DEFAULT_CUT_METRIC, DEFAULT_THRESHOLD, GeneralizationCut
+from .generalization_metrics import CUT_METRICS, DEFAULT_CUT_METRIC, DEFAULT_THRESHOLD, GeneralizationCut
 from .io_utils import atomic_write_bytes, load_json, save_json
 from .paths import RUNS_DIR
 from .population import Population

@@ -33,7 +33,7 @@ from .cam_utils import (
 from .clustering_utils import LAYER_TITLES, Projection, activation_sets, project_pca
 from .data_generation import CLASS_NAMES
 from .datasets import dataset_specs, read_manifest, write_datasets
-from .generalization import GeneralizationCut
+from .generalization_metrics import GeneralizationCut
 from .paths import datasets_dir
 from .plotting import PHASE_LABEL, plot_phase_diagram
 from .population import Population

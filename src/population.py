@@ -57,16 +57,18 @@ from tqdm.auto import tqdm
 from .datasets import read_manifest, write_datasets
 from .device import select_device
 from .generalization import (
-    DEFAULT_CUT_METRIC,
-    DEFAULT_THRESHOLD,
     WEIGHT_FILES,
-    GeneralizationCut,
     GeneralizationGrid,
     GeneralizationResult,
     evaluate_model_dirs,
     is_evaluated,
     load_metrics,
     load_result,
+)
+from .generalization_metrics import (
+    DEFAULT_CUT_METRIC,
+    DEFAULT_THRESHOLD,
+    GeneralizationCut,
 )
 from .io_utils import atomic_write_bytes, load_json_object, save_json
 from .metrics import METRIC_NAMES

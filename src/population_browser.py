@@ -39,7 +39,7 @@ from IPython.display import Image, display
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .generalization import CUT_METRICS, DEFAULT_CUT_METRIC, GeneralizationCut
+from .generalization_metrics import CUT_METRICS, DEFAULT_CUT_METRIC, GeneralizationCut
 from .interpretation_figures import Reporter, render_cam_view, render_pca_view
 from .plotting import PHASE_LABEL, plot_phase_diagram
 from .population import Population

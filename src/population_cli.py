@@ -10,15 +10,17 @@ from pathlib import Path
 import pandas as pd
 
 from .generalization import (
-    CUT_METRICS,
-    DEFAULT_CUT_METRIC,
-    DEFAULT_THRESHOLD,
     METRICS_FILE,
     WEIGHT_FILES,
-    GeneralizationCut,
     GeneralizationGrid,
     evaluate_model_dirs,
     is_evaluated,
+)
+from .generalization_metrics import (
+    CUT_METRICS,
+    DEFAULT_CUT_METRIC,
+    DEFAULT_THRESHOLD,
+    GeneralizationCut,
 )
 from .io_utils import load_json_object
 from .population import (

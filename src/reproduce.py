@@ -177,7 +177,7 @@ def _data_step() -> Step:
 
 def _population_step() -> Step:
     def run(ctx: Context) -> dict:
-        from .generalization import CUT_METRICS, DEFAULT_THRESHOLD
+        from .generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
         from .population import load_population, run_population
 
         if not ctx.uses_shipped_population:

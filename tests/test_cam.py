@@ -26,7 +26,7 @@ from src.cam_utils import (
     upsample_maps,
 )
 from src.data_generation import observables, sample_hoppings
-from src.generalization import GeneralizationCut
+from src.generalization_metrics import GeneralizationCut
 from src.highlighted_models import (
     CATEGORIES,
     PROVENANCE_FILE,

@@ -14,12 +14,8 @@ from src.architecture import CNN_SSH, CNN_SSH_ThermEncod
 from src.data_generation import target_diagram
 from src.generalization import (
     CNNEnsemble,
-    GeneralizationCut,
     GeneralizationGrid,
     GridBatch,
-    diagram_mae,
-    diagram_rmse,
-    diagram_ssim,
     evaluate_grid,
     evaluate_model_dirs,
     evaluate_models_on_grid,
@@ -27,6 +23,12 @@ from src.generalization import (
     load_metrics,
     load_result,
     save_result,
+)
+from src.generalization_metrics import (
+    GeneralizationCut,
+    diagram_mae,
+    diagram_rmse,
+    diagram_ssim,
 )
 from src.io_utils import save_npz
 from src.metrics import METRIC_NAMES

@@ -13,7 +13,8 @@ from src import population as pop
 from src import population_browser
 from src.cli import main
 from src.datasets import write_datasets
-from src.generalization import GeneralizationCut, diagram_rmse, load_metrics
+from src.generalization import load_metrics
+from src.generalization_metrics import GeneralizationCut, diagram_rmse
 from src.notebook_runner import run_notebook
 from src.paths import REPO_ROOT
 from src.population import (

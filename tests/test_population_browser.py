@@ -17,7 +17,7 @@ from plotly.callbacks import InputDeviceState, Points
 
 from src import interpretation_figures, population_browser
 from src.datasets import write_datasets
-from src.generalization import GeneralizationCut
+from src.generalization_metrics import GeneralizationCut
 from src.paths import REPO_ROOT
 from src.population import load_population, run_population
 from src.population_browser import (
