@@ -24,6 +24,7 @@ from .paths import FIGURES_DIR, REPO_ROOT
 GALLERY = {name: CAPTIONS[name] for name in (
     "Fig_3", "Fig_6", "Fig_target_diagram", "Fig_2", "Fig_CAM_score_vs_generalization", "Fig_4", "Fig_12",
     "Fig_population_summary", "Fig_thermometer", "Fig_thermometer_generalization_precise_bn",
+    "Fig_lift_curves", "Fig_recall_by_band", "Fig_probe_images", "Fig_protocol_validation",
 )}
 GALLERY_DIR = REPO_ROOT / "docs" / "gallery"
 

@@ -135,6 +135,6 @@ def figure_protocol_validation(replication: pd.DataFrame) -> plt.Figure:
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(y, rows["diagnostic"], fontsize="x-small")
     ax.set_xlabel("Spearman correlation with OOD accuracy")
-    ax.legend(fontsize="x-small", loc="lower right")
+    fig.legend(fontsize="x-small", loc="outside lower center", ncol=3)
     ax.set_title("Out-of-sample replication of the frozen protocol")
     return fig
