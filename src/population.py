@@ -70,7 +70,7 @@ from .generalization_metrics import (
     DEFAULT_THRESHOLD,
     GeneralizationCut,
 )
-from .io_utils import atomic_write_bytes, load_json_object, save_json
+from .io_utils import atomic_write_bytes, load_documented_table, load_json_object, save_json
 from .metrics import METRIC_NAMES
 from .paths import RUNS_DIR, datasets_dir
 from .presets import Preset, get_preset
@@ -601,18 +601,8 @@ def load_population(folder: str | Path) -> Population:
     ``ValueError`` if the table's header is not :data:`COLUMNS`.
     """
     folder = Path(folder)
-    path = folder / STATS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no population stats table; create the population with "
-            f"`python -m src population --preset <preset> --seed 0 --out {folder}`"
-        )
-    try:
-        stats = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable CSV table ({exc})") from None
-    if list(stats.columns) != list(COLUMNS):
-        raise ValueError(f"{path}: header {list(stats.columns)} differs from the documented columns {list(COLUMNS)}")
+    stats = load_documented_table(folder / STATS_FILE, COLUMNS,
+                                  f"python -m src population --preset <preset> --seed 0 --out {folder}")
     columns = load_json_object(folder / STATS_COLUMNS_FILE, {})
     manifest = load_json_object(folder / MANIFEST_FILE, MANIFEST_FIELDS)
     return Population(folder=folder, stats=stats, columns=columns, manifest=manifest)
