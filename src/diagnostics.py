@@ -361,14 +361,15 @@ def add_diagnose_parser(subparsers) -> None:
 
 def _run_diagnose(args: argparse.Namespace) -> int:
     from .population import MANIFEST_FILE, ensure_datasets, parse_model_indices
+    from .presets import get_preset
 
     manifest_path = args.population / MANIFEST_FILE
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path}: not a population folder (no manifest.json)")
     manifest = load_json(manifest_path)
+    indices = None if args.models is None else parse_model_indices(args.models, get_preset(manifest["preset"]).n_models)
     data_dir = args.data_dir or Path(manifest["data_dir"])
     ensure_datasets(manifest["preset"], int(manifest["seed"]), data_dir, progress=not args.quiet)
-    indices = None if args.models is None else parse_model_indices(args.models)
     path = diagnose_population(args.population, data_dir, indices, progress=not args.quiet)
     print(f"wrote {path} ({len(load_diagnostics(args.population))} models)")
     return 0

@@ -240,6 +240,11 @@ def test_diagnose_command_and_errors(smoke_population, tmp_path, capsys):
     population = smoke_population / "population"
     assert main(["diagnose", "--population", str(population), "--data-dir", str(smoke_population / "data"), "--quiet"]) == 0
     assert "2 models" in capsys.readouterr().out
+    assert main(["diagnose", "--population", str(population), "--data-dir", str(smoke_population / "data"),
+                 "--models", "1", "--quiet"]) == 0  # one model's row rewritten, the other kept
+    assert "2 models" in capsys.readouterr().out
+    assert main(["diagnose", "--population", str(population), "--models", "0-99999999999", "--quiet"]) == 2
+    assert "beyond" in capsys.readouterr().err
     assert main(["diagnose", "--population", str(tmp_path)]) == 2
     assert "not a population folder" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="python -m src diagnose"):
