@@ -278,6 +278,9 @@ def make_protocol(predictors: pd.DataFrame, discovery: str, validation: str, k: 
     ranked in the direction of that correlation, top ``k``. Replication on the validation population means
     the same sign and a bootstrap 95 % interval of Spearman excluding 0.
     """
+    predictors = predictors[np.isfinite(predictors["spearman_ood_accuracy"])]
+    if predictors.empty:
+        raise ValueError("no diagnostic has a defined correlation with OOD accuracy (too few networks?)")
     best = predictors.iloc[0]
     return {
         "frozen": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -374,7 +377,8 @@ def _run_predict(args: argparse.Namespace) -> int:
         path = atomic_write_bytes(args.population / PREDICTORS_FILE, predictors.to_csv(index=False).encode())
         columns = ["diagnostic", "spearman_ood_accuracy", "spearman_low_ood_accuracy", "spearman_high_ood_accuracy",
                    "lift10", "lift10_p"]
-        print(predictors[columns].head(15).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        shown = [c for c in columns if c in predictors]  # no lift column when k exceeds the population
+        print(predictors[shown].head(15).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print(f"wrote {path}")
         if args.freeze is not None:
             protocol = make_protocol(predictors, str(args.population), args.validation, args.k)

@@ -282,3 +282,11 @@ def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
     assert "4 validation networks" in text and not any(o.get("output_type") == "error" for o in outputs)
     assert (folders[1] / DIAGNOSTICS_FILE).is_file() and (folders[0] / "precise_bn.csv").is_file()
     assert any("text/markdown" in o.get("data", {}) for o in outputs)  # the findings
+    # the same through the command line: freeze on one population, validate on the other, precise BN
+    from src.cli import main
+
+    assert main(["predict", "--population", str(folders[0]), "--freeze", str(tmp_path / "cli_protocol.json")]) == 0
+    assert main(["predict", "--population", str(folders[1]), "--protocol", str(tmp_path / "cli_protocol.json")]) == 0
+    assert (folders[1] / "protocol_validation.json").is_file() and (folders[1] / "predictors.csv").is_file()
+    assert main(["precise-bn", "--population", str(folders[1]), "--copies", str(tmp_path / "copies"), "--quiet"]) == 0
+    assert (folders[1] / "precise_bn_summary.json").is_file()
