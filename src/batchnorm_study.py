@@ -22,8 +22,9 @@ from scipy import stats as scipy_stats
 from tqdm.auto import tqdm
 
 from .data_loaders import load_training_data
-from .generalization import GeneralizationGrid, evaluate_model_dirs, load_metrics, load_result, thread_limits
+from .generalization import GeneralizationGrid, thread_limits
 from .io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
+from .model_evaluation import evaluate_model_dirs, load_metrics, load_result
 from .paths import RUNS_DIR
 from .precise_batchnorm import write_recalibrated_copy
 from .run_folders import hold_folder
@@ -63,7 +64,7 @@ def precise_bn_study(population_dir: str | Path, copies_dir: str | Path | None =
     ``copies_dir`` (default ``00_demonstrations_data/runs/precise_bn/<population folder name>``) holds the
     recalibrated model folders; finished copies and evaluations are reused, so an interrupted study resumes.
     """
-    from .population import load_population
+    from .population_tables import load_population
 
     with hold_folder(population_dir):  # first: a busy, unwritable or shipped folder fails before any work
         population = load_population(population_dir)

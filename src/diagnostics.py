@@ -360,7 +360,8 @@ def add_diagnose_parser(subparsers) -> None:
 
 
 def _run_diagnose(args: argparse.Namespace) -> int:
-    from .population import MANIFEST_FILE, ensure_datasets, parse_model_indices
+    from .population import ensure_datasets, parse_model_indices
+    from .population_tables import MANIFEST_FILE
     from .presets import get_preset
 
     manifest_path = args.population / MANIFEST_FILE

@@ -24,8 +24,8 @@ from .batchnorm_study import SUMMARY_FILE as PRECISE_BN_SUMMARY_FILE
 from .generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
 from .generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE
 from .io_utils import load_json
-from .population import STATS_FILE
 from .population_browser import well_generalizing_counts
+from .population_tables import STATS_FILE
 
 #: the paper's numbers for the key-number rows; "not given" where the project has none to compare with
 PAPER = {

@@ -217,7 +217,7 @@ def recall_by_band(model_dir: str | Path, bands: Sequence[tuple[float, float]] =
     explain a result, never as a predictor). Keys ``recall_<class>_W<low>-<high>`` for class trivial and
     topological.
     """
-    from .generalization import load_result
+    from .model_evaluation import load_result
 
     result = load_result(model_dir)
     W = result.grid.W_values
@@ -365,7 +365,7 @@ def add_predict_parser(subparsers) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from .population import load_population
+    from .population_tables import load_population
 
     with hold_folder(args.population):  # one writer of the population's derived files
         table = merged_table(load_diagnostics(args.population), load_population(args.population).stats)

@@ -43,7 +43,7 @@ from .cam_utils import (
 from .generalization_metrics import CUT_METRICS, DEFAULT_CUT_METRIC, DEFAULT_THRESHOLD, GeneralizationCut
 from .io_utils import atomic_write_bytes, load_json, save_json
 from .paths import RUNS_DIR
-from .population import Population
+from .population_tables import Population
 from .run_folders import hold_folder
 from .training_utils import load_model
 
@@ -386,7 +386,7 @@ def highlight_population(
     batch_size: int = 256,
     progress: bool = True,
 ) -> HighlightResult:
-    """:func:`highlight_models` on a loaded population (:func:`src.population.load_population`), with the
+    """:func:`highlight_models` on a loaded population (:func:`src.population_tables.load_population`), with the
     RMSE and the out-of-distribution accuracy of its stats table."""
     model_dirs = {index: population.model_dir(index) for index in population.indices}
     return highlight_models(
@@ -426,7 +426,7 @@ def add_highlight_parser(subparsers) -> None:
 def _run_highlight(args) -> int:
     from .datasets import write_datasets
     from .paths import datasets_dir
-    from .population import load_population
+    from .population_tables import load_population
 
     population = load_population(args.population)
     data_dir = args.data or datasets_dir(args.preset)

@@ -36,7 +36,7 @@ from .datasets import dataset_specs, read_manifest, write_datasets
 from .generalization_metrics import GeneralizationCut
 from .paths import datasets_dir
 from .plotting import PHASE_LABEL, plot_phase_diagram
-from .population import Population
+from .population_tables import Population
 from .presets import get_preset
 from .training_utils import load_model
 

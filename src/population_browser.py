@@ -42,7 +42,7 @@ from matplotlib.ticker import MaxNLocator
 from .generalization_metrics import CUT_METRICS, DEFAULT_CUT_METRIC, GeneralizationCut
 from .interpretation_figures import Reporter, render_cam_view, render_pca_view
 from .plotting import PHASE_LABEL, plot_phase_diagram
-from .population import Population
+from .population_tables import Population
 from .training_utils import HISTORY_KEYS, plot_training_curves
 
 NON_METRIC_COLUMNS = ("model_index", "model_seed", "stopped_early", "well_generalizing")
@@ -299,7 +299,7 @@ def register_view(name: str, render: ViewRenderer) -> None:
 # the widget
 # ----------------------------------------------------------------------------------------------
 class PopulationBrowser:
-    """The widgets of notebook 06 over a loaded :class:`~src.population.Population`.
+    """The widgets of notebook 06 over a loaded :class:`~src.population_tables.Population`.
 
     Parameters
     ----------

@@ -9,13 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .generalization import (
-    METRICS_FILE,
-    WEIGHT_FILES,
-    GeneralizationGrid,
-    evaluate_model_dirs,
-    is_evaluated,
-)
+from .generalization import GeneralizationGrid
 from .generalization_metrics import (
     CUT_METRICS,
     DEFAULT_CUT_METRIC,
@@ -23,15 +17,9 @@ from .generalization_metrics import (
     GeneralizationCut,
 )
 from .io_utils import load_json_object
-from .population import (
-    MANIFEST_FIELDS,
-    MANIFEST_FILE,
-    default_population_dir,
-    is_trained,
-    parse_model_indices,
-    record_evaluation,
-    run_population,
-)
+from .model_evaluation import METRICS_FILE, WEIGHT_FILES, evaluate_model_dirs, is_evaluated
+from .population import default_population_dir, parse_model_indices, record_evaluation, run_population
+from .population_tables import MANIFEST_FIELDS, MANIFEST_FILE, is_trained
 from .presets import PRESET_NAMES, get_preset
 from .training_utils import load_config, model_dir_name
 

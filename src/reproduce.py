@@ -178,7 +178,8 @@ def _data_step() -> Step:
 def _population_step() -> Step:
     def run(ctx: Context) -> dict:
         from .generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
-        from .population import load_population, run_population
+        from .population import run_population
+        from .population_tables import load_population
 
         if not ctx.uses_shipped_population:
             run_population(ctx.preset, ctx.seed, ctx.population_dir, data_dir=ctx.data_dir, progress=ctx.progress)
@@ -203,7 +204,7 @@ def _population_step() -> Step:
 def _highlight_step() -> Step:
     def run(ctx: Context) -> dict:
         from .highlighted_models import highlight_population
-        from .population import load_population
+        from .population_tables import load_population
 
         result = highlight_population(load_population(ctx.population_dir), ctx.data_dir, ctx.highlighted_dir,
                                       progress=ctx.progress)

@@ -16,8 +16,9 @@ import pandas as pd
 from scipy import stats
 
 from .data_loaders import load_training_data
-from .generalization import GeneralizationGrid, evaluate_model_dirs
+from .generalization import GeneralizationGrid
 from .io_utils import atomic_write_bytes, save_json
+from .model_evaluation import evaluate_model_dirs
 from .precise_batchnorm import write_recalibrated_copy
 from .presets import Preset, get_preset
 from .provenance import git_state

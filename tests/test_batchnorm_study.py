@@ -11,7 +11,8 @@ import torch
 
 from src.batchnorm_study import COLUMNS, load_study, precise_bn_study, summarize_study
 from src.io_utils import load_json, load_npz
-from src.population import load_population, run_population
+from src.population import run_population
+from src.population_tables import load_population
 
 
 @pytest.fixture(scope="module")

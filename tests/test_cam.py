@@ -396,7 +396,7 @@ def test_notebook_03_runs_on_smoke(tmp_path):
     assert main(["highlight", "--population", str(tmp_path / "missing")]) == 2
     # the CAM and PCA views offered to notebook 06's browser
     from src.interpretation_figures import render_cam_view, render_pca_view
-    from src.population import load_population
+    from src.population_tables import load_population
 
     population = load_population(tmp_path / "population")
     index = population.indices[-1]

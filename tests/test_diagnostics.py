@@ -258,7 +258,7 @@ def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
     from src.io_utils import save_json
     from src.notebook_runner import run_notebook
     from src.paths import REPO_ROOT
-    from src.population import load_population
+    from src.population_tables import load_population
 
     folders = {}
     for seed in (0, 1):

@@ -10,6 +10,7 @@ import torch
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from src import generalization as gen
+from src import model_evaluation as evaluation
 from src.architecture import CNN_SSH, CNN_SSH_ThermEncod
 from src.data_generation import target_diagram
 from src.generalization import (
@@ -17,12 +18,7 @@ from src.generalization import (
     GeneralizationGrid,
     GridBatch,
     evaluate_grid,
-    evaluate_model_dirs,
     evaluate_models_on_grid,
-    is_evaluated,
-    load_metrics,
-    load_result,
-    save_result,
 )
 from src.generalization_metrics import (
     GeneralizationCut,
@@ -32,6 +28,7 @@ from src.generalization_metrics import (
 )
 from src.io_utils import save_npz
 from src.metrics import METRIC_NAMES
+from src.model_evaluation import evaluate_model_dirs, is_evaluated, load_metrics, load_result, save_result
 from src.thermometer_encoding import thermometer_encode
 
 GRID = GeneralizationGrid(n_W=6, W_max=5.0, n_realizations=3, n_v=24, v_max=2.0, seed=3)
@@ -243,14 +240,14 @@ def test_metrics_written_before_the_mae_get_it_from_their_diagrams(tmp_path):
     summary = evaluate_model_dirs([directory], GRID, progress=False)[0]
     old = {key: value for key, value in summary.items() if key not in ("mae", "generalization_cut")}
     old["rmse_threshold"] = 0.2
-    (directory / gen.METRICS_FILE).write_text(json.dumps(old))
+    (directory / evaluation.METRICS_FILE).write_text(json.dumps(old))
     loaded = load_metrics(directory)
     result = load_result(directory)
     assert loaded["mae"] == pytest.approx(float(np.mean(np.abs(result.predicted - result.target))))
     assert loaded["generalization_cut"] == {"metric": "rmse", "threshold": 0.2} and "rmse_threshold" not in loaded
     # the next evaluation call upgrades the file to the requested cut without re-running the model
     upgraded = evaluate_model_dirs([directory], GRID, progress=False)[0]
-    assert json.loads((directory / gen.METRICS_FILE).read_text()) == upgraded
+    assert json.loads((directory / evaluation.METRICS_FILE).read_text()) == upgraded
     assert upgraded["generalization_cut"] == {"metric": "mae", "threshold": 0.2}
 
 
@@ -265,10 +262,10 @@ def test_model_dirs_write_reload_and_skip(tmp_path):
         result = load_result(directory)
         assert diagram_rmse(result.predicted, result.target) == pytest.approx(summary["rmse"], abs=1e-6)
         assert summary["well_generalizing"] == (summary["rmse"] <= 0.5)
-        assert not (directory / gen.PARTIAL_FILE).exists()
-    stamp = (dirs[0] / gen.PHASE_DIAGRAM_FILE).stat().st_mtime_ns
+        assert not (directory / evaluation.PARTIAL_FILE).exists()
+    stamp = (dirs[0] / evaluation.PHASE_DIAGRAM_FILE).stat().st_mtime_ns
     again = evaluate_model_dirs(dirs, GRID, progress=False, cut=GeneralizationCut("rmse", 0.5))
-    assert again == summaries and (dirs[0] / gen.PHASE_DIAGRAM_FILE).stat().st_mtime_ns == stamp
+    assert again == summaries and (dirs[0] / evaluation.PHASE_DIAGRAM_FILE).stat().st_mtime_ns == stamp
     # a new cut is applied without re-running the models
     strict = evaluate_model_dirs(dirs, GRID, progress=False, cut=GeneralizationCut("rmse", 0.0))
     assert [s["rmse"] for s in strict] == [s["rmse"] for s in summaries]
@@ -276,7 +273,7 @@ def test_model_dirs_write_reload_and_skip(tmp_path):
     by_mae = evaluate_model_dirs(dirs, GRID, progress=False, cut=GeneralizationCut("mae", 0.3))
     assert [s["well_generalizing"] for s in by_mae] == [s["mae"] <= 0.3 for s in summaries]
     assert load_metrics(dirs[0])["generalization_cut"] == {"metric": "mae", "threshold": 0.3}
-    assert (dirs[0] / gen.PHASE_DIAGRAM_FILE).stat().st_mtime_ns == stamp
+    assert (dirs[0] / evaluation.PHASE_DIAGRAM_FILE).stat().st_mtime_ns == stamp
     # new weights make the evaluation stale; another grid too
     torch.save(random_models(1, seed=9)[0].state_dict(), dirs[0] / "weights.pt")
     assert not is_evaluated(dirs[0], GRID) and is_evaluated(dirs[1], GRID)
@@ -297,7 +294,7 @@ def test_interrupted_evaluation_resumes_from_checkpointed_rows(tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         evaluate_model_dirs(dirs, GRID, progress=False, checkpoint_interval_s=0.0)
     monkeypatch.setattr(gen.GridAccumulator, "add_row", original_add_row)
-    assert all((d / gen.PARTIAL_FILE).exists() for d in dirs)
+    assert all((d / evaluation.PARTIAL_FILE).exists() for d in dirs)
     rows_generated = []
     original_rows = GeneralizationGrid.row_hoppings
     monkeypatch.setattr(GeneralizationGrid, "row_hoppings",
@@ -308,7 +305,7 @@ def test_interrupted_evaluation_resumes_from_checkpointed_rows(tmp_path, monkeyp
         result = load_result(directory)
         np.testing.assert_array_equal(result.predicted_counts, expected.predicted_counts)
         np.testing.assert_allclose(result.set_metrics["macro_f1"], expected.set_metrics["macro_f1"], atol=1e-7)
-        assert not (directory / gen.PARTIAL_FILE).exists()
+        assert not (directory / evaluation.PARTIAL_FILE).exists()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,7 +328,7 @@ def test_missing_folder_and_corrupt_weights_give_clear_errors(tmp_path):
 def test_mismatched_shapes_give_clear_errors(tmp_path):
     result = evaluate_grid(oracle, 1, GRID, progress=False).result(0)
     save_result(result, tmp_path)
-    path = tmp_path / gen.PHASE_DIAGRAM_FILE
+    path = tmp_path / evaluation.PHASE_DIAGRAM_FILE
     arrays = dict(np.load(path))
     arrays["predicted"] = arrays["predicted"][:, :-1]
     save_npz(path, arrays)

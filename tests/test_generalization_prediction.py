@@ -110,8 +110,9 @@ def test_error_metric_fits_recover_a_known_line():
 
 
 def test_recall_by_band_averages_the_stored_set_metrics(tmp_path):
-    from src.generalization import GeneralizationGrid, GeneralizationResult, save_result
+    from src.generalization import GeneralizationGrid, GeneralizationResult
     from src.metrics import METRIC_NAMES
+    from src.model_evaluation import save_result
 
     grid = GeneralizationGrid(n_W=6, W_max=5.0, n_realizations=2, n_v=4, v_max=2.0, seed=0)
     rng = np.random.default_rng(0)

@@ -176,7 +176,8 @@ def test_non_finite_loss_stops_that_model_only_and_the_run_fails(tmp_path, data_
 
 
 def test_non_finite_weights_and_logits_are_refused(tmp_path, trained):
-    from src.generalization import GeneralizationGrid, evaluate_model_dirs, evaluate_models_on_grid
+    from src.generalization import GeneralizationGrid, evaluate_models_on_grid
+    from src.model_evaluation import evaluate_model_dirs
 
     broken = tmp_path / "model_000"
     broken.mkdir()
@@ -312,8 +313,9 @@ def test_no_default_output_points_into_shipped_data_and_writing_there_needs_the_
 def test_re_evaluation_on_another_grid_is_refused_unless_asked_and_then_rewrites_everything(
     tmp_path, data_dir, capsys
 ):
-    from src.generalization import load_metrics
-    from src.population import MANIFEST_FILE, STATS_FILE, run_population
+    from src.model_evaluation import load_metrics
+    from src.population import run_population
+    from src.population_tables import MANIFEST_FILE, STATS_FILE
 
     folder = tmp_path / "population"
     run_population("smoke", 0, folder, data_dir=data_dir, train_workers=1, progress=False)

@@ -9,21 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src import population as pop
 from src import population_browser
+from src import population_tables as tables
 from src.cli import main
 from src.datasets import write_datasets
-from src.generalization import load_metrics
 from src.generalization_metrics import GeneralizationCut, diagram_rmse
+from src.model_evaluation import load_metrics
 from src.notebook_runner import run_notebook
 from src.paths import REPO_ROOT
-from src.population import (
-    COLUMNS,
-    load_or_create_population,
-    load_population,
-    parse_model_indices,
-    run_population,
-)
+from src.population import load_or_create_population, parse_model_indices, run_population
 from src.population_browser import (
     PopulationBrowser,
     correlation_table,
@@ -34,6 +28,7 @@ from src.population_browser import (
     summary_figure,
     summary_text,
 )
+from src.population_tables import COLUMNS, load_population
 from src.training_utils import load_history
 
 PRESET = "smoke"
@@ -63,8 +58,8 @@ def test_chunks_equal_one_run_and_finished_models_are_never_redone(tmp_path, dat
     chunked = tmp_path / "chunked"
     run_population(PRESET, 0, chunked, model_indices=parse_model_indices("0-1", 4), data_dir=data_dir, **FAST)
     run_population(PRESET, 0, chunked, model_indices=parse_model_indices("2-3", 4), data_dir=data_dir, **FAST)
-    one_run = pd.read_csv(full_run / pop.STATS_FILE)
-    pd.testing.assert_frame_equal(pd.read_csv(chunked / pop.STATS_FILE), one_run)
+    one_run = pd.read_csv(full_run / tables.STATS_FILE)
+    pd.testing.assert_frame_equal(pd.read_csv(chunked / tables.STATS_FILE), one_run)
     for index in range(4):
         assert weights_bytes(chunked, index) == weights_bytes(full_run, index)
     assert len(set(one_run["model_seed"])) == 4 and one_run["model_index"].tolist() == [0, 1, 2, 3]
@@ -73,7 +68,7 @@ def test_chunks_equal_one_run_and_finished_models_are_never_redone(tmp_path, dat
     stamps = {p: p.stat().st_mtime_ns for p in files}
     run_population(PRESET, 0, chunked, model_indices=[0, 1, 2, 3], data_dir=data_dir, **FAST)
     assert {p: p.stat().st_mtime_ns for p in sorted(chunked.glob("model_*/*"))} == stamps
-    manifest = json.loads((chunked / pop.MANIFEST_FILE).read_text())
+    manifest = json.loads((chunked / tables.MANIFEST_FILE).read_text())
     assert [run["models_done_now"] for run in manifest["runs"]] == [[0, 1], [2, 3], []]
     assert manifest["seeds"]["models"] == {"0": 0, "1": 1, "2": 2, "3": 3}
     assert manifest["total_wall_time_s"] == pytest.approx(sum(run["wall_time_s"] for run in manifest["runs"]))
@@ -88,16 +83,16 @@ def test_interrupted_population_finishes_only_what_is_missing(tmp_path, data_dir
     weights_stamp = (folder / "model_001" / "weights.pt").stat().st_mtime_ns
     run_population(PRESET, 0, folder, model_indices=[0, 1], data_dir=data_dir, **FAST)
     assert (folder / "model_001" / "weights.pt").stat().st_mtime_ns == weights_stamp
-    expected = pd.read_csv(full_run / pop.STATS_FILE).iloc[:2]
-    pd.testing.assert_frame_equal(pd.read_csv(folder / pop.STATS_FILE), expected)
+    expected = pd.read_csv(full_run / tables.STATS_FILE).iloc[:2]
+    pd.testing.assert_frame_equal(pd.read_csv(folder / tables.STATS_FILE), expected)
 
 
 def test_stats_table_round_trips_and_matches_the_model_files(full_run):
-    stats = pd.read_csv(full_run / pop.STATS_FILE)
+    stats = pd.read_csv(full_run / tables.STATS_FILE)
     assert list(stats.columns) == list(COLUMNS)
-    header, *rows = (full_run / pop.STATS_FILE).read_text().splitlines()
+    header, *rows = (full_run / tables.STATS_FILE).read_text().splitlines()
     assert len(rows) == 4 and all(len(row.split(",")) == len(header.split(",")) for row in rows)
-    assert json.loads((full_run / pop.STATS_COLUMNS_FILE).read_text()) == COLUMNS
+    assert json.loads((full_run / tables.STATS_COLUMNS_FILE).read_text()) == COLUMNS
     assert stats["well_generalizing"].dtype == bool and stats["stopped_early"].dtype == bool
     for _, row in stats.iterrows():
         model_dir = full_run / f"model_{int(row['model_index']):03d}"
@@ -140,7 +135,7 @@ def test_missing_population_is_created_or_explained(tmp_path, data_dir, full_run
     created = load_or_create_population(tmp_path / "absent", PRESET, 0, fallback_dir=tmp_path / "fallback",
                                         data_dir=data_dir, **FAST)
     assert created.folder == tmp_path / "fallback" and created.indices == [0, 1]  # the smoke preset's 2 models
-    pd.testing.assert_frame_equal(created.stats, pd.read_csv(full_run / pop.STATS_FILE).iloc[:2])
+    pd.testing.assert_frame_equal(created.stats, pd.read_csv(full_run / tables.STATS_FILE).iloc[:2])
     assert load_or_create_population(full_run, PRESET, create=False).folder == full_run
 
 
@@ -152,9 +147,9 @@ def test_dask_scheduler_runs_chunks_like_one_process(tmp_path, data_dir, full_ru
                       dashboard_address="127.0.0.1:0") as cluster:
         run_population(PRESET, 0, folder, model_indices=[0, 1], data_dir=data_dir, scheduler=cluster.scheduler_address,
                        chunk_size=1, progress=False)
-    expected = pd.read_csv(full_run / pop.STATS_FILE).iloc[:2]
-    pd.testing.assert_frame_equal(pd.read_csv(folder / pop.STATS_FILE), expected)
-    manifest = json.loads((folder / pop.MANIFEST_FILE).read_text())
+    expected = pd.read_csv(full_run / tables.STATS_FILE).iloc[:2]
+    pd.testing.assert_frame_equal(pd.read_csv(folder / tables.STATS_FILE), expected)
+    manifest = json.loads((folder / tables.MANIFEST_FILE).read_text())
     assert manifest["runs"][-1]["scheduler"].startswith("tcp://127.0.0.1")
 
 
@@ -163,7 +158,7 @@ def test_bad_inputs_give_clear_errors(tmp_path, data_dir, full_run):
         load_population(tmp_path / "nowhere")
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / pop.STATS_FILE).write_text("model_index,rmse\n0,0.1\n")
+    (broken / tables.STATS_FILE).write_text("model_index,rmse\n0,0.1\n")
     with pytest.raises(ValueError, match="header"):
         load_population(broken)
     with pytest.raises(ValueError, match="another run|preset 'smoke', seed 0"):
@@ -183,7 +178,7 @@ def test_cli(tmp_path, data_dir, full_run, capsys):
     code = main(["population", "--preset", PRESET, "--seed", "0", "--out", str(folder), "--models", "0",
                  "--data-dir", str(data_dir), "--quiet"])
     assert code == 0 and "wrote" in capsys.readouterr().out
-    pd.testing.assert_frame_equal(pd.read_csv(folder / pop.STATS_FILE), pd.read_csv(full_run / pop.STATS_FILE).iloc[:1])
+    pd.testing.assert_frame_equal(pd.read_csv(folder / tables.STATS_FILE), pd.read_csv(full_run / tables.STATS_FILE).iloc[:1])
     assert main(["population", "--preset", PRESET, "--out", str(folder), "--models", "5-2", "--quiet"]) == 2
     assert "--models" in capsys.readouterr().err
     # `evaluate` on a run folder: the best-epoch weights replace the evaluation of the last ones only on
@@ -193,8 +188,8 @@ def test_cli(tmp_path, data_dir, full_run, capsys):
     assert main(["evaluate", "--run", str(folder), "--which", "best", "--replace-evaluations", "--quiet"]) == 0
     assert "model_000" in capsys.readouterr().out
     assert load_metrics(folder / "model_000")["weights"] == "best"
-    assert json.loads((folder / pop.MANIFEST_FILE).read_text())["evaluated_weights"] == "best_weights.pt"
-    assert pd.read_csv(folder / pop.STATS_FILE)["rmse"].tolist() == [load_metrics(folder / "model_000")["rmse"]]
+    assert json.loads((folder / tables.MANIFEST_FILE).read_text())["evaluated_weights"] == "best_weights.pt"
+    assert pd.read_csv(folder / tables.STATS_FILE)["rmse"].tolist() == [load_metrics(folder / "model_000")["rmse"]]
     assert main(["evaluate", "--run", str(tmp_path / "missing"), "--quiet"]) == 2
 
 

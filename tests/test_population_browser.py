@@ -19,7 +19,7 @@ from src import interpretation_figures, population_browser
 from src.datasets import write_datasets
 from src.generalization_metrics import GeneralizationCut
 from src.paths import REPO_ROOT
-from src.population import load_population, run_population
+from src.population import run_population
 from src.population_browser import (
     MAX_WIDTH_PX,
     PIXELS_PER_INCH,
@@ -28,6 +28,7 @@ from src.population_browser import (
     png_size,
     scatter_figure,
 )
+from src.population_tables import load_population
 from tests import browser_support
 from tests.browser_support import chromium_page, copy_notebook, jupyter_server, require_browser
 

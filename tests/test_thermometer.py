@@ -217,7 +217,8 @@ def test_comparison_rejects_uninformative_levels(tmp_path):
 
 def test_comparison_reuses_real_valued_models_of_a_finished_run(tmp_path):
     from src.datasets import write_datasets
-    from src.generalization import GeneralizationGrid, evaluate_model_dirs
+    from src.generalization import GeneralizationGrid
+    from src.model_evaluation import evaluate_model_dirs
     from src.thermometer_experiment import compare_encodings
     from src.training_utils import model_dir_name, train_models
 
