@@ -120,9 +120,10 @@ def figure_precise_bn(study: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def figure_protocol_validation(replication: pd.DataFrame) -> plt.Figure:
+def figure_protocol_validation(replication: pd.DataFrame, n_models: int | None = None) -> plt.Figure:
     """Forest plot: Spearman with OOD accuracy of each diagnostic on the discovery population (cross) and on
-    the validation population (dot with its 95 % CI; filled when it replicates)."""
+    the validation population (dot with its 95 % CI; filled when it replicates). ``n_models``, the size of
+    the validation population, goes into the title with the count of replicated diagnostics."""
     rows = replication.reindex(replication["discovery_spearman"].abs().sort_values().index)
     fig, ax = plt.subplots(figsize=(7.5, 0.22 * len(rows) + 1.5), layout="constrained")
     y = np.arange(len(rows))
@@ -136,5 +137,8 @@ def figure_protocol_validation(replication: pd.DataFrame) -> plt.Figure:
     ax.set_yticks(y, rows["diagnostic"], fontsize="x-small")
     ax.set_xlabel("Spearman correlation with OOD accuracy")
     fig.legend(fontsize="x-small", loc="outside lower center", ncol=3)
-    ax.set_title("Out-of-sample replication of the frozen protocol")
+    title = "Out-of-sample replication of the frozen protocol"
+    if n_models is not None:
+        title += f"\n{n_models} validation networks: {int(filled.sum())} of {len(rows)} diagnostics replicate"
+    ax.set_title(title)
     return fig

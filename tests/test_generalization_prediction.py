@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +17,7 @@ from src.generalization_prediction import (
     top_k,
     validate_protocol,
 )
+from src.prediction_figures import figure_protocol_validation
 
 
 def test_correlations_match_scipy_and_their_intervals_cover_them():
@@ -84,6 +86,10 @@ def test_protocol_frozen_on_one_population_is_validated_on_another(monkeypatch):
     reversed_ = validate_protocol(protocol, synthetic(1, +1.0), n_bootstrap=300)
     assert not reversed_["replication"].set_index("diagnostic").loc["probe_mid_bulk_shift", "replicated"]
     assert reversed_["rule"]["lift"] < 0
+    fig = figure_protocol_validation(same["replication"], n_models=same["n_models"])
+    assert fig.axes[0].get_title().endswith(
+        f"{same['n_models']} validation networks: {same['n_replicated']} of {same['n_tested']} diagnostics replicate")
+    plt.close(fig)
     monkeypatch.setattr(gp, "definitions_fingerprint", lambda: "changed")
     with pytest.raises(ValueError, match="definitions changed"):
         validate_protocol(protocol, synthetic(1, -1.0))
