@@ -2,17 +2,21 @@
 
 Each notebook has one code cell tagged ``parameters`` (preset name, seeds, paths). :func:`run_notebook`
 inserts a cell right after it that overrides chosen names, executes the notebook with ``nbclient`` and
-writes the executed copy to an output folder; the committed notebook is never modified.
+writes the executed copy to an output folder; the committed notebook is never modified. On POSIX systems
+the kernel talks to the runner over Unix-domain sockets in a private temporary folder: no TCP port is
+opened, and ipykernel has no unencrypted-TCP warning to print into the user's terminal.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
 from .io_utils import atomic_write_bytes
@@ -39,6 +43,15 @@ def inject_parameters(notebook: nbformat.NotebookNode, parameters: Mapping[str, 
     return notebook
 
 
+def notebook_kernel(socket_dir: str | Path) -> KernelManager:
+    """A ``python3`` kernel manager; on POSIX on Unix-domain sockets (``socket_dir``/kernel-*), else on TCP."""
+    manager = KernelManager(kernel_name="python3")
+    if os.name == "posix":
+        manager.transport = "ipc"
+        manager.ip = str(Path(socket_dir) / "kernel")
+    return manager
+
+
 def run_notebook(
     path: str | Path,
     output_path: str | Path,
@@ -58,10 +71,13 @@ def run_notebook(
     notebook = inject_parameters(notebook, clean)
     env_backend = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(REPO_ROOT)}})
+    sockets = tempfile.TemporaryDirectory(prefix="notebook-kernel-")
+    client = NotebookClient(notebook, km=notebook_kernel(sockets.name), timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO_ROOT)}})
     try:
         client.execute()
     finally:
+        sockets.cleanup()
         atomic_write_bytes(output_path, nbformat.writes(notebook).encode())
         if env_backend is None:
             os.environ.pop("MPLBACKEND", None)
