@@ -72,11 +72,14 @@ def run_notebook(
     env_backend = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"
     sockets = tempfile.TemporaryDirectory(prefix="notebook-kernel-")
-    client = NotebookClient(notebook, km=notebook_kernel(sockets.name), timeout=timeout, kernel_name="python3",
+    kernel = notebook_kernel(sockets.name)
+    client = NotebookClient(notebook, km=kernel, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(REPO_ROOT)}})
     try:
         client.execute()
     finally:
+        if kernel.has_kernel:  # a kernel manager passed in is not shut down by nbclient
+            kernel.shutdown_kernel()
         sockets.cleanup()
         atomic_write_bytes(output_path, nbformat.writes(notebook).encode())
         if env_backend is None:
