@@ -41,7 +41,7 @@ def test_population_size_and_spread(validation):
     readme, stats = _readme(), pd.read_csv(SEED1 / "stats.csv")
     n, ood = len(stats), stats["ood_accuracy"]
     assert validation["n_models"] == n, "protocol_validation.json is not of the population's stats.csv"
-    assert f"**{n} networks are evaluated" in readme
+    assert f"**{n} networks**" in readme or f"**{n} networks are evaluated" in readme
     assert f"On these {n}:" in readme
     assert f"OOD accuracy {ood.min():.2f}–{ood.max():.2f}, median {ood.median():.2f}." in readme
     mae, rmse = int((stats["mae"] <= 0.2).sum()), int((stats["rmse"] <= 0.2).sum())
