@@ -71,16 +71,17 @@ def run_notebook(
     notebook = inject_parameters(notebook, clean)
     env_backend = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"
-    sockets = tempfile.TemporaryDirectory(prefix="notebook-kernel-")
-    kernel = notebook_kernel(sockets.name)
-    client = NotebookClient(notebook, km=kernel, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(REPO_ROOT)}})
     try:
-        client.execute()
+        with tempfile.TemporaryDirectory(prefix="notebook-kernel-") as sockets:
+            kernel = notebook_kernel(sockets)
+            client = NotebookClient(notebook, km=kernel, timeout=timeout, kernel_name="python3",
+                                    resources={"metadata": {"path": str(REPO_ROOT)}})
+            try:
+                client.execute()
+            finally:
+                if kernel.has_kernel:  # a kernel manager passed in is not shut down by nbclient
+                    kernel.shutdown_kernel()
     finally:
-        if kernel.has_kernel:  # a kernel manager passed in is not shut down by nbclient
-            kernel.shutdown_kernel()
-        sockets.cleanup()
         atomic_write_bytes(output_path, nbformat.writes(notebook).encode())
         if env_backend is None:
             os.environ.pop("MPLBACKEND", None)

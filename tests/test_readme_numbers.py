@@ -54,7 +54,7 @@ def test_replication_and_the_frozen_rule(validation):
     assert f"{validation['n_replicated']} of the {validation['n_tested']} varying diagnostics replicate" in readme
     by_name = {entry["diagnostic"]: entry for entry in validation["replication"]}
     for name in ("probe_mid_bulk_shift", "cam_zero_mode_correlation", "cam_score"):
-        assert f"{_correlation(by_name[name])}" in readme, name
+        assert _correlation(by_name[name]) in readme, name
     assert (f"mean OOD accuracy of {rule['selected_mean']:.3f}, against {rule['population_mean']:.3f} for the {n} "
             f"(lift {_number(rule['lift'], 3, sign=True)}, permutation p = {rule['p_value']:.2g})") in readme
 
