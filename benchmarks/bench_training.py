@@ -4,7 +4,7 @@
     shown with 1 thread, a reference that other processes on the machine disturb less (2-thread OpenMP
     regions stall when a core is busy elsewhere).
 (b) ensemble: the engine of ``python -m src train`` on CPU: 2 worker processes (one thread each), each
-    stepping its share of the K models with the fused kernels (``src.ensemble_training``).
+    stepping its share of the K models with the fused kernels (``src.nets.ensemble_training``).
 
 Both do the paper recipe on the paper's data: 6,000 training samples (5,000 clean + 2 x 500
 perturbative) in batches of 64 (94 steps per epoch) and a validation pass over 2,000 samples per epoch.
@@ -35,10 +35,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from src.architecture import CNN_SSH  # noqa: E402
-from src.data_loaders import batch_slices, fixed_order, load_training_data, training_batch  # noqa: E402
-from src.datasets import write_datasets  # noqa: E402
-from src.ensemble_training import (  # noqa: E402
+from src.base.presets import get_preset  # noqa: E402
+from src.nets.architecture import CNN_SSH  # noqa: E402
+from src.nets.data_loaders import batch_slices, fixed_order, load_training_data, training_batch  # noqa: E402
+from src.nets.ensemble_training import (  # noqa: E402
     ModelState,
     SGDRecipe,
     default_engine,
@@ -47,8 +47,8 @@ from src.ensemble_training import (  # noqa: E402
     initial_model,
     train_step,
 )
-from src.presets import get_preset  # noqa: E402
-from src.training_utils import tune_malloc  # noqa: E402
+from src.nets.training_utils import tune_malloc  # noqa: E402
+from src.physics.datasets import write_datasets  # noqa: E402
 
 PRESET = get_preset("paper")
 RECIPE = SGDRecipe(PRESET.lr, PRESET.momentum, PRESET.weight_decay)

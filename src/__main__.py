@@ -1,5 +1,5 @@
 """Command line: ``python -m src <command> --help``."""
 
-from .cli import main
+from .commands.cli import main
 
 raise SystemExit(main())

@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from src.paths import REPO_ROOT
+from src.base.paths import REPO_ROOT
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -179,7 +179,7 @@ def copy_notebook(source: Path, destination: Path, parameters: dict | None = Non
     """Copy a committed notebook into a test folder, with ``parameters`` injected after its parameters cell."""
     import nbformat
 
-    from src.notebook_runner import inject_parameters
+    from src.base.notebook_runner import inject_parameters
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     if not parameters:

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.data_generation import target_diagram
-from src.datasets import write_datasets
-from src.io_utils import load_json, save_npz
-from src.paths import REPO_ROOT
-from src.presets import get_preset
-from src.training_utils import train_models
+from src.base.io_utils import load_json, save_npz
+from src.base.paths import REPO_ROOT
+from src.base.presets import get_preset
+from src.nets.training_utils import train_models
+from src.physics.data_generation import target_diagram
+from src.physics.datasets import write_datasets
 
 SCRIPT = REPO_ROOT / "04a_figure_models_analysis.py"
 OPTIONS = ("--CAM", "--perturb", "--exclude_transition", "--batch-size", "--models-dir", "--out", "--seed",

@@ -1,4 +1,4 @@
-"""The precise-BN study of a population (src.batchnorm_study) on a smoke population."""
+"""The precise-BN study of a population (src.ood.batchnorm_study) on a smoke population."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from src.batchnorm_study import COLUMNS, load_study, precise_bn_study, summarize_study
-from src.io_utils import load_json, load_npz
-from src.population import run_population
-from src.population_tables import load_population
+from src.base.io_utils import load_json, load_npz
+from src.ood.batchnorm_study import COLUMNS, load_study, precise_bn_study, summarize_study
+from src.ood.population import run_population
+from src.ood.population_tables import load_population
 
 
 @pytest.fixture(scope="module")

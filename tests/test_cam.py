@@ -1,5 +1,5 @@
-"""CAM, Grad-CAM, the CAM quality score and the choice of the highlighted networks (src.cam_utils,
-src.highlighted_models)."""
+"""CAM, Grad-CAM, the CAM quality score and the choice of the highlighted networks (src.interpret.cam_utils,
+src.interpret.highlighted_models)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from skimage.transform import resize
 
-from src.architecture import CNN_SSH
-from src.cam_utils import (
+from src.base.io_utils import load_json
+from src.interpret.cam_utils import (
     EDGE_STATE_REGION,
     EdgeStateRegion,
     averaged_class_activation_maps,
@@ -25,9 +25,7 @@ from src.cam_utils import (
     toy_model_cam,
     upsample_maps,
 )
-from src.data_generation import observables, sample_hoppings
-from src.generalization_metrics import GeneralizationCut
-from src.highlighted_models import (
+from src.interpret.highlighted_models import (
     CATEGORIES,
     PROVENANCE_FILE,
     SelectionRule,
@@ -36,7 +34,9 @@ from src.highlighted_models import (
     select_highlighted,
     write_highlighted,
 )
-from src.io_utils import load_json
+from src.nets.architecture import CNN_SSH
+from src.ood.generalization_metrics import GeneralizationCut
+from src.physics.data_generation import observables, sample_hoppings
 
 
 def random_model(seed: int) -> CNN_SSH:
@@ -295,7 +295,7 @@ def test_feature_map_footprint_of_an_edge_state_pixel():
 # figures
 # ----------------------------------------------------------------------------------------------
 def test_colours_are_fixed_by_class_name():
-    from src.interpretation_figures import CLASS_COLORS, class_colors
+    from src.figures.interpretation_figures import CLASS_COLORS, class_colors
 
     assert class_colors([1, 0, 1], "dark") == [CLASS_COLORS["Topological"]["dark"], CLASS_COLORS["Trivial"]["dark"],
                                                CLASS_COLORS["Topological"]["dark"]]
@@ -305,14 +305,14 @@ def test_colours_are_fixed_by_class_name():
 def test_figures_on_smoke_data(tmp_path):
     import matplotlib.pyplot as plt
 
-    from src.cam_utils import cam_score, clean_topological_test_set
-    from src.datasets import write_datasets
-    from src.interpretation_figures import (
+    from src.figures.interpretation_figures import (
         figure_cam_comparison,
         figure_cam_score_scatter,
         figure_model_cam_view,
         figure_model_pca_view,
     )
+    from src.interpret.cam_utils import cam_score, clean_topological_test_set
+    from src.physics.datasets import write_datasets
 
     write_datasets("smoke", 0, tmp_path, progress=False)
     model = random_model(7)
@@ -341,10 +341,10 @@ def test_figures_on_smoke_data(tmp_path):
 def test_highlight_models_scores_selects_and_writes(tmp_path):
     import pandas as pd
 
-    from src.cam_utils import cam_score, clean_topological_test_set
-    from src.datasets import write_datasets
-    from src.highlighted_models import highlight_models
-    from src.training_utils import load_model
+    from src.interpret.cam_utils import cam_score, clean_topological_test_set
+    from src.interpret.highlighted_models import highlight_models
+    from src.nets.training_utils import load_model
+    from src.physics.datasets import write_datasets
 
     write_datasets("smoke", 0, tmp_path / "data", progress=False)
     model_dirs = {}
@@ -374,8 +374,8 @@ def test_highlight_models_scores_selects_and_writes(tmp_path):
 
 def test_notebook_03_runs_on_smoke(tmp_path):
     """Notebook 03 headless on the smoke preset: it makes the datasets and a fallback population itself."""
-    from src.notebook_runner import run_notebook
-    from src.paths import REPO_ROOT
+    from src.base.notebook_runner import run_notebook
+    from src.base.paths import REPO_ROOT
 
     parameters = {
         "PRESET": "smoke", "SEED": 0, "POPULATION_DIR": str(tmp_path / "missing"), "RUN_DIR": str(tmp_path / "population"),
@@ -387,7 +387,7 @@ def test_notebook_03_runs_on_smoke(tmp_path):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 0
     assert [name for name, _ in discover_models(tmp_path / "models")] == list(CATEGORIES)
     # the same selection from the command line, on the population the notebook made
-    from src.cli import main
+    from src.commands.cli import main
 
     args = ["highlight", "--population", str(tmp_path / "population"), "--preset", "smoke", "--data",
             str(tmp_path / "data"), "--out", str(tmp_path / "cli_models"), "--quiet"]
@@ -395,8 +395,8 @@ def test_notebook_03_runs_on_smoke(tmp_path):
     assert load_json(tmp_path / "cli_models" / "selection.json") == load_json(tmp_path / "models" / "selection.json")
     assert main(["highlight", "--population", str(tmp_path / "missing")]) == 2
     # the CAM and PCA views offered to notebook 06's browser
-    from src.interpretation_figures import render_cam_view, render_pca_view
-    from src.population_tables import load_population
+    from src.figures.interpretation_figures import render_cam_view, render_pca_view
+    from src.ood.population_tables import load_population
 
     population = load_population(tmp_path / "population")
     index = population.indices[-1]

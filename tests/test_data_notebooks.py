@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from src import data_generation as dg
-from src import winding_number as wn
-from src.data_figures import fidelity_curves
-from src.datasets import dataset_specs, load_dataset, load_split, read_manifest, write_datasets
-from src.notebook_runner import run_notebook
-from src.paths import REPO_ROOT
+from src.base.notebook_runner import run_notebook
+from src.base.paths import REPO_ROOT
+from src.figures.data_figures import fidelity_curves
+from src.physics import data_generation as dg
+from src.physics import winding_number as wn
+from src.physics.datasets import dataset_specs, load_dataset, load_split, read_manifest, write_datasets
 
 
 @pytest.mark.parametrize("n_cells,W", [(3, 0.0), (3, 2.0), (25, 1.0), (25, 3.0)])

@@ -1,4 +1,4 @@
-"""Clean-data diagnostics (src.diagnostics, src.interventions): known answers, no OOD data, determinism."""
+"""Clean-data diagnostics (src.interpret.diagnostics, src.physics.interventions): known answers, no OOD data, determinism."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src import diagnostics as diag
-from src.cam_utils import EDGE_STATE_REGION, upsample_maps
-from src.data_generation import generate_dataset
-from src.diagnostics import (
+from src.interpret import diagnostics as diag
+from src.interpret.cam_utils import EDGE_STATE_REGION, upsample_maps
+from src.interpret.diagnostics import (
     DIAGNOSTIC_W,
     DIAGNOSTICS_FILE,
     CleanData,
@@ -26,7 +25,9 @@ from src.diagnostics import (
     network_diagnostics,
     resized_feature_centre,
 )
-from src.interventions import (
+from src.ood.population import run_population
+from src.physics.data_generation import generate_dataset
+from src.physics.interventions import (
     bulk_columns,
     insert_localized_density,
     localized_density,
@@ -34,7 +35,6 @@ from src.interventions import (
     probe_responses,
     remove_zero_modes,
 )
-from src.population import run_population
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def test_diagnostics_need_no_out_of_distribution_file(smoke_population, tmp_path
 
 
 def test_diagnose_command_and_errors(smoke_population, tmp_path, capsys):
-    from src.cli import main
+    from src.commands.cli import main
 
     population = smoke_population / "population"
     assert main(["diagnose", "--population", str(population), "--data-dir", str(smoke_population / "data"), "--quiet"]) == 0
@@ -254,11 +254,11 @@ def test_diagnose_command_and_errors(smoke_population, tmp_path, capsys):
 def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
     """Notebook 08 headless: a 4-network smoke discovery population, a protocol frozen on it, a 4-network
     seed-1 population validated against it; figures, findings and the validation output appear."""
-    from src.generalization_prediction import make_protocol, merged_table, predictor_table
-    from src.io_utils import save_json
-    from src.notebook_runner import run_notebook
-    from src.paths import REPO_ROOT
-    from src.population_tables import load_population
+    from src.base.io_utils import save_json
+    from src.base.notebook_runner import run_notebook
+    from src.base.paths import REPO_ROOT
+    from src.interpret.generalization_prediction import make_protocol, merged_table, predictor_table
+    from src.ood.population_tables import load_population
 
     folders = {}
     for seed in (0, 1):
@@ -283,7 +283,7 @@ def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
     assert (folders[1] / DIAGNOSTICS_FILE).is_file() and (folders[0] / "precise_bn.csv").is_file()
     assert any("text/markdown" in o.get("data", {}) for o in outputs)  # the findings
     # the same through the command line: freeze on one population, validate on the other, precise BN
-    from src.cli import main
+    from src.commands.cli import main
 
     assert main(["predict", "--population", str(folders[0]), "--freeze", str(tmp_path / "cli_protocol.json")]) == 0
     assert main(["predict", "--population", str(folders[1]), "--protocol", str(tmp_path / "cli_protocol.json")]) == 0

@@ -1,4 +1,4 @@
-"""Statistics of src.generalization_prediction: correlations with CIs, selection lift, the frozen protocol."""
+"""Statistics of src.interpret.generalization_prediction: correlations with CIs, selection lift, the frozen protocol."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from src import generalization_prediction as gp
-from src.generalization_prediction import (
+from src.figures.prediction_figures import figure_protocol_validation
+from src.interpret import generalization_prediction as gp
+from src.interpret.generalization_prediction import (
     correlation_with_ci,
     make_protocol,
     predictor_table,
@@ -17,7 +18,6 @@ from src.generalization_prediction import (
     top_k,
     validate_protocol,
 )
-from src.prediction_figures import figure_protocol_validation
 
 
 def test_correlations_match_scipy_and_their_intervals_cover_them():
@@ -98,7 +98,7 @@ def test_protocol_frozen_on_one_population_is_validated_on_another(monkeypatch):
 def test_definitions_fingerprint_is_reproducible_and_tracks_definitions(monkeypatch):
     first = gp.definitions_fingerprint()
     assert gp.definitions_fingerprint() == first
-    from src import interventions
+    from src.physics import interventions
 
     monkeypatch.setattr(interventions, "DEFAULT_DECAY", 0.6)
     monkeypatch.setattr(interventions.probe_responses, "__defaults__", (0.6,))
@@ -116,9 +116,9 @@ def test_error_metric_fits_recover_a_known_line():
 
 
 def test_recall_by_band_averages_the_stored_set_metrics(tmp_path):
-    from src.generalization import GeneralizationGrid, GeneralizationResult
-    from src.metrics import METRIC_NAMES
-    from src.model_evaluation import save_result
+    from src.nets.metrics import METRIC_NAMES
+    from src.ood.generalization import GeneralizationGrid, GeneralizationResult
+    from src.ood.model_evaluation import save_result
 
     grid = GeneralizationGrid(n_W=6, W_max=5.0, n_realizations=2, n_v=4, v_max=2.0, seed=0)
     rng = np.random.default_rng(0)

@@ -1,4 +1,4 @@
-"""The CNN population (src.population), its browser (src.population_browser) and notebook 06."""
+"""The CNN population (src.ood.population), its browser (src.figures.population_browser) and notebook 06."""
 
 from __future__ import annotations
 
@@ -9,16 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src import population_browser
-from src import population_tables as tables
-from src.cli import main
-from src.datasets import write_datasets
-from src.generalization_metrics import GeneralizationCut, diagram_rmse
-from src.model_evaluation import load_metrics
-from src.notebook_runner import run_notebook
-from src.paths import REPO_ROOT
-from src.population import load_or_create_population, parse_model_indices, run_population
-from src.population_browser import (
+from src.base.notebook_runner import run_notebook
+from src.base.paths import REPO_ROOT
+from src.commands.cli import main
+from src.figures import population_browser
+from src.figures.population_browser import (
     PopulationBrowser,
     correlation_table,
     message_figure,
@@ -28,8 +23,13 @@ from src.population_browser import (
     summary_figure,
     summary_text,
 )
-from src.population_tables import COLUMNS, load_population
-from src.training_utils import load_history
+from src.nets.training_utils import load_history
+from src.ood import population_tables as tables
+from src.ood.generalization_metrics import GeneralizationCut, diagram_rmse
+from src.ood.model_evaluation import load_metrics
+from src.ood.population import load_or_create_population, parse_model_indices, run_population
+from src.ood.population_tables import COLUMNS, load_population
+from src.physics.datasets import write_datasets
 
 PRESET = "smoke"
 FAST = {"train_workers": 1, "progress": False}

@@ -15,12 +15,9 @@ import psutil
 import pytest
 from plotly.callbacks import InputDeviceState, Points
 
-from src import interpretation_figures, population_browser
-from src.datasets import write_datasets
-from src.generalization_metrics import GeneralizationCut
-from src.paths import REPO_ROOT
-from src.population import run_population
-from src.population_browser import (
+from src.base.paths import REPO_ROOT
+from src.figures import interpretation_figures, population_browser
+from src.figures.population_browser import (
     MAX_WIDTH_PX,
     PIXELS_PER_INCH,
     PNG_SCALE,
@@ -28,7 +25,10 @@ from src.population_browser import (
     png_size,
     scatter_figure,
 )
-from src.population_tables import load_population
+from src.ood.generalization_metrics import GeneralizationCut
+from src.ood.population import run_population
+from src.ood.population_tables import load_population
+from src.physics.datasets import write_datasets
 from tests import browser_support
 from tests.browser_support import chromium_page, copy_notebook, jupyter_server, require_browser
 

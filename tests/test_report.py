@@ -1,4 +1,4 @@
-"""The run report (src/reproduce.py write_report, src/html_report.py) without a pipeline run: a fake context,
+"""The run report (src/commands/reproduce.py write_report, src/figures/html_report.py) without a pipeline run: a fake context,
 step records, tiny PNG figures and the synthetic population of tests/test_findings.py."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.figure_catalog import CAPTIONS, OTHER_SECTION
-from src.html_report import embed_images
-from src.presets import get_preset
-from src.reproduce import Context, write_report
+from src.base.presets import get_preset
+from src.commands.reproduce import Context, write_report
+from src.figures.figure_catalog import CAPTIONS, OTHER_SECTION
+from src.figures.html_report import embed_images
 from tests.test_findings import _population
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from src.paths import REPO_ROOT
-from src.reproduce import NOTEBOOK_FIGURES, pipeline_steps, run_pipeline
+from src.base.paths import REPO_ROOT
+from src.commands.reproduce import NOTEBOOK_FIGURES, pipeline_steps, run_pipeline
 
 
 def test_reproduce_smoke_end_to_end_and_resume(tmp_path):
@@ -31,8 +31,8 @@ def test_reproduce_smoke_end_to_end_and_resume(tmp_path):
 
 
 def _context(out_dir):
-    from src.presets import get_preset
-    from src.reproduce import Context
+    from src.base.presets import get_preset
+    from src.commands.reproduce import Context
 
     return Context(get_preset("smoke"), 1, out_dir, progress=False)
 

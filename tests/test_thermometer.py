@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from src.architecture import CNN_SSH_ThermEncod, count_parameters
-from src.thermometer_encoding import thermometer_decode, thermometer_encode, thresholds
+from src.nets.architecture import CNN_SSH_ThermEncod, count_parameters
+from src.physics.thermometer_encoding import thermometer_decode, thermometer_encode, thresholds
 
 
 def _pixels(values):
@@ -92,8 +92,8 @@ def test_encoded_network_size_and_shapes(levels):
 
 
 def test_explorer_sliders_change_what_is_shown():
-    from src.data_generation import generate_dataset
-    from src.thermometer_figures import ThermometerExplorer, figure_thermometer
+    from src.figures.thermometer_figures import ThermometerExplorer, figure_thermometer
+    from src.physics.data_generation import generate_dataset
 
     X = generate_dataset("test", 5, 0.0, seed=0)["X"][1]
     explorer = ThermometerExplorer(X, levels=15)
@@ -111,9 +111,9 @@ def test_explorer_sliders_change_what_is_shown():
 
 
 def test_notebook_07_runs_and_compares_both_encodings(tmp_path):
-    from src.notebook_runner import run_notebook
-    from src.paths import REPO_ROOT
-    from src.training_utils import load_config
+    from src.base.notebook_runner import run_notebook
+    from src.base.paths import REPO_ROOT
+    from src.nets.training_utils import load_config
 
     params = {"PRESET": "smoke", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
               "FIGURES_DIR": str(tmp_path / "fig"), "COMPARE_LEVELS": 3, "N_MODELS": 1}
@@ -138,7 +138,7 @@ def _comparison_table(first_rmse, second_rmse):
 
 
 def test_comparison_summary_pairs_models_and_detects_a_shift():
-    from src.thermometer_experiment import summarize_comparison
+    from src.ood.thermometer_experiment import summarize_comparison
 
     rng = np.random.default_rng(3)
     base = rng.uniform(0.1, 0.7, 12)
@@ -158,7 +158,7 @@ def test_comparison_summary_pairs_models_and_detects_a_shift():
 
 
 def test_comparison_summary_rejects_malformed_tables():
-    from src.thermometer_experiment import summarize_comparison
+    from src.ood.thermometer_experiment import summarize_comparison
 
     table = _comparison_table([0.1, 0.2], [0.1, 0.3])
     with pytest.raises(ValueError, match="lacks columns"):
@@ -172,7 +172,7 @@ def test_thermometer_compare_cli_writes_table_summary_and_figure(tmp_path):
 
     import pandas as pd
 
-    from src.cli import main
+    from src.commands.cli import main
 
     out = tmp_path / "cmp"
     rc = main(["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3",
@@ -194,8 +194,8 @@ def test_chiral_symmetry_caps_every_site_density_at_one_half(W):
 
     This is why thermometer channels with threshold >= 1/2 never light up and L >= 3 is required.
     """
-    from src.data_generation import observables, sample_hoppings
-    from src.thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS, thresholds
+    from src.physics.data_generation import observables, sample_hoppings
+    from src.physics.thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS, thresholds
 
     rng = np.random.default_rng(11)
     X = observables(*sample_hoppings(rng.uniform(0, 2, 300), W, rng))
@@ -209,18 +209,18 @@ def test_chiral_symmetry_caps_every_site_density_at_one_half(W):
 
 
 def test_comparison_rejects_uninformative_levels(tmp_path):
-    from src.thermometer_experiment import compare_encodings
+    from src.ood.thermometer_experiment import compare_encodings
 
     with pytest.raises(ValueError, match="chiral symmetry"):
         compare_encodings("smoke", 0, 1, 2, tmp_path / "data", tmp_path / "run")
 
 
 def test_comparison_reuses_real_valued_models_of_a_finished_run(tmp_path):
-    from src.datasets import write_datasets
-    from src.generalization import GeneralizationGrid
-    from src.model_evaluation import evaluate_model_dirs
-    from src.thermometer_experiment import compare_encodings
-    from src.training_utils import model_dir_name, train_models
+    from src.nets.training_utils import model_dir_name, train_models
+    from src.ood.generalization import GeneralizationGrid
+    from src.ood.model_evaluation import evaluate_model_dirs
+    from src.ood.thermometer_experiment import compare_encodings
+    from src.physics.datasets import write_datasets
 
     data = tmp_path / "data"
     write_datasets("smoke", 0, data, progress=False)
@@ -240,7 +240,7 @@ def test_comparison_reuses_real_valued_models_of_a_finished_run(tmp_path):
 def test_thermometer_compare_precise_batchnorm_reuses_the_trained_models(tmp_path):
     import pandas as pd
 
-    from src.cli import main
+    from src.commands.cli import main
 
     out, data = tmp_path / "cmp", tmp_path / "data"
     common = ["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3", "--data-dir", str(data),

@@ -12,18 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src import training_utils
-from src.architecture import CNN_SSH, CNN_SSH_ThermEncod
-from src.cli import main as cli_main
-from src.data_loaders import (
+from src.base.presets import get_preset
+from src.commands.cli import main as cli_main
+from src.nets import training_utils
+from src.nets.architecture import CNN_SSH, CNN_SSH_ThermEncod
+from src.nets.data_loaders import (
     batch_slices,
     fixed_order,
     generate_training_data,
     load_training_data,
     training_batch,
 )
-from src.datasets import write_datasets
-from src.ensemble_training import (
+from src.nets.ensemble_training import (
     ModelState,
     SGDRecipe,
     dropout_generator,
@@ -33,11 +33,10 @@ from src.ensemble_training import (
     stacked_logits,
     train_step,
 )
-from src.fast_dropout import KEEP_SCALE, apply_keep_mask, draw_keep_masks, draw_words, unpack_bits
-from src.fused_blocks import conv2d, dropout_shapes, fused_train_forward
-from src.metrics import METRIC_NAMES
-from src.presets import get_preset
-from src.training_utils import (
+from src.nets.fast_dropout import KEEP_SCALE, apply_keep_mask, draw_keep_masks, draw_words, unpack_bits
+from src.nets.fused_blocks import conv2d, dropout_shapes, fused_train_forward
+from src.nets.metrics import METRIC_NAMES
+from src.nets.training_utils import (
     is_complete,
     load_history,
     load_model,
@@ -46,6 +45,7 @@ from src.training_utils import (
     train_models,
     warmup_epochs,
 )
+from src.physics.datasets import write_datasets
 
 SMOKE = get_preset("smoke")
 
@@ -576,9 +576,9 @@ def test_workers_exit_when_the_parent_is_killed(smoke_data, tmp_path):
 
     import psutil
 
-    from src.paths import REPO_ROOT
+    from src.base.paths import REPO_ROOT
 
-    script = ("from src.training_utils import train_models; "
+    script = ("from src.nets.training_utils import train_models; "
               f"train_models('smoke', {str(smoke_data)!r}, {str(tmp_path / 'run')!r}, [0, 1], max_epochs=100000, "
               "early_stopping=False, n_workers=2, progress=False)")
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT)
