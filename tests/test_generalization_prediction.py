@@ -73,11 +73,15 @@ def synthetic(seed: int, sign: float) -> pd.DataFrame:
                          "ood_accuracy": accuracy, "mae": 1 - accuracy})
 
 
+REFERENCE = {"probe_mid_bulk_shift": 0.2656, "margin_median": 7.3e-05, "accuracy_W0": 0.5}
+
+
 def test_protocol_frozen_on_one_population_is_validated_on_another(monkeypatch):
-    monkeypatch.setattr(gp, "definitions_fingerprint", lambda: "fixed")
+    monkeypatch.setattr(gp, "reference_network_values", lambda: dict(REFERENCE))
     discovery = predictor_table(synthetic(0, -1.0), n_bootstrap=300, n_permutations=500)
     assert discovery.iloc[0]["diagnostic"] == "probe_mid_bulk_shift" and discovery.iloc[0]["direction"] == -1
     protocol = make_protocol(discovery, "discovery", "validation", k=10)
+    assert protocol["definitions_reference"] == REFERENCE
     assert protocol["selection_rule"] == {**protocol["selection_rule"], "diagnostic": "probe_mid_bulk_shift",
                                           "direction": "low", "k": 10}
     same = validate_protocol(protocol, synthetic(1, -1.0), n_bootstrap=300)
@@ -90,19 +94,13 @@ def test_protocol_frozen_on_one_population_is_validated_on_another(monkeypatch):
     assert fig.axes[0].get_title().endswith(
         f"{same['n_models']} validation networks: {same['n_replicated']} of {same['n_tested']} diagnostics replicate")
     plt.close(fig)
-    monkeypatch.setattr(gp, "definitions_fingerprint", lambda: "changed")
-    with pytest.raises(ValueError, match="definitions changed"):
+    # float noise within the tolerance passes; a moved definition is refused, naming what moved and by how much
+    monkeypatch.setattr(gp, "reference_network_values", lambda: {**REFERENCE, "probe_mid_bulk_shift": 0.2656 * (1 + 1e-4)})
+    validate_protocol(protocol, synthetic(1, -1.0), n_bootstrap=50)
+    monkeypatch.setattr(gp, "reference_network_values", lambda: {**REFERENCE, "probe_mid_bulk_shift": 0.30})
+    with pytest.raises(ValueError, match=r"definitions changed .*1 of 3 .*probe_mid_bulk_shift: 0.2656 -> 0.3 "
+                                         r"\(change \+0.0344, 12.95% relative\)"):
         validate_protocol(protocol, synthetic(1, -1.0))
-
-
-def test_definitions_fingerprint_is_reproducible_and_tracks_definitions(monkeypatch):
-    first = gp.definitions_fingerprint()
-    assert gp.definitions_fingerprint() == first
-    from src.physics import interventions
-
-    monkeypatch.setattr(interventions, "DEFAULT_DECAY", 0.6)
-    monkeypatch.setattr(interventions.probe_responses, "__defaults__", (0.6,))
-    assert gp.definitions_fingerprint() != first
 
 
 def test_error_metric_fits_recover_a_known_line():

@@ -15,16 +15,14 @@ a second, independently seeded population is looked at, :func:`make_protocol` fr
 expected sign and one selection rule (diagnostic, direction, k) into ``diagnostics_protocol.json``, which is
 committed; :func:`validate_protocol` then reports, on the new population, which diagnostics replicate (same
 sign of the Spearman correlation with OOD accuracy and a 95 % interval that excludes 0) and the frozen
-rule's out-of-sample lift. The protocol also stores a fingerprint of the diagnostics' *definitions* (their
-values on a fixed seeded network and data set, :func:`definitions_fingerprint`), and validation refuses to
-run if the definitions have changed since.
+rule's out-of-sample lift. The protocol also stores the diagnostics' values on a fixed seeded reference network
+and data set (:mod:`src.interpret.definitions_check`), and validation refuses to run if they have moved beyond
+the measured float tolerance since, that is, if the definitions have changed.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +33,8 @@ from scipy import stats as scipy_stats
 
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from ..base.run_folders import hold_folder
+from .definitions_check import check_definitions as check_definitions_against
+from .definitions_check import reference_network_values, values_fingerprint
 from .diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
 from .diagnostics import load_diagnostics
 
@@ -244,33 +244,6 @@ def population_recall_by_band(population_dir: str | Path, indices: Sequence[int]
 # ----------------------------------------------------------------------------------------------
 # the frozen protocol and its validation
 # ----------------------------------------------------------------------------------------------
-def definitions_fingerprint(n_samples: int = 24) -> str:
-    """SHA-256 of every diagnostic's value (6 significant digits) on a fixed network and data set.
-
-    The network is a ``CNN_SSH`` initialized from ``torch.manual_seed(0)`` with its BatchNorm statistics
-    set from one training-mode pass over the data (dropout from the same seed); the data are ``n_samples`` test chains at each W of
-    :data:`src.interpret.diagnostics.DIAGNOSTIC_W` (seed 0). A change of any definition changes the values; a
-    refactoring, a comment or a docstring does not.
-    """
-    import torch
-
-    from ..nets.architecture import CNN_SSH
-    from ..physics.data_generation import generate_dataset
-    from .diagnostics import DIAGNOSTIC_W, CleanData, network_diagnostics
-
-    sets = {}
-    for W in DIAGNOSTIC_W:
-        data = generate_dataset("test", n_samples, W, seed=0)
-        sets[W] = {"X": data["X"], "labels": data["labels"], "v": data["v"]}
-    with torch.random.fork_rng(), torch.no_grad():
-        torch.manual_seed(0)
-        model = CNN_SSH().train()
-        model(torch.from_numpy(sets[0.0]["X"])[:, None])  # BatchNorm running statistics from the data (seeded dropout)
-    values = network_diagnostics(model.eval(), CleanData(sets))
-    text = json.dumps({name: float(f"{value:.6g}") for name, value in sorted(values.items())})
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def make_protocol(predictors: pd.DataFrame, discovery: str, validation: str, k: int = 10) -> dict:
     """Freeze the expected sign of every diagnostic and one selection rule from a discovery population.
 
@@ -282,6 +255,7 @@ def make_protocol(predictors: pd.DataFrame, discovery: str, validation: str, k: 
     if predictors.empty:
         raise ValueError("no diagnostic has a defined correlation with OOD accuracy (too few networks?)")
     best = predictors.iloc[0]
+    reference = reference_network_values()
     return {
         "frozen": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "discovery_population": discovery,
@@ -298,7 +272,8 @@ def make_protocol(predictors: pd.DataFrame, discovery: str, validation: str, k: 
             "statistic": "mean OOD accuracy of the k chosen networks minus the population mean; permutation p-value "
             "against random k-subsets (10,000)",
         },
-        "definitions_fingerprint": definitions_fingerprint(),
+        "definitions_fingerprint": values_fingerprint(reference),
+        "definitions_reference": reference,
     }
 
 
@@ -310,9 +285,8 @@ def validate_protocol(protocol: dict, table: pd.DataFrame, n_bootstrap: int = 20
     replicated), "n_replicated", "n_tested", "rule": lift of the frozen selection rule}``; the rule's lift
     is None (with a ``note``) when the population has no more than k networks.
     """
-    if check_definitions and protocol.get("definitions_fingerprint") != definitions_fingerprint():
-        raise ValueError("the diagnostics' definitions changed since the protocol was frozen (their values on the "
-                         "reference network differ): the validation would test other definitions")
+    if check_definitions:  # ValueError naming the diagnostics that moved: the validation would test other definitions
+        check_definitions_against(protocol, reference_network_values())
     rows = []
     for name, expected in protocol["expected_signs"].items():
         if name not in table.columns or table[name].std() == 0:
