@@ -209,9 +209,8 @@ def _highlight_step() -> Step:
         result = highlight_population(load_population(ctx.population_dir), ctx.data_dir, ctx.highlighted_dir,
                                       progress=ctx.progress)
         chosen = ", ".join(f"{c.category}: model {c.model_index} (class of {c.class_size})" for c in result.choices.values())
-        corr = result.correlations.get("mae", {})
         return {"CAM score cut": round(float(result.score_cut), 3), "chosen": chosen,
-                "corr(CAM score, MAE)": {k: round(float(v), 3) for k, v in corr.items()} if isinstance(corr, dict) else corr}
+                "corr(CAM score, MAE)": result.correlations.get("mae", {})}
 
     def outputs(ctx: Context) -> list[Path]:
         return [ctx.highlighted_dir]
@@ -309,19 +308,42 @@ def _display_path(path: Path, *roots: Path) -> str:
     return str(path)
 
 
+def _steps_sentence(records: list[dict]) -> str:
+    """How many steps ran now and how many were up to date, without speaking of others when there are none."""
+    ran = [r for r in records if not r.get("skipped")]
+    seconds = f"{sum(r['seconds'] for r in ran):.1f} s"
+    if not ran:
+        return f"All {len(records)} pipeline steps were up to date from an earlier run; none ran now."
+    if len(ran) == len(records):
+        return f"It ran all {len(records)} pipeline steps ({seconds})."
+    return (f"It ran {len(ran)} of the {len(records)} pipeline steps ({seconds}); the other {len(records) - len(ran)} "
+            "were up to date from an earlier run.")
+
+
+#: readable names of the keys of a step's nested numbers (e.g. the CAM score's correlations)
+_NUMBER_LABELS = {"n": "n", "pearson_r": "Pearson r", "pearson_p": "p", "spearman_rho": "Spearman ρ", "spearman_p": "p"}
+
+
+def format_step_number(value) -> str:
+    """A step's key number as report text: floats to 3 significant digits, a dict as "label value, ..."."""
+    if isinstance(value, dict):
+        return ", ".join(f"{_NUMBER_LABELS.get(k, k)} {format_step_number(v)}" for k, v in value.items())
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
 def _summary(ctx: Context, records: list[dict]) -> str:
     state = git_state()
     commit = f"`{state['commit'][:10]}`" + (" (with uncommitted changes)" if state["dirty"] else "")
-    ran = [r for r in records if not r.get("skipped")]
     population = _display_path(ctx.population_dir, REPO_ROOT, ctx.out_dir)
     origin = "the shipped population" if ctx.uses_shipped_population else "trained and evaluated by this pipeline"
     preset = ctx.preset
     sizes = (f"{preset.n_models} networks, up to {preset.max_epochs} epochs, OOD grid of {preset.grid_n_W} W × "
              f"{preset.grid_n_realizations} realizations × {preset.grid_n_v} v")
     return (f"A run of the `{preset.name}` preset ({sizes}) with master seed {ctx.seed} at commit {commit}, reported "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} on {platform.platform()}. It ran {len(ran)} of "
-            f"the {len(records)} pipeline steps ({sum(r['seconds'] for r in ran):.1f} s); the others were up to date "
-            f"from an earlier run. The networks: `{population}` ({origin}). Figures are in `figures/` and executed "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} on {platform.platform()}. {_steps_sentence(records)} "
+            f"The networks: `{population}` ({origin}). Figures are in `figures/` and executed "
             f"notebooks in `executed_notebooks/` under `{_display_path(ctx.out_dir, REPO_ROOT)}`.")
 
 
@@ -357,7 +379,7 @@ def report_markdown(ctx: Context, records: list[dict]) -> str:
     lines += ["## Figures", "", *_figures_markdown(ctx)]
     lines += ["## Steps", "", "| step | time (s) | key numbers |", "|---|---:|---|"]
     for record in records:
-        numbers = ", ".join(f"{k} = {v}" for k, v in record.get("numbers", {}).items())
+        numbers = "; ".join(f"{k} = {format_step_number(v)}" for k, v in record.get("numbers", {}).items())
         skipped = " (up to date, skipped)" if record.get("skipped") else ""
         lines.append(f"| {record['step']}{skipped} | {record['seconds']} | {numbers} |")
     total = sum(r["seconds"] for r in records if not r.get("skipped"))
