@@ -37,7 +37,7 @@ def test_report_is_a_document_in_the_papers_order_with_a_self_contained_html(tmp
     headings = ["## Key numbers", "## Findings", "## Figures", "## Steps", "## Preset", "## Versions"]
     assert [text.index(h) for h in headings] == sorted(text.index(h) for h in headings)
     assert text.startswith("# Reproduction report: preset `smoke`, seed 1\n")
-    assert "| OOD accuracy, min / median / max | 0.500 / 0.700 / 0.950 | not given |" in text
+    assert "| OOD accuracy, min / median / max | 0.500 / 0.700 / 0.950 | 0.491 / 0.607 / 0.917 (its table) |" in text
     assert "the clean test accuracy lies between 0.900 and 1.000" in text
     figures = text[text.index("## Figures"):text.index("## Steps")]
     paper_order = ("Fig_3", "Fig_target_diagram", "Fig_architecture", "Fig_2", "Fig_zz_extra")
@@ -65,3 +65,23 @@ def test_embedding_refuses_a_missing_image_and_keeps_data_uris(tmp_path):
         embed_images('<p><img alt="x" src="../figures/none.png" /></p>', tmp_path)
     kept = '<img src="data:image/png;base64,AAAA" />'
     assert embed_images(kept, tmp_path) == kept
+
+
+def test_steps_read_as_text_and_the_summary_counts_only_what_exists(tmp_path):
+    from src.commands.reproduce import format_step_number
+
+    ctx = Context(get_preset("smoke"), 1, tmp_path, progress=False)
+    _population(ctx.population_dir)
+    correlation = {"n": 100, "pearson_r": 0.41234, "pearson_p": 2.3e-06, "spearman_rho": -0.5, "spearman_p": 0.0}
+    assert format_step_number(correlation) == "n 100, Pearson r 0.412, p 2.3e-06, Spearman ρ -0.5, p 0"
+    ran = [{"step": "data", "seconds": 1.0, "numbers": {}, "skipped": False},
+           {"step": "highlighted networks", "seconds": 2.0, "numbers": {"corr(CAM score, MAE)": correlation,
+                                                                        "CAM score cut": 0.25}, "skipped": False}]
+    text = write_report(ctx, ran).read_text()
+    assert "It ran all 2 pipeline steps (3.0 s)." in text and "other" not in text.split("## Key numbers")[0]
+    assert "| corr(CAM score, MAE) = n 100, Pearson r 0.412, p 2.3e-06, Spearman ρ -0.5, p 0; CAM score cut = 0.25 |" in text
+    assert "{" not in text.split("## Steps")[1].split("## Preset")[0]
+    text = write_report(ctx, [{**ran[0], "skipped": True}, ran[1]]).read_text()
+    assert "It ran 1 of the 2 pipeline steps (2.0 s); the other one was up to date from an earlier run." in text
+    text = write_report(ctx, [{**r, "skipped": True} for r in ran]).read_text()
+    assert "All 2 pipeline steps were up to date from an earlier run; none ran now." in text

@@ -316,8 +316,9 @@ def _steps_sentence(records: list[dict]) -> str:
         return f"All {len(records)} pipeline steps were up to date from an earlier run; none ran now."
     if len(ran) == len(records):
         return f"It ran all {len(records)} pipeline steps ({seconds})."
-    return (f"It ran {len(ran)} of the {len(records)} pipeline steps ({seconds}); the other {len(records) - len(ran)} "
-            "were up to date from an earlier run.")
+    others = len(records) - len(ran)
+    return (f"It ran {len(ran)} of the {len(records)} pipeline steps ({seconds}); "
+            f"{'the other one was' if others == 1 else f'the other {others} were'} up to date from an earlier run.")
 
 
 #: readable names of the keys of a step's nested numbers (e.g. the CAM score's correlations)

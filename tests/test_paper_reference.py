@@ -1,0 +1,66 @@
+"""The paper's per-network table (src/ood/paper_reference.py) and every number the README and the report quote
+from it: read by position despite its header quirk, and the quotes computed back from the file."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+import pytest
+
+from src.base.paths import REPO_ROOT
+from src.figures.findings import key_numbers
+from src.interpret.generalization_prediction import PAPER_RMSE_FIT
+from src.ood.paper_reference import PAPER_TABLE, load_paper_table, paper_network_metrics
+from tests.test_findings import STATS
+
+
+def _readme() -> str:
+    return re.sub(r"\s+", " ", (REPO_ROOT / "README.md").read_text())
+
+
+def test_the_table_is_the_papers_file_read_by_position():
+    assert hashlib.sha256(PAPER_TABLE.read_bytes()).hexdigest().startswith("e641c20b4be90d9a")
+    table = load_paper_table()
+    assert len(table) == 100 and table["model_name"].str.contains("final_run_").all()
+    # the checks the reference folder's README gives (accuracy min / median / max; 22 rows with "RMSE" <= 0.2)
+    accuracy = table["ood_accuracy"]
+    assert (accuracy.min(), accuracy.median(), accuracy.max()) == (0.491, 0.607, 0.917)
+    assert int((table["rmse"] <= 0.2).sum()) == 22
+    # read by position: macro recall is the mean of the two class recalls, accuracy lies between them
+    macro = (table["topological_recall"] + table["trivial_recall"]) / 2
+    assert np.allclose(macro, table["macro_recall"], atol=0.0015)
+    metrics = paper_network_metrics()
+    assert list(metrics.columns) == ["ood_accuracy", "rmse", "ssim"] and len(metrics) == 100
+    assert metrics.to_numpy().min() >= 0 and metrics.to_numpy().max() <= 1
+
+
+def test_a_table_of_another_shape_is_refused(tmp_path):
+    lines = PAPER_TABLE.read_text().splitlines()
+    (tmp_path / "extra.csv").write_text("\n".join([lines[0], lines[1] + ",0.5"]))
+    with pytest.raises(ValueError, match="line 2: 16 values, expected 15"):
+        load_paper_table(tmp_path / "extra.csv")
+    (tmp_path / "header.csv").write_text("\n".join([lines[0].replace("Folder,", ""), lines[1]]))
+    with pytest.raises(ValueError, match="16-name header"):
+        load_paper_table(tmp_path / "header.csv")
+
+
+def test_the_papers_numbers_quoted_in_readme_and_report_match_the_file():
+    paper = load_paper_table()
+    accuracy, rmse = paper["ood_accuracy"], paper["rmse"]
+    readme = _readme()
+    assert (f"The paper's own table of its 100 CNNs gives OOD accuracy {accuracy.min():.3f}–{accuracy.max():.3f} "
+            f"(median {accuracy.median():.3f})") in readme
+    assert f"In the paper's table, {int((rmse <= 0.2).sum())} of its 100 pass its \"RMSE\" ≤ 0.2" in readme
+    slope, intercept = np.polyfit(1 - accuracy, rmse, 1)
+    pearson = np.corrcoef(1 - accuracy, rmse)[0, 1]
+    assert f"Its table's \"RMSE\" column lies on {slope:.2f} (1 − accuracy) + {intercept:.2f}" in readme
+    assert PAPER_RMSE_FIT == {"slope": round(slope, 2), "intercept": round(intercept, 2), "pearson": round(pearson, 3)}
+    rows = {quantity: paper_value for quantity, _, paper_value in key_numbers(STATS.assign(ssim=0.5))}
+    assert rows["OOD accuracy, min / median / max"].startswith(
+        f"{accuracy.min():.3f} / {accuracy.median():.3f} / {accuracy.max():.3f}")
+    assert rows["well generalizing, MAE ≤ 0.2"].startswith(f"{int((rmse <= 0.2).sum())} of 100 ")
+    ssim = paper["ssim"]
+    assert rows["SSIM of predicted and target diagram, median (min–max)"].startswith(
+        f"{ssim.median():.3f} ({ssim.min():.3f}–{ssim.max():.3f})")
