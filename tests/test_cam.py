@@ -403,3 +403,35 @@ def test_notebook_03_runs_on_smoke(tmp_path):
     assert render_cam_view(population, index)._suptitle.get_text().startswith(f"model {index}: CAM score")
     titles = [ax.get_title() for ax in render_pca_view(population, index).axes]
     assert "W = 0.15" in titles and "W = 2" in titles
+
+
+def test_pca_figure_insets_sit_in_the_emptiest_corner_with_their_titles_inside_the_panel():
+    """Fig. 4: each true-label inset avoids the data of its panel and its title clears the panel's frame."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from src.figures.interpretation_figures import emptiest_corner, figure_pca_gap
+    from src.interpret.clustering_utils import Projection
+
+    x = np.linspace(0, 1, 200)
+    assert emptiest_corner(x, x, (0, 1), (0, 1)) == "upper left"  # a rising diagonal leaves that corner empty
+    assert emptiest_corner(x, 1 - x, (0, 1), (0, 1)) == "upper right"
+    assert emptiest_corner(x, 0.9 + 0 * x, (0, 1), (0, 1)) == "lower right"  # a line along the top
+    rng = np.random.default_rng(0)
+    points = pd.DataFrame({"v": x, "label": rng.integers(0, 2, 200), "predicted": rng.integers(0, 2, 200),
+                           "dim1": x, "dim2": x ** 2})
+    projection = Projection("pca", "gap", (0.0,), {0.0: points, 0.5: points.assign(dim2=x ** 2 + 0.05)},
+                            np.array([0.9, 0.05]), None, None)
+    fig = figure_pca_gap({"network a": projection, "network b": projection}, (0.0, 0.5), (0.0,))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    panels = [ax for ax in fig.axes if ax.get_title().startswith("W = ")]
+    assert len(panels) == 4
+    for ax in panels:
+        (inset,) = ax.child_axes
+        assert inset.get_title() == "true label" and inset.title.get_fontsize() >= 9
+        frame, title = ax.get_window_extent(renderer), inset.title.get_window_extent(renderer)
+        assert frame.y0 < title.y0 and title.y1 < frame.y1 - 2, "the inset title collides with the panel's frame"
+        assert inset.get_position().x0 < 0.5 * (ax.get_position().x0 + ax.get_position().x1)  # x = y^2: upper left
+        assert ax.title.get_fontsize() >= 10
+    plt.close(fig)

@@ -55,13 +55,17 @@ def class_colors(classes: np.ndarray, shade: str) -> list[str]:
     return [CLASS_COLORS[CLASS_NAMES[int(c)]][shade] for c in np.asarray(classes)]
 
 
-def _class_legend(ax: plt.Axes, reference_label: str = "reference (clean)") -> None:
-    handles = [
+def _class_handles(reference_label: str = "reference (clean)") -> list[Line2D]:
+    return [
         Line2D([], [], ls="", marker="o", color=CLASS_COLORS[name][shade], label=f"{name}, {text}")
         for name in CLASS_NAMES
         for shade, text in (("light", reference_label), ("dark", "this set"))
     ]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
+
+
+def _class_legend(ax: plt.Axes, reference_label: str = "reference (clean)") -> None:
+    ax.legend(handles=_class_handles(reference_label), loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small",
+              frameon=False)
 
 
 def draw_region(ax: plt.Axes, region: EdgeStateRegion = EDGE_STATE_REGION, color: str = "w") -> None:
@@ -148,6 +152,37 @@ def _scatter_panel(ax: plt.Axes, reference, current, color_by: str, size: float 
     ax.set_yticks([])
 
 
+#: inset boxes [x0, y0, width, height] in axes coordinates, one per corner of a panel
+INSET_CORNERS = {
+    "upper right": (0.59, 0.55, 0.38, 0.38), "upper left": (0.03, 0.55, 0.38, 0.38),
+    "lower right": (0.59, 0.05, 0.38, 0.38), "lower left": (0.03, 0.05, 0.38, 0.38),
+}
+
+
+def emptiest_corner(x: np.ndarray, y: np.ndarray, xlim: tuple[float, float], ylim: tuple[float, float]) -> str:
+    """The key of :data:`INSET_CORNERS` whose box (label included) covers the fewest of the points (x, y) drawn
+    in axes with limits ``xlim``, ``ylim``; ties go to the first in the dictionary's order."""
+    u = (np.asarray(x, dtype=np.float64) - xlim[0]) / (xlim[1] - xlim[0])
+    w = (np.asarray(y, dtype=np.float64) - ylim[0]) / (ylim[1] - ylim[0])
+
+    def covered(box: tuple[float, float, float, float]) -> int:
+        x0, y0, width, height = box
+        return int(np.sum((u >= x0 - 0.02) & (u <= x0 + width + 0.02) & (w >= y0 - 0.02) & (w <= y0 + height + 0.1)))
+
+    return min(INSET_CORNERS, key=lambda corner: covered(INSET_CORNERS[corner]))
+
+
+def _true_label_inset(ax: plt.Axes, reference: pd.DataFrame, current: pd.DataFrame) -> plt.Axes:
+    """An inset coloured by the true label, in the corner of ``ax`` that hides the fewest points, labelled
+    inside the panel (clear of its frame)."""
+    points = pd.concat([reference, current])
+    corner = emptiest_corner(points["dim1"], points["dim2"], ax.get_xlim(), ax.get_ylim())
+    inset = ax.inset_axes(INSET_CORNERS[corner])
+    _scatter_panel(inset, reference, current, "label", size=2.0)
+    inset.set_title("true label", fontsize=9, pad=2)
+    return inset
+
+
 def figure_pca_gap(
     projections: Mapping[str, Projection],
     W_columns: Sequence[float],
@@ -155,8 +190,9 @@ def figure_pca_gap(
 ) -> plt.Figure:
     """Fig. 4: PCA of the GAP layer, one row per network, one column per disorder strength.
 
-    Main axes are coloured by the predicted class, insets by the true label; light = the clean reference
-    cloud (the sets the PCA was fit on, drawn in every panel), dark = the test set at that W.
+    Main axes are coloured by the predicted class, insets by the true label (each inset in the corner of its
+    panel that hides the fewest points, :func:`emptiest_corner`); light = the clean reference cloud (the sets
+    the PCA was fit on, drawn in every panel), dark = the test set at that W.
 
     Parameters
     ----------
@@ -165,7 +201,7 @@ def figure_pca_gap(
     reference_W : the sets forming the reference cloud.
     """
     rows = list(projections)
-    fig, axes = plt.subplots(len(rows), len(W_columns), figsize=(3.0 * len(W_columns), 3.0 * len(rows)), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(len(rows), len(W_columns), figsize=(3.2 * len(W_columns), 3.3 * len(rows)), squeeze=False, layout="constrained")
     for r, name in enumerate(rows):
         projection = projections[name]
         reference = _reference_points(projection, reference_W)
@@ -174,16 +210,14 @@ def figure_pca_gap(
             ax = axes[r, c]
             current = projection.points[float(W)]
             _scatter_panel(ax, reference, current, "predicted")
-            inset = ax.inset_axes([0.64, 0.64, 0.34, 0.34])
-            _scatter_panel(inset, reference, current, "label", size=2.0)
-            inset.set_title("true label", fontsize="x-small", pad=1)
-            ax.set_title(f"W = {W:g}", fontsize="small")
+            _true_label_inset(ax, reference, current)
+            ax.set_title(f"W = {W:g}", fontsize=11)
             if c == 0:
-                ax.set_ylabel(f"{name}\nPC2 ({ratio[1]:.0%})", fontsize="small")
-            if r == len(rows) - 1:
-                ax.set_xlabel(f"PC1 ({ratio[0]:.0%})")
-    _class_legend(axes[0, -1])
-    fig.suptitle("PCA of the GAP activations (fit on the clean reference set); colour = predicted class")
+                ax.set_ylabel(f"{name}\nPC2 ({ratio[1]:.0%})", fontsize=10)
+            ax.set_xlabel(f"PC1 ({ratio[0]:.0%})", fontsize=10)  # each row its own PCA
+    fig.legend(handles=_class_handles(), loc="outside lower center", ncols=4, fontsize=10, frameon=False)
+    fig.suptitle("PCA of the GAP activations (fit on the clean reference set); colour = predicted class, "
+                 "insets = true label", fontsize=12)
     return fig
 
 
