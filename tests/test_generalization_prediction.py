@@ -128,3 +128,24 @@ def test_recall_by_band_averages_the_stored_set_metrics(tmp_path):
     assert recalls["recall_trivial_W0-2"] == pytest.approx(np.float32(sets["recall_trivial"][W < 2]).mean(), rel=1e-6)
     assert recalls["recall_topological_W2-5"] == pytest.approx(np.float32(sets["recall_topological"][W >= 2]).mean(), rel=1e-6)
     assert gp.recall_by_band(tmp_path, bands=((0.0, 2.0), (5.5, 6.0))).keys() == {"recall_trivial_W0-2", "recall_topological_W0-2"}
+
+
+def test_spearman_rho_matches_scipy_and_is_nan_without_a_warning_for_constant_input(tmp_path):
+    import warnings
+
+    from src.figures.findings import findings_markdown
+    from src.interpret.generalization_prediction import spearman_rho
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    assert spearman_rho(x, y) == pytest.approx(stats.spearmanr(x, y).statistic)
+    y_gaps = y.copy()
+    y_gaps[:4] = np.nan  # pairs with a missing value are left out, as pandas does
+    assert spearman_rho(x, y_gaps) == pytest.approx(stats.spearmanr(x[4:], y[4:]).statistic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(spearman_rho(np.ones(30), y)) and np.isnan(spearman_rho(x[:2], y[:2]))
+        pd.DataFrame({"model_index": range(4), "test_accuracy": 1.0, "ood_accuracy": [0.5, 0.6, 0.7, 0.8],
+                      "mae": 0.3, "rmse": 0.4}).to_csv(tmp_path / "stats.csv", index=False)
+        text = findings_markdown(tmp_path)  # every network at test accuracy 1.000: no correlation quoted
+    assert "between 1.000 and 1.000" in text and "Spearman" not in text

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..base.io_utils import load_json
-from ..interpret.generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE
+from ..interpret.generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE, spearman_rho
 from ..ood.batchnorm_study import SUMMARY_FILE as PRECISE_BN_SUMMARY_FILE
 from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
 from ..ood.paper_reference import paper_network_metrics
@@ -126,7 +126,7 @@ def _stats_paragraph(stats: pd.DataFrame, threshold: float) -> str:
         sentence = (f"Over the {n} networks, which differ only in their random seeds, the clean test accuracy lies "
                     f"between {test.min():.3f} and {test.max():.3f} (median {test.median():.3f}) while the OOD accuracy "
                     f"spreads from {ood.min():.3f} to {ood.max():.3f} (median {ood.median():.3f})")
-        rho = test.corr(ood, method="spearman")
+        rho = spearman_rho(test, ood)
         if not math.isnan(rho):
             sentence += f"; the Spearman correlation between the two is {rho:+.2f}"
         sentences.append(sentence + ".")

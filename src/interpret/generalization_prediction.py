@@ -100,6 +100,23 @@ def correlation_with_ci(
     return result
 
 
+def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman rank correlation of the pairs (x, y) where both are finite.
+
+    NaN, decided here rather than by a scipy/pandas ``ConstantInputWarning``, where fewer than 3 pairs remain
+    or either side is constant (e.g. a clean test accuracy of 1.000 for every network of a small run).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D arrays of equal length, got {x.shape} and {y.shape}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(_rowwise_pearson(scipy_stats.rankdata(x), scipy_stats.rankdata(y)))
+
+
 def top_k(score: Sequence[float], k: int, higher_is_better: bool = True) -> np.ndarray:
     """Positions of the k best-ranked entries (ties broken by position, so the choice is deterministic)."""
     score = np.asarray(score, dtype=np.float64)
