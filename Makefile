@@ -34,8 +34,16 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
+# The notebooks are the project's own: signing them (the signature lives in the user's Jupyter data folder, the
+# files are unchanged) keeps the server from logging "Notebook ... is not trusted" on every open
+TRUST_NOTEBOOKS := $(VENV)/bin/jupyter-trust *.ipynb $(wildcard 00_demonstrations_data/executed_notebooks/*.ipynb) >/dev/null
+# notebook_shim serves classic-notebook extensions, which JupyterLab does not need; loading it reads the
+# deprecated ServerApp.token and prints a DeprecationWarning at every start
+LAB_QUIET := '--ServerApp.jpserver_extensions={"notebook_shim": False}'
+
 lab: $(STAMP)
-	$(PY) -m jupyterlab --ServerApp.root_dir=. --port=$(PORT) $(ALLOW_ROOT)
+	$(TRUST_NOTEBOOKS)
+	$(PY) -m jupyterlab --ServerApp.root_dir=. --port=$(PORT) $(ALLOW_ROOT) $(LAB_QUIET)
 
 dashboard: $(STAMP)
 	$(PY) -m voila 06_100_cnns_analysis.ipynb --port=$(PORT)

@@ -85,3 +85,18 @@ def test_steps_read_as_text_and_the_summary_counts_only_what_exists(tmp_path):
     assert "It ran 1 of the 2 pipeline steps (2.0 s); the other one was up to date from an earlier run." in text
     text = write_report(ctx, [{**r, "skipped": True} for r in ran]).read_text()
     assert "All 2 pipeline steps were up to date from an earlier run; none ran now." in text
+
+
+def test_executed_notebooks_are_signed_so_jupyter_trusts_them(tmp_path, monkeypatch):
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    from src.commands.reproduce import _sign_notebook
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))  # a fresh signature store
+    cell = nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("display_data", {"text/html": "<b>1</b>"})])
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    assert not NotebookNotary().check_signature(nbformat.read(path, as_version=4))
+    _sign_notebook(path)
+    assert NotebookNotary().check_signature(nbformat.read(path, as_version=4))

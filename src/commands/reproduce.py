@@ -145,6 +145,15 @@ def _notebook_parameters(ctx: Context, key: str) -> dict:
     return {**common, **extra.get(key, {})}
 
 
+def _sign_notebook(path: Path) -> None:
+    """Trust an executed notebook that this run wrote, so that Jupyter shows its outputs and does not log
+    "Notebook ... is not trusted" when it is opened (the signature goes to the user's Jupyter data folder)."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    NotebookNotary().sign(nbformat.read(path, as_version=4))
+
+
 def _run_notebook_step(key: str) -> Step:
     notebook = NOTEBOOKS[key]
     figures = NOTEBOOK_FIGURES[key]
@@ -153,6 +162,7 @@ def _run_notebook_step(key: str) -> Step:
         from ..base.notebook_runner import run_notebook
 
         run_notebook(REPO_ROOT / notebook, ctx.notebooks_dir / notebook, _notebook_parameters(ctx, key))
+        _sign_notebook(ctx.notebooks_dir / notebook)
         return {}
 
     def outputs(ctx: Context) -> list[Path]:
