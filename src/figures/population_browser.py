@@ -125,7 +125,8 @@ def summary_text(stats: pd.DataFrame, cut: GeneralizationCut) -> str:
     others = [m for m in CUT_METRICS if m != cut.metric]
     parts = [f"{n} models; {counts[cut.metric]} ({counts[cut.metric] / n:.0%}) well generalizing ({cut.label})"
              + "".join(f"; {counts[m]} ({counts[m] / n:.0%}) with {m.upper()} ≤ {cut.threshold:g}" for m in others) + "."]
-    for column, label in (("ood_accuracy", "OOD accuracy"), ("mae", "MAE"), ("rmse", "RMSE"), ("clean_accuracy", "clean accuracy")):
+    for column, label in (("ood_accuracy", "OOD accuracy"), ("mae", "MAE"), ("rmse", "RMSE"),
+                          ("clean_accuracy", "Accuracy on the clean row (W = 0) of the OOD grid")):
         values = stats[column]
         parts.append(f"{label}: min {values.min():.3f}, median {values.median():.3f}, max {values.max():.3f}.")
     return " ".join(parts)
