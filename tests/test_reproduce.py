@@ -12,7 +12,7 @@ from src.commands.reproduce import NOTEBOOK_FIGURES, pipeline_steps, run_pipelin
 def test_reproduce_smoke_end_to_end_and_resume(tmp_path):
     report = run_pipeline("smoke", seed=1, out_dir=tmp_path, progress=False)
     text = report.read_text()
-    assert "preset `smoke`, seed 1" in text
+    assert "preset `smoke`, seed 1" in text and f"It ran all {len(pipeline_steps())} pipeline steps" in text
     for step in pipeline_steps():
         assert step.name in text
         for path in step.outputs(_context(tmp_path)):
@@ -28,6 +28,7 @@ def test_reproduce_smoke_end_to_end_and_resume(tmp_path):
     # second run: every step is up to date and skipped
     again = run_pipeline("smoke", seed=1, out_dir=tmp_path, progress=False).read_text()
     assert again.count("up to date, skipped") == len(pipeline_steps())
+    assert f"All {len(pipeline_steps())} pipeline steps were up to date from an earlier run; none ran now." in again
 
 
 def _context(out_dir):

@@ -46,7 +46,7 @@ from ..base.io_utils import load_json
 from ..base.paths import DEMO_DIR
 
 REFERENCE_SAMPLES = 24
-#: reference values of protocols that store only a fingerprint: {fingerprint: {"note", "values"}}
+#: reference values of protocols that store only a fingerprint: {"note", "references": {fingerprint: {"values"}}}
 REFERENCE_FILE = DEMO_DIR / "diagnostics_protocol_reference.json"
 #: relative tolerance: about 10 x the largest relative deviation measured on a value not dominated by absolute
 #: noise (2.2e-4, ``probe_mid_bulk_shift``, float32 against a float64 forward pass; all others <= 7.7e-5)
