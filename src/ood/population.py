@@ -59,6 +59,7 @@ from ..base.paths import RUNS_DIR, datasets_dir
 from ..base.presets import Preset, get_preset
 from ..base.provenance import git_state, package_versions
 from ..base.run_folders import hold_folder
+from ..nets.recipes import DEFAULT_RECIPE, get_recipe
 from ..nets.training_utils import (
     available_cpus,
     load_config,
@@ -153,6 +154,7 @@ class PopulationSettings:
     train_only: bool = False
     replace_evaluations: bool = False
     lock_token: str | None = None
+    recipe: str = DEFAULT_RECIPE
 
     @property
     def grid(self) -> GeneralizationGrid:
@@ -234,6 +236,7 @@ def _run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
             device=settings.device,
             progress=settings.progress,
             n_workers=settings.train_workers,
+            recipe=settings.recipe,
         )
     if not settings.train_only:
         evaluate_model_dirs(
@@ -315,6 +318,7 @@ def run_population(
     progress: bool = True,
     train_only: bool = False,
     replace_evaluations: bool = False,
+    recipe: str | None = None,
 ) -> Path:
     """Train and evaluate the models ``model_indices`` of a population; write stats and manifest.
 
@@ -336,6 +340,7 @@ def run_population(
         models evaluated before).
     replace_evaluations : re-evaluate models evaluated on another grid or with other weights (refused
         otherwise); ``stats.csv`` and the manifest then describe the new evaluation.
+    recipe : training recipe of :mod:`src.nets.recipes` (default: the paper's); the manifest names any other.
 
     Returns
     -------
@@ -344,6 +349,7 @@ def run_population(
     started = time.time()
     preset = get_preset(preset)
     model_seed(seed, 0)  # validates the seed
+    recipe = get_recipe(recipe).name
     cut = GeneralizationCut() if cut is None else cut
     indices = list(range(preset.n_models)) if model_indices is None else sorted(set(model_indices))
     if not indices:
@@ -364,7 +370,7 @@ def run_population(
             preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,
             cut_metric=cut.metric, threshold=cut.threshold, keep_figures=keep_figures, train_workers=train_workers,
             inference_threads=inference_threads, progress=progress, train_only=train_only,
-            replace_evaluations=replace_evaluations,
+            replace_evaluations=replace_evaluations, recipe=recipe,
         )
         pending = [i for i in indices if not (is_trained(settings.model_dir(i)) if train_only
                                                else is_finished(settings.model_dir(i), settings, i))]
@@ -435,6 +441,7 @@ def _write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> P
         "preset": settings.preset,
         "preset_fields": get_preset(settings.preset).to_dict(),
         "seed": settings.seed,
+        **({"recipe": settings.recipe} if settings.recipe != DEFAULT_RECIPE else {}),
         "seeds": {
             "datasets": settings.seed,
             "grid_disorder": settings.seed,
