@@ -137,3 +137,18 @@ def test_no_peeking_guard_refuses_out_of_distribution_data(smoke_data, tmp_path)
         train_models(peeking, smoke_data, tmp_path / "run", [0], progress=False, recipe="defects")
     with pytest.raises(ValueError, match="diagnostics may read clean"):
         clean_split(smoke_data, 0.15)
+
+
+def test_population_refuses_another_recipe(tmp_path):
+    from src.ood.population import run_population
+
+    out = tmp_path / "population"
+    run_population("smoke", 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="mirror", train_only=True,
+                   progress=False)
+    with pytest.raises(ValueError, match="recipe 'mirror', not 'defects'"):
+        run_population("smoke", 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="defects",
+                       train_only=True, progress=False)
+    (out / "manifest.json").unlink()  # without the manifest, the model's own record still refuses
+    with pytest.raises(ValueError, match="holds a model of another run"):
+        run_population("smoke", 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="defects",
+                       train_only=True, progress=False)

@@ -32,7 +32,7 @@ def figure_ceiling(ceiling: Mapping[str, np.ndarray], bands: Mapping[str, float]
     for name, value in bands.items():
         low, high = (float(x) for x in name.split("-"))
         ax.hlines(value, low, high, color="tab:red", lw=2)
-        ax.annotate(f"{value:.3f}", ((low + high) / 2, value), textcoords="offset points", xytext=(0, -12),
+        ax.annotate(f"{value:.3f}", ((low + high) / 2, value), textcoords="offset points", xytext=(0, 5),
                     ha="center", fontsize="small", color="tab:red")
     ax.set_xlabel("W")
     ax.set_ylabel("best possible accuracy")
@@ -123,7 +123,8 @@ def figure_recall_bands(recalls: Mapping[str, pd.DataFrame], ceiling_recall: Map
     """
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), layout="constrained", sharey=True)
     for ax, name in zip(axes, ("trivial", "topological"), strict=True):
-        bands = list(ceiling_recall[name])
+        bands = [band for band in ceiling_recall[name]  # a coarse grid (smoke) misses bands
+                 if all(f"recall_{name}_W{band}" in table for table in recalls.values())]
         for position, (label, table) in enumerate(recalls.items()):
             medians = [table[f"recall_{name}_W{band}"].median() for band in bands]
             ax.plot(range(len(bands)), medians, marker="o", color=f"C{position}", label=label)

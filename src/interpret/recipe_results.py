@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..base.io_utils import load_json, save_json
+from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from ..nets.model_folders import model_dir_name
 from ..ood.population_tables import STATS_FILE, load_population
 from .diagnostics import DIAGNOSTICS_FILE, diagnose_population, load_diagnostics
@@ -46,6 +46,12 @@ def development_summary(table: pd.DataFrame) -> pd.DataFrame:
     summary["probe_mid_bulk_shift_q10"] = grouped["probe_mid_bulk_shift"].quantile(0.1)
     summary["probe_mid_bulk_shift_q90"] = grouped["probe_mid_bulk_shift"].quantile(0.9)
     return summary.reset_index()
+
+
+def write_development(root: str | Path, recipes: Sequence[str], out: str | Path) -> Path:
+    """Write :func:`development_table` of the runs ``root/<recipe>`` to the CSV ``out`` (atomically)."""
+    table = development_table(root, recipes)
+    return atomic_write_bytes(Path(out), table.to_csv(index=False, float_format="%.6g").encode())
 
 
 def is_validated(folder: str | Path) -> bool:

@@ -170,11 +170,12 @@ class PopulationSettings:
 
 def _check_member(model_dir: Path, settings: PopulationSettings, index: int) -> None:
     config = load_config(model_dir)
-    stored = (config.get("preset"), config.get("base_seed"), config.get("index"))
-    expected = (settings.preset, settings.seed, index)
+    recipe = config.get("recipe", {}).get("variant", {}).get("name", DEFAULT_RECIPE)
+    stored = (config.get("preset"), config.get("base_seed"), config.get("index"), recipe)
+    expected = (settings.preset, settings.seed, index, settings.recipe)
     if stored != expected:
         raise ValueError(
-            f"{model_dir} holds a model of another run (preset, seed, index = {stored}, expected {expected}); "
+            f"{model_dir} holds a model of another run (preset, seed, index, recipe = {stored}, expected {expected}); "
             "choose another output folder or delete that model folder"
         )
 
@@ -364,7 +365,7 @@ def run_population(
         select_device(device)  # fail early on an unknown or absent device
     out_dir = Path(out_dir)
     with hold_folder(out_dir) as hold:  # one writer; a busy, unwritable or shipped folder fails here
-        _check_manifest(out_dir, preset.name, int(seed))
+        _check_manifest(out_dir, preset.name, int(seed), recipe)
         data_dir = Path(data_dir) if data_dir is not None else datasets_dir(preset.name)
         settings = PopulationSettings(
             preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,
@@ -372,6 +373,9 @@ def run_population(
             inference_threads=inference_threads, progress=progress, train_only=train_only,
             replace_evaluations=replace_evaluations, recipe=recipe,
         )
+        for index in indices:  # a trained model of another run (preset, seed, recipe) fails here, before any work
+            if is_trained(settings.model_dir(index)):
+                _check_member(settings.model_dir(index), settings, index)
         pending = [i for i in indices if not (is_trained(settings.model_dir(i)) if train_only
                                                else is_finished(settings.model_dir(i), settings, i))]
         where = "in-process"
@@ -413,13 +417,16 @@ def _device_description(device: str | None) -> str:
     return f"{resolved} ({cpu}, {available_cpus()} usable cores)"
 
 
-def _check_manifest(out_dir: Path, preset: str, seed: int) -> dict:
+def _check_manifest(out_dir: Path, preset: str, seed: int, recipe: str = DEFAULT_RECIPE) -> dict:
     """The existing manifest of ``out_dir`` ({} if none); ``ValueError`` if it is another population's."""
     path = out_dir / MANIFEST_FILE
     previous = load_json_object(path, MANIFEST_FIELDS) if path.is_file() else {}
     if previous and (previous.get("preset") != preset or previous.get("seed") != seed):
         raise ValueError(f"{path}: population of preset {previous.get('preset')!r}, seed {previous.get('seed')}, not "
                          f"{preset!r}, {seed}; choose another output folder")
+    if previous and previous.get("recipe", DEFAULT_RECIPE) != recipe:
+        raise ValueError(f"{path}: population of recipe {previous.get('recipe', DEFAULT_RECIPE)!r}, not {recipe!r}; "
+                         "choose another output folder")
     return previous
 
 
@@ -434,7 +441,7 @@ def write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> Pa
 
 def _write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> Path:
     path = Path(out_dir) / MANIFEST_FILE
-    previous = _check_manifest(Path(out_dir), settings.preset, settings.seed)
+    previous = _check_manifest(Path(out_dir), settings.preset, settings.seed, settings.recipe)
     runs = [*previous.get("runs", []), run]
     finished = sorted(int(d.name.split("_")[1]) for d in Path(out_dir).glob("model_*") if is_trained(d))
     manifest = {
