@@ -100,7 +100,7 @@ def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
     protocol = _protocol(populations={"defects": {"n_models": 50}})
     protocol["recipes_fingerprint"] = recipes_fingerprint(["defects"])
     save_json(tmp_path / "protocol.json", protocol)
-    development = pd.DataFrame({"recipe": ["paper", "paper", "defects", "defects"], "model_index": [0, 1, 0, 1],
+    development = pd.DataFrame({"run": "test", "recipe": ["paper", "paper", "defects", "defects"], "model_index": [0, 1, 0, 1],
                                 **{c: [0.97, 0.98, 0.99, 0.96] for c in (
                                     "test_accuracy", "accuracy_W0", "accuracy_W0.05", "probe_mid_bulk_shift",
                                     "probe_mid_bulk_flip", "probe_end_bulk_flip", "probe_end_zero_shift",

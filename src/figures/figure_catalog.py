@@ -98,7 +98,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("Making networks generalize (notebook 09)", (
         FigureEntry("Fig_ceiling", "The accuracy ceiling: the closing bond of the ring is never in the image; the Bayes "
                                    "classifier's accuracy against W (per band in red), per (W, v), and its recall per class"),
-        FigureEntry("Fig_recipes_development", "Development on clean data only (quick preset, 8 networks per recipe): "
+        FigureEntry("Fig_recipes_development", "Development on clean data only (quick preset, small ensembles per recipe and epoch budget): "
                                                "clean test accuracy and the bulk-density probe of every network"),
         FigureEntry("Fig_recipes_ood", "Validation (paper preset, seed 2): OOD accuracy of every network per recipe, "
                                        "beside the paper recipe's shipped populations and the ceiling (dotted)"),

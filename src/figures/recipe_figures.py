@@ -76,7 +76,7 @@ def figure_development(development: pd.DataFrame, reference: Mapping[str, pd.Ser
                 ticks.append(label)
         ax.set_xticks(range(len(ticks)), ticks, rotation=20, fontsize="small")
         ax.set_ylabel(name)
-    axes[0].set_title("clean test accuracy (quick preset; black: median)")
+    axes[0].set_title("clean test accuracy (black: median)")
     axes[1].set_title("probe response to a bulk localized density (lower: predicted to generalize)")
     fig.suptitle("Development on clean data only: what chose the recipes")
     return fig
@@ -90,12 +90,14 @@ def figure_ood_distributions(populations: Mapping[str, pd.DataFrame], ceiling: f
         values = stats["ood_accuracy"].to_numpy()
         ax.scatter(position + rng.uniform(-0.15, 0.15, values.size), values, s=10, color=f"C{position}", alpha=0.7)
         ax.hlines(np.median(values), position - 0.3, position + 0.3, color="k", lw=1.5)
-        ax.annotate(f"median {np.median(values):.3f}\nn = {values.size}", (position, 0.47), ha="center", fontsize="x-small")
-    ax.axhline(ceiling, **CEILING_STYLE, label=f"ceiling {ceiling:.3f}")
+        ax.annotate(f"median {np.median(values):.3f}\nn = {values.size}", (position, 0.41), ha="center", fontsize="x-small")
+    ax.axhline(ceiling, **CEILING_STYLE)
+    ax.annotate(f"ceiling {ceiling:.3f}", (len(populations) - 0.5, ceiling), xytext=(0, 3), textcoords="offset points",
+                ha="right", va="bottom", fontsize="small")
     ax.set_xticks(range(len(populations)), list(populations), rotation=15, fontsize="small")
     ax.set_ylabel("OOD accuracy (generalization grid)")
-    ax.set_ylim(0.45, 1.01)
-    ax.legend(loc="lower right")
+    ax.set_xlim(-0.5, len(populations) - 0.5)
+    ax.set_ylim(0.38, 1.03)
     ax.set_title("Validation populations against the paper recipe's shipped ones")
     return fig
 
@@ -116,7 +118,7 @@ def figure_median_diagrams(diagrams: Mapping[str, tuple[np.ndarray, float]], tar
 
 
 def figure_recall_bands(recalls: Mapping[str, pd.DataFrame], ceiling_recall: Mapping[str, Mapping[str, float]]) -> plt.Figure:
-    """Median recall of each class per disorder band, one line per population, the ceiling's recall dotted.
+    """Median over networks of each class's recall per disorder band, one line per population, the ceiling's dotted.
 
     ``recalls``: label -> table with columns ``recall_<class>_W<band>`` (one row per network);
     ``ceiling_recall``: class -> band -> the Bayes classifier's recall.
@@ -131,7 +133,7 @@ def figure_recall_bands(recalls: Mapping[str, pd.DataFrame], ceiling_recall: Map
         ax.plot(range(len(bands)), [ceiling_recall[name][band] for band in bands], **CEILING_STYLE, marker="x",
                 label="ceiling")
         ax.set_xticks(range(len(bands)), [f"W in [{b.replace('-', ', ')}]" for b in bands], fontsize="small")
-        ax.set_title(f"recall of the {name} class (median network)")
+        ax.set_title(f"recall of the {name} class (median over networks)")
     axes[0].set_ylabel("recall")
     axes[1].legend(fontsize="small")
     return fig

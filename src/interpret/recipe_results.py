@@ -29,18 +29,19 @@ DEVELOPMENT_COLUMNS = ("test_accuracy", "accuracy_W0", "accuracy_W0.05", "probe_
 COMMITTEE_FILE = "committee.json"
 
 
-def development_table(root: str | Path, recipes: Sequence[str]) -> pd.DataFrame:
-    """One row per network of the development runs ``root/<recipe>`` (their ``diagnostics.csv``), with ``recipe``."""
+def development_table(root: str | Path, recipes: Sequence[str], run: str = "") -> pd.DataFrame:
+    """One row per network of the development runs ``root/<recipe>`` (their ``diagnostics.csv``), with
+    ``run`` (a label of the runs, e.g. their epoch budget) and ``recipe``."""
     frames = []
     for recipe in recipes:
         table = load_diagnostics(Path(root) / recipe)
-        frames.append(table.assign(recipe=recipe)[["recipe", "model_index", *DEVELOPMENT_COLUMNS]])
+        frames.append(table.assign(run=run, recipe=recipe)[["run", "recipe", "model_index", *DEVELOPMENT_COLUMNS]])
     return pd.concat(frames, ignore_index=True)
 
 
 def development_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Median (and for the probe the 10-90 % range) of each development column per recipe."""
-    grouped = table.groupby("recipe", sort=False)
+    """Median (and for the probe the 10-90 % range) of each development column per run and recipe."""
+    grouped = table.groupby(["run", "recipe"], sort=False)
     summary = grouped[list(DEVELOPMENT_COLUMNS)].median().add_prefix("median_")
     summary["n_models"] = grouped.size()
     summary["probe_mid_bulk_shift_q10"] = grouped["probe_mid_bulk_shift"].quantile(0.1)
@@ -48,9 +49,10 @@ def development_summary(table: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index()
 
 
-def write_development(root: str | Path, recipes: Sequence[str], out: str | Path) -> Path:
-    """Write :func:`development_table` of the runs ``root/<recipe>`` to the CSV ``out`` (atomically)."""
-    table = development_table(root, recipes)
+def write_development(runs: Mapping[str, tuple[str | Path, Sequence[str]]], out: str | Path) -> Path:
+    """Write the development tables of several runs (label -> (root, recipes)) to the CSV ``out`` (atomically)."""
+    table = pd.concat([development_table(root, recipes, label) for label, (root, recipes) in runs.items()],
+                      ignore_index=True)
     return atomic_write_bytes(Path(out), table.to_csv(index=False, float_format="%.6g").encode())
 
 
