@@ -37,7 +37,7 @@ def figure_ceiling(ceiling: Mapping[str, np.ndarray], bands: Mapping[str, float]
     ax.set_xlabel("W")
     ax.set_ylabel("best possible accuracy")
     ax.set_title(f"(a) ceiling {ceiling['accuracy'].mean():.4f} overall; red: per band")
-    ax.set_ylim(min(0.9, per_W.min() - 0.01), 1.002)
+    ax.set_ylim(min(0.9, per_W.min() - 0.01), 1.008)
     image = plot_phase_diagram(axes[1], ceiling["accuracy"], W, v, title="(b) max(p, 1 - p) per (W, v)")
     image.set_cmap("viridis")
     image.set_clim(0.5, 1)
@@ -74,7 +74,7 @@ def figure_development(development: pd.DataFrame, reference: Mapping[str, pd.Ser
                 ax.boxplot([values.to_numpy()], positions=[len(recipes) + offset], widths=0.4, showfliers=False,
                            medianprops={"color": "0.3"})
                 ticks.append(label)
-        ax.set_xticks(range(len(ticks)), ticks, rotation=20, fontsize="small")
+        ax.set_xticks(range(len(ticks)), ticks, rotation=35, ha="right", fontsize="x-small")
         ax.set_ylabel(name)
     axes[0].set_title("clean test accuracy (black: median)")
     axes[1].set_title("probe response to a bulk localized density (lower: predicted to generalize)")
