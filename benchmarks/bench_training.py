@@ -16,6 +16,11 @@ resident set (``ru_maxrss``) of the main process plus the workers' own peaks, fo
     python benchmarks/bench_training.py                    # K = 8, 32, 100; ~3 minutes on 2 cores
     python benchmarks/bench_training.py --models 8 --batches 5 --repeats 1    # a quick look
     python benchmarks/bench_training.py --device cuda --models 100            # GPU: stacked engine, 1 process
+    python benchmarks/bench_training.py --models 8 --recipes paper defects mirror bulk_insensitive
+
+``--recipes``: the ensemble rows are measured for each training recipe of :mod:`src.nets.recipes` (the
+recipe column): its own data (the defects recipe trains on 1.5x the clean samples, so more steps per
+epoch), its batch construction and its step, scaled to its own number of steps per epoch.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from src.nets.ensemble_training import (  # noqa: E402
     initial_model,
     train_step,
 )
+from src.nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES, get_recipe, load_recipe_data  # noqa: E402
 from src.nets.training_utils import tune_malloc  # noqa: E402
 from src.physics.datasets import write_datasets  # noqa: E402
 
@@ -93,22 +99,40 @@ _WORKER: dict = {}
 def _worker_init(data_dir: str, barrier) -> None:
     torch.set_num_threads(1)
     tune_malloc()
-    _WORKER["data"] = load_training_data(data_dir, PRESET)
+    _WORKER["data_dir"] = data_dir
+    _WORKER["data"] = {}
     _WORKER["barrier"] = barrier
 
 
-def ensemble_share_seconds(indices: list[int], n_batches: int, device: str, engine: str) -> tuple[float, float, float, int]:
-    """Wall and CPU seconds of one epoch of this share (n_batches steps scaled to 94, plus validation),
-    and the peak RSS in KiB."""
-    data = _WORKER["data"].to(device)
-    states = [ModelState(initial_model(i).to(device), dropout_generator(i, device)) for i in indices]
+def _recipe_data(recipe: str):
+    if recipe not in _WORKER["data"]:
+        _WORKER["data"][recipe] = load_recipe_data(_WORKER["data_dir"], PRESET, recipe, 0)
+    return _WORKER["data"][recipe]
+
+
+def ensemble_share_seconds(indices: list[int], n_batches: int, device: str, engine: str,
+                           recipe: str = DEFAULT_RECIPE) -> tuple[float, float, float, int]:
+    """Wall and CPU seconds of one epoch of this share (n_batches steps scaled to the recipe's steps per
+    epoch, plus validation), and the peak RSS in KiB."""
+    data = _recipe_data(recipe).to(device)
+    training_recipe = get_recipe(recipe)
+    states = []
+    for i in indices:
+        model = initial_model(i)
+        training_recipe.prepare(model)
+        states.append(ModelState(model.to(device), dropout_generator(i, device)))
     order = fixed_order(len(data.training), 0)
     K = len(states)
+    steps_per_epoch = len(batch_slices(len(data.training), PRESET.batch_size))
 
     def steps(first: int, count: int) -> None:
         for number in range(first, first + count):
-            x, y = training_batch(data.training, order, number % 94, PRESET.batch_size)
-            train_step(states, [x] * K, [y] * K, RECIPE, engine)
+            x, y = training_batch(data.training, order, number % steps_per_epoch, PRESET.batch_size)
+            x = training_recipe.batch_input(x, 0, 0, number)
+            if recipe == DEFAULT_RECIPE:
+                train_step(states, [x] * K, [y] * K, RECIPE, engine)
+            else:
+                training_recipe.step(states, [x] * K, [y] * K, RECIPE, engine)
 
     steps(0, 2)  # warm-up (numba, oneDNN primitive caches)
     if device.startswith("cuda"):
@@ -119,7 +143,7 @@ def ensemble_share_seconds(indices: list[int], n_batches: int, device: str, engi
     steps(2, n_batches)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
-    scale = len(batch_slices(len(data.training), PRESET.batch_size)) / n_batches
+    scale = steps_per_epoch / n_batches
     wall, cpu = (time.perf_counter() - wall) * scale, (time.process_time() - cpu) * scale
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     evaluate_models([s.model for s in states], data.validation, None, engine)
@@ -132,13 +156,14 @@ def _share_job(args):
     return ensemble_share_seconds(*args)
 
 
-def ensemble_seconds_per_model_epoch(pool, n_workers, K, n_batches, device, engine) -> tuple[float, float, int]:
+def ensemble_seconds_per_model_epoch(pool, n_workers, K, n_batches, device, engine,
+                                     recipe: str = DEFAULT_RECIPE) -> tuple[float, float, int]:
     """(wall, CPU) seconds per model-epoch of K models split over the pool's workers; summed worker peak RSS."""
     shares = [list(range(rank, K, n_workers)) for rank in range(n_workers)]
     if pool is None:
-        results = [ensemble_share_seconds(shares[0], n_batches, device, engine)]
+        results = [ensemble_share_seconds(shares[0], n_batches, device, engine, recipe)]
     else:
-        results = pool.map(_share_job, [(share, n_batches, device, engine) for share in shares], chunksize=1)
+        results = pool.map(_share_job, [(share, n_batches, device, engine, recipe) for share in shares], chunksize=1)
     wall = max(w for w, _, _ in results)  # the epoch ends when the slowest worker is done
     cpu = sum(c for _, c, _ in results)
     return wall / K, cpu / K, sum(rss for _, _, rss in results)
@@ -152,6 +177,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="CPU worker processes of the ensemble trainer")
     parser.add_argument("--device", default="cpu", help="cpu (workers + fused engine) or cuda (stacked engine)")
     parser.add_argument("--data", type=Path, default=None, help="paper datasets folder (default: generated in a temp dir)")
+    parser.add_argument("--recipes", nargs="+", choices=RECIPE_NAMES, default=[DEFAULT_RECIPE],
+                        help="training recipes of the ensemble rows (default: paper)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -167,7 +194,8 @@ def main(argv=None) -> int:
         print(f"data: {len(data.training)} training, {len(data.validation)} validation samples; "
               f"{args.batches} timed steps scaled to 94 per epoch, {args.repeats} rounds; torch {torch.__version__}")
         print(f"(b) engine {engine!r} on {device}" + (f", {args.workers} worker processes x 1 thread" if cpu else ""))
-        plain, plain_one, ensemble, peak_rss = [], [], {K: [] for K in args.models}, {}
+        rows = [(recipe, K) for recipe in args.recipes for K in args.models]
+        plain, plain_one, ensemble, peak_rss = [], [], {row: [] for row in rows}, {}
         pool = None
         if cpu:
             context = multiprocessing.get_context("spawn")
@@ -180,15 +208,15 @@ def main(argv=None) -> int:
             for round_number in range(args.repeats):
                 plain.append(plain_loop_seconds(data, args.batches, threads=2))
                 plain_one.append(plain_loop_seconds(data, args.batches, threads=1))
-                for K in args.models:
+                for recipe, K in rows:
                     wall, cpu_seconds, rss = ensemble_seconds_per_model_epoch(
-                        pool, args.workers if cpu else 1, K, args.batches, device, engine
+                        pool, args.workers if cpu else 1, K, args.batches, device, engine, recipe
                     )
-                    ensemble[K].append((wall, cpu_seconds))
+                    ensemble[recipe, K].append((wall, cpu_seconds))
                     peak_rss[K] = max(peak_rss.get(K, 0), rss)
                 print(f"round {round_number + 1} (wall s / model-epoch): plain {plain[-1][0]:.3f}, "
                       f"plain 1 thread {plain_one[-1][0]:.3f}; "
-                      + ", ".join(f"K={K} {ensemble[K][-1][0]:.3f}" for K in args.models), flush=True)
+                      + ", ".join(f"{recipe} K={K} {ensemble[recipe, K][-1][0]:.3f}" for recipe, K in rows), flush=True)
         finally:
             if pool is not None:
                 pool.close()
@@ -198,16 +226,16 @@ def main(argv=None) -> int:
         print()
         print("medians; wall = elapsed seconds per model-epoch (what a run takes), "
               "CPU = CPU-seconds consumed per model-epoch")
-        print(f"{'trainer':30s} {'wall s':>8s} {'model-epochs/s':>15s} {'speed-up':>9s} {'CPU s':>8s} {'CPU ratio':>10s}")
-        print(f"{'(a) plain loop, 2 threads':30s} {base_wall:8.3f} {1 / base_wall:15.2f} {1.0:9.2f} {base_cpu:8.3f} {1.0:10.2f}")
+        print(f"{'trainer':30s} {'recipe':>16s} {'wall s':>8s} {'model-epochs/s':>15s} {'speed-up':>9s} {'CPU s':>8s} {'CPU ratio':>10s}")
+        print(f"{'(a) plain loop, 2 threads':30s} {'paper':>16s} {base_wall:8.3f} {1 / base_wall:15.2f} {1.0:9.2f} {base_cpu:8.3f} {1.0:10.2f}")
         one_wall = statistics.median(w for w, _ in plain_one)
         one_cpu = statistics.median(c for _, c in plain_one)
-        print(f"{'    plain loop, 1 thread':30s} {one_wall:8.3f} {1 / one_wall:15.2f} {base_wall / one_wall:9.2f} "
+        print(f"{'    plain loop, 1 thread':30s} {'paper':>16s} {one_wall:8.3f} {1 / one_wall:15.2f} {base_wall / one_wall:9.2f} "
               f"{one_cpu:8.3f} {base_cpu / one_cpu:10.2f}")
-        for K in args.models:
-            wall = statistics.median(w for w, _ in ensemble[K])
-            cpu_seconds = statistics.median(c for _, c in ensemble[K])
-            print(f"{f'(b) ensemble K={K}':30s} {wall:8.3f} {1 / wall:15.2f} {base_wall / wall:9.2f} "
+        for recipe, K in rows:
+            wall = statistics.median(w for w, _ in ensemble[recipe, K])
+            cpu_seconds = statistics.median(c for _, c in ensemble[recipe, K])
+            print(f"{f'(b) ensemble K={K}':30s} {recipe:>16s} {wall:8.3f} {1 / wall:15.2f} {base_wall / wall:9.2f} "
                   f"{cpu_seconds:8.3f} {base_cpu / cpu_seconds:10.2f}")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
         K = max(args.models)

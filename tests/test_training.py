@@ -14,7 +14,7 @@ from torch import nn
 
 from src.base.presets import get_preset
 from src.commands.cli import main as cli_main
-from src.nets import training_utils
+from src.nets import recipes, training_utils
 from src.nets.architecture import CNN_SSH, CNN_SSH_ThermEncod
 from src.nets.data_loaders import (
     batch_slices,
@@ -485,7 +485,7 @@ def test_resume_after_kill_gives_the_uninterrupted_weights(smoke_data, tmp_path,
 
     # kill 2: in the middle of an epoch (during the 4th training step)
     calls = {"n": 0}
-    original_step = training_utils.train_step
+    original_step = recipes.train_step  # the paper recipe's step (src.nets.recipes.Recipe.step)
 
     def step(*args, **kwargs):
         calls["n"] += 1
@@ -493,10 +493,10 @@ def test_resume_after_kill_gives_the_uninterrupted_weights(smoke_data, tmp_path,
             raise _Kill
         return original_step(*args, **kwargs)
 
-    monkeypatch.setattr(training_utils, "train_step", step)
+    monkeypatch.setattr(recipes, "train_step", step)
     with pytest.raises(_Kill):
         _train(smoke_data, tmp_path / "mid", [0, 1], preset=preset)
-    monkeypatch.setattr(training_utils, "train_step", original_step)
+    monkeypatch.setattr(recipes, "train_step", original_step)
     resumed = _train(smoke_data, tmp_path / "mid", [0, 1], preset=preset)
     for a, b in zip(reference, resumed, strict=True):
         assert _same_state(_state(a), _state(b))

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..base.io_utils import load_json_object
 from ..base.presets import PRESET_NAMES, get_preset
+from ..nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 from ..nets.training_utils import load_config, model_dir_name
 from ..ood.generalization import GeneralizationGrid
 from ..ood.generalization_metrics import (
@@ -42,6 +43,8 @@ def add_population_parser(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=1, help="without --scheduler: local Dask worker processes (default 1: in-process)")
     parser.add_argument("--chunk-size", type=int, default=None, help="models per Dask task (default: spread over the workers)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--recipe", choices=RECIPE_NAMES, default=DEFAULT_RECIPE,
+                        help="training recipe (default: paper; see src.nets.recipes for each one's hypothesis)")
     _add_cut_arguments(parser)
     parser.add_argument("--train-only", action="store_true",
                         help="train without evaluating on the generalization grid (evaluate later with the same command)")
@@ -90,7 +93,7 @@ def _run_population_cli(args: argparse.Namespace) -> int:
         args.preset, args.seed, out, model_indices=indices, data_dir=args.data_dir, scheduler=args.scheduler,
         workers=args.workers, chunk_size=args.chunk_size, device=args.device, cut=_cut(args),
         keep_figures=args.keep_training_figures, progress=not args.quiet, train_only=args.train_only,
-        replace_evaluations=args.replace_evaluations,
+        replace_evaluations=args.replace_evaluations, recipe=args.recipe,
     )
     if args.train_only:
         print(f"trained; evaluate later with the same command without --train-only ({out})")

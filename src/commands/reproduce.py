@@ -37,6 +37,7 @@ NOTEBOOKS = {
     "06": "06_100_cnns_analysis.ipynb",
     "07": "07_thermometer_encoding.ipynb",
     "08": "08_predicting_generalization.ipynb",
+    "09": "09_making_networks_generalize.ipynb",
 }
 
 
@@ -125,6 +126,8 @@ NOTEBOOK_FIGURES = {
     "06": ("Fig_population_summary",),
     "07": ("Fig_thermometer", "Fig_thermometer_generalization", "Fig_thermometer_generalization_precise_bn"),
     "08": ("Fig_predictors", "Fig_lift_curves", "Fig_probe_images", "Fig_recall_by_band", "Fig_precise_bn"),
+    # the validation figures (Fig_recipes_ood, ...) are drawn only once the seed-2 populations exist
+    "09": ("Fig_ceiling", "Fig_recipes_development"),
 }
 
 

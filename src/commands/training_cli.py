@@ -9,6 +9,7 @@ from pathlib import Path
 from ..base.paths import datasets_dir
 from ..base.presets import PRESET_NAMES, get_preset
 from ..base.run_folders import hold_folder
+from ..nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 from ..nets.training_recipe import SEED_STRIDE
 from ..nets.training_utils import default_run_dir, train_models
 
@@ -32,6 +33,8 @@ def add_train_parser(subparsers) -> None:
     parser.add_argument("--thermometer-levels", type=int, default=None, help="train the thermometer-encoding variant")
     parser.add_argument("--per-model-order", action="store_true", help="one data order per model instead of a shared one")
     parser.add_argument("--workers", type=int, default=None, help="CPU worker processes (default: usable cores)")
+    parser.add_argument("--recipe", choices=RECIPE_NAMES, default=DEFAULT_RECIPE,
+                        help="training recipe (default: paper; see src.nets.recipes for each one's hypothesis)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_run_train)
 
@@ -63,6 +66,7 @@ def _run_train(args: argparse.Namespace) -> int:
             shared_order=not args.per_model_order,
             progress=not args.quiet,
             n_workers=args.workers,
+            recipe=args.recipe,
         )
     with open(Path(out) / "summary.csv") as fh:
         sys.stdout.write(fh.read())

@@ -95,6 +95,18 @@ SECTIONS: tuple[Section, ...] = (
                                                "accuracy on the validation population (95 % CI; filled: replicated), "
                                                "its discovery value as a cross"),
     )),
+    Section("Making networks generalize (notebook 09)", (
+        FigureEntry("Fig_ceiling", "The accuracy ceiling: the closing bond of the ring is never in the image; the Bayes "
+                                   "classifier's accuracy against W (per band in red), per (W, v), and its recall per class"),
+        FigureEntry("Fig_recipes_development", "Development on clean data only (quick preset, small ensembles per recipe and epoch budget): "
+                                               "clean test accuracy and the bulk-density probe of every network"),
+        FigureEntry("Fig_recipes_ood", "Validation (paper preset, seed 2): OOD accuracy of every network per recipe, "
+                                       "beside the paper recipe's shipped populations and the ceiling (dotted)"),
+        FigureEntry("Fig_recipes_median_diagrams", "The target diagram and the median network's predicted diagram "
+                                                   "of each recipe"),
+        FigureEntry("Fig_recipes_recall_by_band", "Median recall of each class per disorder band, per recipe, with "
+                                                  "the ceiling's recall (dotted)"),
+    )),
 )
 #: heading of the section listing the figures found in the folder but absent from :data:`SECTIONS`
 OTHER_SECTION = "Other figures"

@@ -69,10 +69,11 @@ from ..base.run_folders import hold_folder
 from ..nets.training_utils import load_model, model_dir_name, training_outcome
 from ..physics.datasets import load_split
 from ..physics.interventions import PROBES, mid_gap_columns, probe_responses
+from ..physics.no_peeking import MAX_CLEAN_W, require_clean
 from .cam_utils import EDGE_STATE_REGION, EdgeStateRegion, map_score, raw_class_activation_maps, upsample_maps
 from .clustering_utils import collect_activations
 
-MAX_DIAGNOSTIC_W = 0.05
+MAX_DIAGNOSTIC_W = MAX_CLEAN_W
 DIAGNOSTIC_W = (0.0, 0.01, 0.05)
 PCA_LAYERS = ("conv1", "block1", "block2", "gap")
 ZERO_MODE_REGION = EdgeStateRegion(columns=(24, 25), row_bands=((0, 0), (49, 49)))
@@ -128,11 +129,8 @@ def clean_split(data_dir: str | Path, W: float) -> dict[str, np.ndarray]:
 
     Raises ``ValueError`` for any larger W: diagnostics must not see out-of-distribution data.
     """
-    W = float(W)
-    if not (math.isfinite(W) and 0 <= W <= MAX_DIAGNOSTIC_W):
-        raise ValueError(f"diagnostics read clean and perturbative data only (0 <= W <= {MAX_DIAGNOSTIC_W}); "
-                         f"W = {W} is out of distribution")
-    return load_split(data_dir, "test", W)
+    require_clean(W, "diagnostics")
+    return load_split(data_dir, "test", float(W))
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from scipy import stats as scipy_stats
 
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from ..base.run_folders import hold_folder
+from ..physics.ceiling import band_rows
 from .definitions_check import check_definitions as check_definitions_against
 from .definitions_check import reference_network_values, values_fingerprint
 from .diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
@@ -239,13 +240,9 @@ def recall_by_band(model_dir: str | Path, bands: Sequence[tuple[float, float]] =
     result = load_result(model_dir)
     W = result.grid.W_values
     out = {}
-    for position, (low, high) in enumerate(bands):
-        last = position == len(bands) - 1
-        rows = (W >= low) & ((W <= high) if last else (W < high))
-        if not rows.any():  # a coarse grid (smoke preset) can miss a band
-            continue
+    for band, rows in band_rows(W, bands):  # a coarse grid (smoke preset) can miss a band
         for name in ("trivial", "topological"):
-            out[f"recall_{name}_W{low:g}-{high:g}"] = float(np.mean(result.set_metrics[f"recall_{name}"][rows]))
+            out[f"recall_{name}_W{band}"] = float(np.mean(result.set_metrics[f"recall_{name}"][rows]))
     return out
 
 

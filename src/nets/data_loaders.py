@@ -20,6 +20,7 @@ import torch
 from ..base.presets import Preset, get_preset
 from ..physics.data_generation import generate_dataset
 from ..physics.datasets import dataset_filename, load_split
+from ..physics.no_peeking import require_clean
 from ..physics.thermometer_encoding import thermometer_encode
 
 SPLIT_NAMES = ("training", "validation", "test")
@@ -97,6 +98,8 @@ def _split_parts(split: str, preset: Preset) -> list[tuple[float, int]]:
     parts = [(0.0, n_clean)]
     if split != "test":
         parts += [(W, preset.n_perturbative) for W in preset.perturbative_W]
+    # training, early stopping (validation) and the test report never see out-of-distribution data
+    require_clean([W for W, _ in parts], f"{split} data of preset {preset.name!r}")
     return parts
 
 

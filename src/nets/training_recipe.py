@@ -21,6 +21,7 @@ from ..base.presets import Preset
 from .architecture import build_model, count_parameters
 from .data_loaders import TrainingData
 from .ensemble_training import SGDRecipe
+from .recipes import DEFAULT_RECIPE, Recipe, get_recipe
 
 SEED_STRIDE = 1_000_000
 #: largest run seed: every model seed ``seed * SEED_STRIDE + index`` must fit torch's signed 64-bit seed
@@ -104,6 +105,12 @@ class RunSettings:
     thermometer_levels: int | None
     shared_order: bool
     data_sha256: str
+    recipe_name: str = DEFAULT_RECIPE
+
+    @property
+    def training_recipe(self) -> Recipe:
+        """The :class:`src.nets.recipes.Recipe` the run trains with (the paper's by default)."""
+        return get_recipe(self.recipe_name)
 
     @property
     def warmup(self) -> int:
@@ -129,6 +136,8 @@ class RunSettings:
             "warmup_fraction": p.warmup_fraction,
             "warmup_epochs": self.warmup,
             "input_noise_std": p.input_noise_std,
+            # a recipe other than the paper's adds its name and settings; the paper's record stays as it was
+            **({"variant": self.training_recipe.record()} if self.recipe_name != DEFAULT_RECIPE else {}),
         }
 
     def run_identity(self) -> dict:

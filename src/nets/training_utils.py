@@ -49,7 +49,7 @@ from ..base.io_utils import save_json
 from ..base.paths import RUNS_DIR
 from ..base.presets import Preset, get_preset
 from ..base.run_folders import check_identity, hold_folder
-from .data_loaders import TrainingData, batch_slices, fixed_order, load_training_data, training_batch
+from .data_loaders import TrainingData, batch_slices, fixed_order, training_batch
 from .ensemble_training import (
     ENGINES,
     ModelState,
@@ -57,7 +57,6 @@ from .ensemble_training import (
     dropout_generator,
     evaluate_models,
     initial_model,
-    train_step,
 )
 from .metrics import report_dict
 from .model_folders import (
@@ -77,6 +76,7 @@ from .model_folders import (
     training_outcome,
     write_summary,
 )
+from .recipes import DEFAULT_RECIPE, get_recipe, load_recipe_data
 from .training_processes import (
     Reporter,
     available_cpus,
@@ -161,7 +161,9 @@ def _open_slot(settings: RunSettings, index: int, data: TrainingData, device: to
     directory = Path(settings.out_dir) / model_dir_name(index)
     config = settings.model_config(index, len(data.training), len(data.validation))
     seed = config["model_seed"]
-    model = initial_model(seed, settings.thermometer_levels).to(device).train()
+    model = initial_model(seed, settings.thermometer_levels)
+    settings.training_recipe.prepare(model)
+    model = model.to(device).train()
     state = ModelState(model, dropout_generator(seed, device))
     order_seed = settings.base_seed if settings.shared_order else seed
     slot = _Slot(
@@ -218,7 +220,7 @@ def _finish(slot: _Slot, settings: RunSettings, data: TrainingData) -> None:
 
 def _load_run_data(settings: RunSettings) -> TrainingData:
     """The run's datasets on its device, checked against the fingerprint taken when the run started."""
-    data = load_training_data(settings.data_dir, settings.preset)
+    data = load_recipe_data(settings.data_dir, settings.preset, settings.recipe_name, settings.base_seed)
     if data_fingerprint(data) != settings.data_sha256:
         raise ValueError(f"{settings.data_dir}: the datasets changed while the run was starting; run it again")
     return data.to(settings.device)
@@ -230,6 +232,7 @@ def _train_group(settings: RunSettings, indices: Sequence[int], report: Reporter
     data = _load_run_data(settings) if data is None else data
     slots = [_open_slot(settings, index, data, device) for index in indices]
     preset = settings.preset
+    recipe = settings.training_recipe
     n_batches = len(batch_slices(len(data.training), preset.batch_size))
     for slot in slots:
         report({"index": slot.index, "event": "start", "epoch": slot.epoch})
@@ -240,9 +243,9 @@ def _train_group(settings: RunSettings, indices: Sequence[int], report: Reporter
             batches: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
             inputs, targets = [], []
             for slot in active:
-                key = (slot.order_key, slot.epoch if preset.input_noise_std > 0 else None)
+                key = (slot.order_key, slot.epoch if preset.input_noise_std > 0 or recipe.name != DEFAULT_RECIPE else None)
                 if key not in batches:
-                    batches[key] = training_batch(
+                    x, y = training_batch(
                         data.training,
                         slot.order,
                         number,
@@ -252,9 +255,10 @@ def _train_group(settings: RunSettings, indices: Sequence[int], report: Reporter
                         slot.noise_seed,
                         slot.epoch,
                     )
+                    batches[key] = (recipe.batch_input(x, slot.noise_seed, slot.epoch, number), y)
                 inputs.append(batches[key][0])
                 targets.append(batches[key][1])
-            result = train_step([s.state for s in active], inputs, targets, settings.sgd, settings.engine)
+            result = recipe.step([s.state for s in active], inputs, targets, settings.sgd, settings.engine)
             loss_sums += result.loss_sum
             correct += result.n_correct
         validation = evaluate_models(
@@ -380,6 +384,7 @@ def train_models(
     progress: bool = True,
     n_workers: int | None = None,
     engine: str | None = None,
+    recipe: str | None = None,
 ) -> list[Path]:
     """Train the models ``model_indices`` of a run together; returns their folders ``out_dir/model_XXX``.
 
@@ -399,6 +404,7 @@ def train_models(
     n_workers : CPU worker processes (one thread each; default: the usable cores). On CUDA/MPS all
         models train in this process.
     engine : ``"fused"`` or ``"stacked"`` (default: fused on CPU, stacked elsewhere).
+    recipe : training recipe of :mod:`src.nets.recipes` (default ``"paper"``, the paper's, recorded as before).
 
     Writes each model's folder (module docstring) and ``out_dir/summary.csv``.
     """
@@ -412,6 +418,8 @@ def train_models(
         thermometer_levels = None
     elif isinstance(thermometer_levels, bool) or not isinstance(thermometer_levels, (int, np.integer)) or thermometer_levels < 2:
         raise ValueError(f"thermometer_levels must be an integer >= 2, got {thermometer_levels!r}")
+    recipe = get_recipe(recipe).name
+    get_recipe(recipe).check_supported(thermometer_levels)
     device = select_device(None if device is None else str(device))
     engine = default_engine(device) if engine is None else engine
     if engine not in ENGINES:
@@ -427,7 +435,7 @@ def train_models(
     # a writer holds the folder before any work (busy, unwritable and shipped folders fail here); a run
     # that is already complete is only read
     with hold_folder(out_dir) if writes else nullcontext() as hold:
-        data = load_training_data(data_dir, preset)
+        data = load_recipe_data(data_dir, preset, recipe, int(base_seed))
         settings = RunSettings(
             preset=preset,
             data_dir=str(data_dir),
@@ -440,6 +448,7 @@ def train_models(
             thermometer_levels=None if thermometer_levels is None else int(thermometer_levels),
             shared_order=bool(shared_order),
             data_sha256=data_fingerprint(data),
+            recipe_name=recipe,
         )
         check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=writes)
         pending = []

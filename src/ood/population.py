@@ -59,6 +59,7 @@ from ..base.paths import RUNS_DIR, datasets_dir
 from ..base.presets import Preset, get_preset
 from ..base.provenance import git_state, package_versions
 from ..base.run_folders import hold_folder
+from ..nets.recipes import DEFAULT_RECIPE, get_recipe
 from ..nets.training_utils import (
     available_cpus,
     load_config,
@@ -153,6 +154,7 @@ class PopulationSettings:
     train_only: bool = False
     replace_evaluations: bool = False
     lock_token: str | None = None
+    recipe: str = DEFAULT_RECIPE
 
     @property
     def grid(self) -> GeneralizationGrid:
@@ -168,11 +170,12 @@ class PopulationSettings:
 
 def _check_member(model_dir: Path, settings: PopulationSettings, index: int) -> None:
     config = load_config(model_dir)
-    stored = (config.get("preset"), config.get("base_seed"), config.get("index"))
-    expected = (settings.preset, settings.seed, index)
+    recipe = config.get("recipe", {}).get("variant", {}).get("name", DEFAULT_RECIPE)
+    stored = (config.get("preset"), config.get("base_seed"), config.get("index"), recipe)
+    expected = (settings.preset, settings.seed, index, settings.recipe)
     if stored != expected:
         raise ValueError(
-            f"{model_dir} holds a model of another run (preset, seed, index = {stored}, expected {expected}); "
+            f"{model_dir} holds a model of another run (preset, seed, index, recipe = {stored}, expected {expected}); "
             "choose another output folder or delete that model folder"
         )
 
@@ -234,6 +237,7 @@ def _run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
             device=settings.device,
             progress=settings.progress,
             n_workers=settings.train_workers,
+            recipe=settings.recipe,
         )
     if not settings.train_only:
         evaluate_model_dirs(
@@ -315,6 +319,7 @@ def run_population(
     progress: bool = True,
     train_only: bool = False,
     replace_evaluations: bool = False,
+    recipe: str | None = None,
 ) -> Path:
     """Train and evaluate the models ``model_indices`` of a population; write stats and manifest.
 
@@ -336,6 +341,7 @@ def run_population(
         models evaluated before).
     replace_evaluations : re-evaluate models evaluated on another grid or with other weights (refused
         otherwise); ``stats.csv`` and the manifest then describe the new evaluation.
+    recipe : training recipe of :mod:`src.nets.recipes` (default: the paper's); the manifest names any other.
 
     Returns
     -------
@@ -344,6 +350,7 @@ def run_population(
     started = time.time()
     preset = get_preset(preset)
     model_seed(seed, 0)  # validates the seed
+    recipe = get_recipe(recipe).name
     cut = GeneralizationCut() if cut is None else cut
     indices = list(range(preset.n_models)) if model_indices is None else sorted(set(model_indices))
     if not indices:
@@ -358,14 +365,17 @@ def run_population(
         select_device(device)  # fail early on an unknown or absent device
     out_dir = Path(out_dir)
     with hold_folder(out_dir) as hold:  # one writer; a busy, unwritable or shipped folder fails here
-        _check_manifest(out_dir, preset.name, int(seed))
+        _check_manifest(out_dir, preset.name, int(seed), recipe)
         data_dir = Path(data_dir) if data_dir is not None else datasets_dir(preset.name)
         settings = PopulationSettings(
             preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,
             cut_metric=cut.metric, threshold=cut.threshold, keep_figures=keep_figures, train_workers=train_workers,
             inference_threads=inference_threads, progress=progress, train_only=train_only,
-            replace_evaluations=replace_evaluations,
+            replace_evaluations=replace_evaluations, recipe=recipe,
         )
+        for index in indices:  # a trained model of another run (preset, seed, recipe) fails here, before any work
+            if is_trained(settings.model_dir(index)):
+                _check_member(settings.model_dir(index), settings, index)
         pending = [i for i in indices if not (is_trained(settings.model_dir(i)) if train_only
                                                else is_finished(settings.model_dir(i), settings, i))]
         where = "in-process"
@@ -407,13 +417,16 @@ def _device_description(device: str | None) -> str:
     return f"{resolved} ({cpu}, {available_cpus()} usable cores)"
 
 
-def _check_manifest(out_dir: Path, preset: str, seed: int) -> dict:
+def _check_manifest(out_dir: Path, preset: str, seed: int, recipe: str = DEFAULT_RECIPE) -> dict:
     """The existing manifest of ``out_dir`` ({} if none); ``ValueError`` if it is another population's."""
     path = out_dir / MANIFEST_FILE
     previous = load_json_object(path, MANIFEST_FIELDS) if path.is_file() else {}
     if previous and (previous.get("preset") != preset or previous.get("seed") != seed):
         raise ValueError(f"{path}: population of preset {previous.get('preset')!r}, seed {previous.get('seed')}, not "
                          f"{preset!r}, {seed}; choose another output folder")
+    if previous and previous.get("recipe", DEFAULT_RECIPE) != recipe:
+        raise ValueError(f"{path}: population of recipe {previous.get('recipe', DEFAULT_RECIPE)!r}, not {recipe!r}; "
+                         "choose another output folder")
     return previous
 
 
@@ -428,13 +441,14 @@ def write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> Pa
 
 def _write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> Path:
     path = Path(out_dir) / MANIFEST_FILE
-    previous = _check_manifest(Path(out_dir), settings.preset, settings.seed)
+    previous = _check_manifest(Path(out_dir), settings.preset, settings.seed, settings.recipe)
     runs = [*previous.get("runs", []), run]
     finished = sorted(int(d.name.split("_")[1]) for d in Path(out_dir).glob("model_*") if is_trained(d))
     manifest = {
         "preset": settings.preset,
         "preset_fields": get_preset(settings.preset).to_dict(),
         "seed": settings.seed,
+        **({"recipe": settings.recipe} if settings.recipe != DEFAULT_RECIPE else {}),
         "seeds": {
             "datasets": settings.seed,
             "grid_disorder": settings.seed,

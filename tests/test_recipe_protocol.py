@@ -1,0 +1,117 @@
+"""The recipes protocol checker, clean-data selection, the committee vote, and notebook 09 on smoke."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from src.base.io_utils import save_json
+from src.base.notebook_runner import run_notebook
+from src.base.paths import DEMO_DIR, REPO_ROOT
+from src.interpret.recipe_protocol import (
+    PROTOCOL_FILE,
+    check_protocol,
+    committee_members,
+    population_outcomes,
+    protocol_outcomes,
+    recipes_fingerprint,
+)
+from src.ood.committee import majority_vote
+
+
+def _protocol(**changes) -> dict:
+    protocol = {
+        "frozen": "2026-12-03T09:00:00+0000", "preset": "paper", "master_seed": 2, "main_recipe": "defects",
+        "populations": {"defects": {"n_models": 50}, "mirror": {"n_models": 20}},
+        "committee": {"diagnostic": "probe_mid_bulk_shift", "direction": "low", "k": 1},
+        "predictions": {"defects": {"median_ood_accuracy": {"op": ">=", "value": 0.7}}},
+        "recipes_fingerprint": recipes_fingerprint(["defects", "mirror"]),
+        "comparison_populations": ["00_demonstrations_data/100_CNNs"], "rationale": "test",
+    }
+    protocol.update(changes)
+    return protocol
+
+
+def test_check_protocol_accepts_the_rules_and_refuses_each_break():
+    check_protocol(_protocol())
+    breaks = {
+        "preset 'paper' and master seed 2": _protocol(master_seed=1),
+        "n_models must be an integer >= 50": _protocol(populations={"defects": {"n_models": 49}, "mirror": {"n_models": 20}}),
+        "'mirror': n_models must be an integer >= 20": _protocol(populations={"defects": {"n_models": 50},
+                                                                            "mirror": {"n_models": 10}}),
+        "unknown recipe 'magic'": _protocol(populations={"defects": {"n_models": 50}, "magic": {"n_models": 20}}),
+        "clean-data diagnostic": _protocol(committee={"diagnostic": "ood_accuracy", "direction": "low", "k": 10}),
+        "settings changed": _protocol(recipes_fingerprint="0" * 64),
+        "need an outcome": _protocol(predictions={"defects": {"ood_anything": {"op": ">=", "value": 1}}}),
+        "missing field 'predictions'": {k: v for k, v in _protocol().items() if k != "predictions"},
+    }
+    for message, protocol in breaks.items():
+        with pytest.raises(ValueError, match=message):
+            check_protocol(protocol)
+
+
+def test_committed_protocol_keeps_the_rules():
+    from src.base.io_utils import load_json
+
+    path = DEMO_DIR / PROTOCOL_FILE
+    if not path.is_file():
+        pytest.skip("the protocol is not frozen yet")
+    protocol = load_json(path)
+    check_protocol(protocol)
+    assert protocol["populations"][protocol["main_recipe"]]["n_models"] >= 50
+    tampered = copy.deepcopy(protocol)
+    tampered["populations"][protocol["main_recipe"]]["n_models"] = 5
+    with pytest.raises(ValueError):
+        check_protocol(tampered)
+
+
+def test_selection_uses_clean_diagnostics_only():
+    diagnostics = pd.DataFrame({"model_index": [0, 1, 2, 3], "probe_mid_bulk_shift": [0.3, 0.1, 0.2, 0.05]})
+    assert committee_members(diagnostics, "probe_mid_bulk_shift", "low", 2) == [3, 1]
+    assert committee_members(diagnostics, "probe_mid_bulk_shift", "high", 1) == [0]
+    for column in ("ood_accuracy", "mae", "model_index"):
+        with pytest.raises(ValueError, match="clean-data diagnostics only"):
+            committee_members(diagnostics.assign(ood_accuracy=1.0, mae=0.0), column, "low", 2)
+
+
+def test_majority_vote_and_outcomes():
+    votes = np.array([[1, 1, 0, 0], [1, 0, 0, 1], [0, 1, 0, 1], [1, 0, 1, 0]])
+    assert majority_vote(votes).tolist() == [1, 0, 0, 0]  # 2-2 ties are trivial
+    assert majority_vote(votes[:3]).tolist() == [1, 1, 0, 1]
+    stats = pd.DataFrame({"model_index": [0, 1, 2], "ood_accuracy": [0.9, 0.6, 0.8], "mae": [0.1, 0.4, 0.2],
+                          "test_accuracy": [0.97, 0.99, 0.98]})
+    diagnostics = pd.DataFrame({"model_index": [0, 1, 2], "probe_mid_bulk_shift": [0.01, 0.5, 0.1]})
+    outcomes = population_outcomes(stats, diagnostics)
+    assert outcomes["median_ood_accuracy"] == 0.8 and outcomes["fraction_mae_le_0.2"] == pytest.approx(2 / 3)
+    assert outcomes["min_ood_accuracy"] == 0.6 and outcomes["spearman_probe_ood"] == pytest.approx(-1.0)
+    table = protocol_outcomes(_protocol(), {"defects": outcomes})
+    assert table["held"].tolist() == [True]
+    assert protocol_outcomes(_protocol(), {})["held"].tolist() == [None]
+
+
+def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
+    from src.ood.population import run_population
+
+    root = tmp_path / "validation"
+    run_population("smoke", 2, root / "defects", data_dir=tmp_path / "data", recipe="defects", progress=False)
+    protocol = _protocol(populations={"defects": {"n_models": 50}})
+    protocol["recipes_fingerprint"] = recipes_fingerprint(["defects"])
+    save_json(tmp_path / "protocol.json", protocol)
+    development = pd.DataFrame({"run": "test", "recipe": ["paper", "paper", "defects", "defects"], "model_index": [0, 1, 0, 1],
+                                **{c: [0.97, 0.98, 0.99, 0.96] for c in (
+                                    "test_accuracy", "accuracy_W0", "accuracy_W0.05", "probe_mid_bulk_shift",
+                                    "probe_mid_bulk_flip", "probe_end_bulk_flip", "probe_end_zero_shift",
+                                    "probe_remove_zero_modes_shift", "cam_zero_mode_correlation", "epochs_run")}})
+    development.to_csv(tmp_path / "development.csv", index=False)
+    figures = tmp_path / "fig"
+    run_notebook(REPO_ROOT / "09_making_networks_generalize.ipynb", tmp_path / "09.ipynb", {
+        "PRESET": "smoke", "FIGURES_DIR": str(figures), "PROTOCOL": str(tmp_path / "protocol.json"),
+        "DEVELOPMENT": str(tmp_path / "development.csv"), "VALIDATION_ROOT": str(root), "PAPER_POPULATIONS": {}})
+    for name in ("Fig_ceiling", "Fig_recipes_development", "Fig_recipes_ood", "Fig_recipes_median_diagrams",
+                 "Fig_recipes_recall_by_band"):
+        for ext in ("pdf", "png"):
+            assert (figures / f"{name}.{ext}").stat().st_size > 1000, name
+    assert (root / "defects" / "committee.json").is_file()
