@@ -54,6 +54,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..base.device import select_device
+from ..base.file_records import open_folder, remove
 from ..base.io_utils import load_json_object, save_json
 from ..base.paths import RUNS_DIR, datasets_dir
 from ..base.presets import Preset, get_preset
@@ -64,6 +65,7 @@ from ..nets.training_utils import (
     load_config,
     model_dir_name,
     model_seed,
+    run_identity,
     train_models,
     write_summary,
 )
@@ -250,7 +252,7 @@ def _run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
     if not settings.keep_figures:
         for model_dir in dirs:
             for name in FIGURE_FILES:
-                (model_dir / name).unlink(missing_ok=True)
+                remove(model_dir / name)
     return list(indices)
 
 
@@ -359,6 +361,7 @@ def run_population(
     out_dir = Path(out_dir)
     with hold_folder(out_dir) as hold:  # one writer; a busy, unwritable or shipped folder fails here
         _check_manifest(out_dir, preset.name, int(seed))
+        open_folder(out_dir, run_identity(preset.name, seed))
         data_dir = Path(data_dir) if data_dir is not None else datasets_dir(preset.name)
         settings = PopulationSettings(
             preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,
