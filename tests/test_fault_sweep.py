@@ -103,6 +103,7 @@ def _commands(root: Path) -> dict[str, list[str] | None]:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     """The clean pipeline, built at ``work`` and saved in ``clean``; another run (seed 1) for copied files."""
+    cpu = _cpu_seconds()
     base = tmp_path_factory.mktemp("sweep")
     work, clean, other = base / "work", base / "clean", base / "other"
     patch = pytest.MonkeyPatch()
@@ -119,6 +120,7 @@ def pipeline(tmp_path_factory):
     assert _run(["population", "--preset", "smoke", "--seed", "1", "--models", "0", "--out", str(other / "pop"),
                  "--data-dir", str(other / "data"), "--quiet"])[0] == 0
     shutil.copytree(work, clean)
+    print(f"\nclean pipeline built in {_cpu_seconds() - cpu:.1f} s of CPU")
     yield work, clean, other
     patch.undo()
 

@@ -11,7 +11,9 @@ networks) first takes :func:`hold_folder` on it. Taking it
   process is refused with a message naming the holder (pid, host, command, start time), unless it runs the
   identical command line: that one waits for the holder and then finds the work done, as two identical
   commands did before the lock existed. The kernel drops the lock when its process ends, however it ends,
-  so the lock of a killed process is free at once: no stale lock to clean up.
+  so the lock of a killed process is free at once: no stale lock to clean up. A folder whose content is the
+  same whoever writes it (the datasets of one preset and seed, shared by several runs) is held with that
+  content's identity (``shared``): a command needing the same content waits instead, then finds it written.
 
 Within one process the hold is re-entrant (a population holds its folder and trains into it). Processes
 that work for the holder (Dask workers running chunks of a population) join its hold with the token the

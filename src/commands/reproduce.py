@@ -295,7 +295,11 @@ def _is_up_to_date(ctx: Context, step: Step) -> bool:
         return False
     same_run = stamp.get("preset") == ctx.preset.name and stamp.get("seed") == ctx.seed
     recorded = stamp.get("output_sha256", {})
-    if not same_run or any(recorded.get(str(p)) is None or recorded[str(p)] != _output_digest(p) for p in step.outputs(ctx)):
+    names = [s.name for s in pipeline_steps()]
+    later = {str(p) for s in pipeline_steps()[names.index(step.name) + 1:] for p in s.outputs(ctx)} \
+        if step.name in names else set()  # outputs a later step rewrites (a figure) are only required to exist
+    if not same_run or not all(p.exists() for p in step.outputs(ctx)) or any(
+            recorded.get(str(p)) != _output_digest(p) for p in step.outputs(ctx) if str(p) not in later):
         return False
     try:
         if step.verify is not None:

@@ -19,6 +19,8 @@ on CUDA all models as one grouped network on the device. Every model gets its ow
         test_report.json    clean in-distribution test set, last weights (src.nets.metrics.report_dict)
         training_curve.pdf/.png
         checkpoint.pt       only while training: resume state (model, momentum, dropout RNG, history)
+        files.json          SHA-256 and identity of each file above (src.base.file_records): a file that
+                            does not verify is not done; a model that cannot resume restarts from its seed
 
 and ``out_dir/summary.csv`` has one row per completed model. ``out_dir/run.json`` fixes the run's identity
 (preset, seed, recipe, data fingerprint) when the folder is first written, and a run holds the folder

@@ -12,6 +12,9 @@ models (:func:`src.nets.training_utils.train_models`, the paper's recipe, model 
     DIR/stats_columns.json    the same documentation, column name -> meaning
     DIR/manifest.json         preset, seeds, grid, package versions, git commit, and every invocation
                               (models, wall time, device, scheduler)
+    DIR/files.json, DIR/model_007/files.json
+                              SHA-256 and identity of every file of the folder (src.base.file_records); a
+                              model whose files do not verify is not finished and is redone
 
 The datasets (``data_dir``, by default ``00_demonstrations_data/datasets/<preset>``) are generated from
 ``seed`` when missing and are not part of the population folder.
