@@ -27,7 +27,7 @@ from ..base.file_records import problem, verified_bytes
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from .architecture import CNN_SSH
 from .data_loaders import TensorSplit, evaluation_batches
-from .model_folders import check_complete, open_model_folder
+from .model_folders import open_model_folder
 from .training_utils import RESULT_FILES, is_complete, load_config, load_model, save_torch
 
 CALIBRATION_FILE = "batchnorm_calibration.json"
@@ -82,7 +82,9 @@ def write_recalibrated_copy(model_dir: str | Path, out_dir: str | Path, training
     already there for the same source weights is kept.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    check_complete(model_dir)  # every source file verified against the source folder's record
+    if not is_complete(model_dir):  # every source file present and verified against the source folder's record
+        found = next(problem(model_dir / name) for name in RESULT_FILES if problem(model_dir / name) is not None)
+        raise FileNotFoundError(f"{model_dir}: not a finished model folder (weights, history, config): {found}")
     source_sha256 = hashlib.sha256(verified_bytes(model_dir / "weights.pt", required=True)).hexdigest()
     record = out_dir / CALIBRATION_FILE
     if is_complete(out_dir) and problem(record) is None and load_json(record).get("source_weights_sha256") == source_sha256:

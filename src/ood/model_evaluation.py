@@ -264,7 +264,7 @@ def _evaluate_model_dirs(model_dirs, grid, which, cut, device, engine, batch_siz
             stored = load_json(model_dir / METRICS_FILE)
             summary = recut(load_metrics(model_dir), cut)
             if summary != stored:
-                save_json(model_dir / METRICS_FILE, summary)
+                save_json(model_dir / METRICS_FILE, summary, identity={"grid": grid.to_dict(), "weights": which})
             summaries[position] = summary
         else:
             pending.append(position)
