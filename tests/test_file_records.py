@@ -25,6 +25,8 @@ from src.base.file_records import (
 from src.base.io_utils import load_json, save_json
 from src.base.paths import DEMO_DIR, REPO_ROOT
 from src.commands.cli import main
+from src.interpret.diagnostics import load_diagnostics
+from src.ood.population_tables import check_phase_diagrams, load_population
 from src.physics.datasets import dataset_specs
 
 SHIPPED = ("100_CNNs", "100_CNNs_seed1", "models", "thermometer_comparison", "reference")
@@ -125,6 +127,8 @@ def test_two_runs_sharing_one_datasets_folder_write_each_file_once_and_read_the_
             return real(split, n, W, seed, **kw)
         datasets.generate_dataset = logged
         from src.commands.cli import main
+from src.interpret.diagnostics import load_diagnostics
+from src.ood.population_tables import check_phase_diagrams, load_population
         sys.exit(main(sys.argv[1:]))
     """)
     runs = [subprocess.Popen([sys.executable, "-c", script, "population", "--preset", "smoke", "--seed", "0",
@@ -149,3 +153,12 @@ def test_every_shipped_folder_verifies_file_by_file(name):
     assert folders
     problems = [p for folder in folders for p in folder_problems(folder)]
     assert problems == []
+
+
+@pytest.mark.parametrize("name", ("100_CNNs", "100_CNNs_seed1"))
+def test_shipped_populations_agree_with_their_model_folders(name):
+    """stats.csv row by row, diagnostics.csv's training columns, and every phase diagram set (grid, MAE, RMSE)."""
+    population = load_population(DEMO_DIR / name)  # checks stats.csv against the model folders
+    assert len(population.indices) == 100
+    check_phase_diagrams(population)
+    assert len(load_diagnostics(DEMO_DIR / name)) == 100  # checks diagnostics.csv's training columns

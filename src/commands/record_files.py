@@ -73,10 +73,10 @@ def _identity_and_check(folder: Path):
 
             def check() -> None:
                 from ..interpret.diagnostics import DIAGNOSTICS_FILE, load_diagnostics
-                from ..ood.population_tables import STATS_FILE, load_population
+                from ..ood.population_tables import STATS_FILE, check_phase_diagrams, load_population
 
                 if (folder / STATS_FILE).is_file():
-                    load_population(folder)
+                    check_phase_diagrams(load_population(folder))
                 if (folder / DIAGNOSTICS_FILE).is_file():
                     load_diagnostics(folder)
 

@@ -209,9 +209,9 @@ def _population_step() -> Step:
         return [ctx.population_dir / "stats.csv"]
 
     def verify(ctx: Context) -> None:
-        from ..ood.population_tables import load_population
+        from ..ood.population_tables import check_phase_diagrams, load_population
 
-        load_population(ctx.population_dir)  # its files and stats.csv against the model folders
+        check_phase_diagrams(load_population(ctx.population_dir))  # its files, stats.csv against the model folders
         for folder in (ctx.population_dir, *sorted(ctx.population_dir.glob("model_*"))):
             problems = folder_problems(folder)  # every file of every model, as recorded
             if problems:

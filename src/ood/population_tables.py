@@ -21,7 +21,7 @@ from ..nets.metrics import METRIC_NAMES
 from ..nets.model_folders import check_undamaged
 from ..nets.training_utils import FINAL_FILES, load_config, load_history, model_dir_name, training_outcome
 from .generalization import GeneralizationResult
-from .generalization_metrics import GeneralizationCut
+from .generalization_metrics import GeneralizationCut, diagram_mae, diagram_rmse
 from .model_evaluation import load_metrics, load_result
 
 #: fields of manifest.json every reader relies on, with their JSON types
@@ -209,3 +209,22 @@ def check_stats(population: Population) -> None:
             if not same:
                 raise ValueError(f"{path}: model {index}: {name} = {stored!r} in the table, {value!r} in its model folder; "
                                  "rerun the population or evaluate command on the folder to rewrite the table")
+
+
+def check_phase_diagrams(population: Population) -> None:
+    """``ValueError`` naming the file if a model's phase diagram set does not agree with its metrics and the
+    population: each ``phase_diagram.npz`` on the manifest's grid, its MAE and RMSE (recomputed from the
+    diagrams) equal to those of ``generalization_metrics.json`` and of ``stats.csv``."""
+    grid = population.manifest["grid"]
+    stats = population.stats.set_index("model_index")
+    for index in population.indices:
+        model_dir = population.model_dir(index)
+        result, metrics = load_result(model_dir), load_metrics(model_dir)
+        path = model_dir / "phase_diagram.npz"
+        if result.grid.to_dict() != grid:
+            raise ValueError(f"{path}: grid {result.grid.to_dict()}, but the population's manifest has {grid}")
+        for name, value in (("mae", diagram_mae(result.predicted, result.target)),
+                            ("rmse", diagram_rmse(result.predicted, result.target))):
+            for source, stored in (("generalization_metrics.json", metrics[name]), (STATS_FILE, stats.loc[index, name])):
+                if not np.isclose(float(stored), value, rtol=1e-9, atol=1e-12):
+                    raise ValueError(f"{path}: its diagrams give {name} = {value!r}, but {source} holds {stored!r}")
