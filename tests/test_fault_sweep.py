@@ -10,8 +10,11 @@ loader as a call), and the outcome must be
   pipeline is deterministic, holds the bytes of the clean run; or
 * **refused**: a non-zero exit (or an exception from the loader) with one line that names the file;
 
-never an exit 0 with the fault still there. The matrix and its counts are printed (``pytest -s``) and the
-counts are summarized in the assertion message of any failing cell.
+never an exit 0 with the fault still there. The counts are printed in the test output, the matrix with
+``pytest -s``, and a failing cell's assertion message holds the counts and the cells that failed. Faults:
+deleted, truncated to half, zero-length, four bytes flipped, one field edited to another valid value (another
+seed, index, epoch count or number, re-saved in the file's own format), and the same file copied in from
+another run (a seed-1 population) or, where that run has none, from another model of this one.
 """
 
 from __future__ import annotations
@@ -157,7 +160,7 @@ def _run(argv: list[str] | None, root: Path | None = None) -> tuple[int, str]:
     return code, err.getvalue() + (out.getvalue() if code else "")
 
 
-def _edit(path: Path, other_root: Path, sibling: Path) -> None:
+def _edit(path: Path) -> None:
     """Change one field to another valid value (another preset, seed, index, number), keeping the format."""
     if path.suffix == ".json":
         data = json.loads(path.read_text())
@@ -196,7 +199,7 @@ def _edit(path: Path, other_root: Path, sibling: Path) -> None:
         raise AssertionError(f"no edit for {path}")
 
 
-def _fault(path: Path, fault: str, other: Path, sibling: Path | None) -> bool:
+def _fault(path: Path, fault: str, other: Path | None) -> bool:
     """Apply ``fault`` to ``path``; False where it does not apply (no file of that kind elsewhere)."""
     data = path.read_bytes()
     if fault == "deleted":
@@ -209,7 +212,7 @@ def _fault(path: Path, fault: str, other: Path, sibling: Path | None) -> bool:
         middle = len(data) // 2
         _write(path, data[:middle] + bytes(b ^ 0x5A for b in data[middle:middle + 4]) + data[middle + 4:])
     elif fault == "edited":
-        _edit(path, other, sibling)
+        _edit(path)
     elif fault == "copied":
         if other is None or not other.is_file():
             return False
@@ -217,7 +220,7 @@ def _fault(path: Path, fault: str, other: Path, sibling: Path | None) -> bool:
     return True
 
 
-def _other_file(kind: str, path: Path, work: Path, other: Path) -> Path | None:
+def _other_file(kind: str, path: Path, other: Path) -> Path | None:
     """A valid file of the same name from another run (seed 1) or, where that run has none, another model."""
     rel = KINDS[kind][0]
     head, _, rest = rel.partition("/")
@@ -243,7 +246,7 @@ def _outcome(code: int, message: str, path: Path, clean_bytes: bytes) -> str:
     return "repaired"
 
 
-def test_every_fault_is_repaired_or_refused_by_every_command_that_reads_or_skips_the_file(pipeline):
+def test_every_fault_is_repaired_or_refused_by_every_command_that_reads_or_skips_the_file(pipeline, capsys):
     work, clean, other = pipeline
     commands = _commands(work)
     started, cpu = time.perf_counter(), _cpu_seconds()
@@ -255,7 +258,7 @@ def test_every_fault_is_repaired_or_refused_by_every_command_that_reads_or_skips
             for command in readers:
                 _restore(clean, work)
                 path = _path(work, rel)
-                if not _fault(path, fault, _other_file(kind, path, work, other), None):
+                if not _fault(path, fault, _other_file(kind, path, other)):
                     continue
                 code, message = _run(commands[command], work)
                 results[kind, fault, command] = _outcome(code, message, path, clean_bytes)
@@ -264,7 +267,10 @@ def test_every_fault_is_repaired_or_refused_by_every_command_that_reads_or_skips
                           f" | {message.strip()[-300:]}", flush=True)
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     counts = Counter(outcome.split(":")[0] for outcome in results.values())
-    print(f"\nfault sweep: {len(results)} cells in {seconds:.1f} s ({cpu:.1f} s of CPU): {dict(counts)}")
+    summary = (f"fault sweep: {len(results)} cells ({len(KINDS)} file kinds x {len(FAULTS)} faults x the commands "
+               f"reading each) in {seconds:.1f} s ({cpu:.1f} s of CPU): {dict(counts)}")
+    with capsys.disabled():  # the counts show in the normal test output; the matrix below with `pytest -s`
+        print(f"\n{summary}")
     for kind in KINDS:
         for fault in FAULTS:
             row = {c: results[kind, fault, c] for c in commands if (kind, fault, c) in results}
