@@ -127,8 +127,6 @@ def test_two_runs_sharing_one_datasets_folder_write_each_file_once_and_read_the_
             return real(split, n, W, seed, **kw)
         datasets.generate_dataset = logged
         from src.commands.cli import main
-from src.interpret.diagnostics import load_diagnostics
-from src.ood.population_tables import check_phase_diagrams, load_population
         sys.exit(main(sys.argv[1:]))
     """)
     runs = [subprocess.Popen([sys.executable, "-c", script, "population", "--preset", "smoke", "--seed", "0",
