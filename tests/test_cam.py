@@ -8,6 +8,7 @@ import pytest
 import torch
 from skimage.transform import resize
 
+from src.base.file_records import record_existing
 from src.base.io_utils import load_json
 from src.interpret.cam_utils import (
     EDGE_STATE_REGION,
@@ -253,6 +254,7 @@ def test_write_highlighted_copies_folders_with_provenance(tmp_path):
         folder.mkdir(parents=True)
         torch.save(random_model(index).state_dict(), folder / "weights.pt")
         (folder / "config.json").write_text(f'{{"index": {index}}}')
+        record_existing(folder, {"kind": "model", "index": index})  # readers verify a model folder's files
         model_dirs[index] = folder
     rule = SelectionRule(GeneralizationCut("mae", 0.2), 0.35)
     choices = select_highlighted(rmse, score, rule=rule)
@@ -352,6 +354,7 @@ def test_highlight_models_scores_selects_and_writes(tmp_path):
         folder = tmp_path / "population" / f"model_{index:03d}"
         folder.mkdir(parents=True)
         torch.save(random_model(10 + index).state_dict(), folder / "weights.pt")
+        record_existing(folder, {"kind": "model", "index": index})
         model_dirs[index] = folder
     rmse = np.array([0.1, 0.3, 0.15, 0.4, 0.05, 0.35])
     metrics = pd.DataFrame({"model_index": range(6), "mae": rmse / 2, "rmse": rmse, "ood_accuracy": 1 - rmse})

@@ -226,7 +226,9 @@ def test_diagnostics_need_no_out_of_distribution_file(smoke_population, tmp_path
     bare_data.mkdir()
     for W in DIAGNOSTIC_W:
         shutil.copy(data / f"test_W{W:g}.npz", bare_data)
-    assert not list(bare_population.rglob("phase_diagram.npz")) and len(list(bare_data.iterdir())) == 3
+    for name in ("datasets.json", "files.json"):  # the folder's description and record of its files
+        shutil.copy(data / name, bare_data)
+    assert not list(bare_population.rglob("phase_diagram.npz")) and len(list(bare_data.glob("*.npz"))) == 3
     bare = pd.read_csv(diagnose_population(bare_population, bare_data, progress=False))
     pd.testing.assert_frame_equal(bare, full)
     # deterministic, and a subset rewrites only its rows

@@ -9,6 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
+from src.base.file_records import record_existing
 from src.base.io_utils import save_npz
 from src.nets.architecture import CNN_SSH, CNN_SSH_ThermEncod
 from src.nets.metrics import METRIC_NAMES
@@ -63,6 +64,7 @@ def save_models(tmp_path, models) -> list:
         directory = tmp_path / f"model_{k:03d}"
         directory.mkdir()
         torch.save(model.state_dict(), directory / "weights.pt")
+        record_existing(directory, {"kind": "model", "index": k})  # readers verify a model folder's files
         dirs.append(directory)
     return dirs
 
@@ -241,6 +243,9 @@ def test_metrics_written_before_the_mae_get_it_from_their_diagrams(tmp_path):
     old = {key: value for key, value in summary.items() if key not in ("mae", "generalization_cut")}
     old["rmse_threshold"] = 0.2
     (directory / evaluation.METRICS_FILE).write_text(json.dumps(old))
+    evaluated = {"grid": GRID.to_dict(), "weights": "last"}  # an old file recorded as it is (record-files)
+    record_existing(directory, {"kind": "model", "index": 0},
+                    {evaluation.METRICS_FILE: evaluated, evaluation.PHASE_DIAGRAM_FILE: evaluated})
     loaded = load_metrics(directory)
     result = load_result(directory)
     assert loaded["mae"] == pytest.approx(float(np.mean(np.abs(result.predicted - result.target))))

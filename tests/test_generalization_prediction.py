@@ -114,10 +114,12 @@ def test_error_metric_fits_recover_a_known_line():
 
 
 def test_recall_by_band_averages_the_stored_set_metrics(tmp_path):
+    from src.base.file_records import open_folder
     from src.nets.metrics import METRIC_NAMES
     from src.ood.generalization import GeneralizationGrid, GeneralizationResult
     from src.ood.model_evaluation import save_result
 
+    open_folder(tmp_path, {"kind": "model"})  # a model folder records its files as they are written
     grid = GeneralizationGrid(n_W=6, W_max=5.0, n_realizations=2, n_v=4, v_max=2.0, seed=0)
     rng = np.random.default_rng(0)
     sets = {name: rng.uniform(size=(6, 2)) for name in METRIC_NAMES}

@@ -11,7 +11,9 @@ networks) first takes :func:`hold_folder` on it. Taking it
   process is refused with a message naming the holder (pid, host, command, start time), unless it runs the
   identical command line: that one waits for the holder and then finds the work done, as two identical
   commands did before the lock existed. The kernel drops the lock when its process ends, however it ends,
-  so the lock of a killed process is free at once: no stale lock to clean up.
+  so the lock of a killed process is free at once: no stale lock to clean up. A folder whose content is the
+  same whoever writes it (the datasets of one preset and seed, shared by several runs) is held with that
+  content's identity (``shared``): a command needing the same content waits instead, then finds it written.
 
 Within one process the hold is re-entrant (a population holds its folder and trains into it). Processes
 that work for the holder (Dask workers running chunks of a population) join its hold with the token the
@@ -121,7 +123,24 @@ def _same_command_holds(path: Path) -> bool:
     return isinstance(info, dict) and info.get("host") == socket.gethostname() and info.get("command") == _command_line()
 
 
-def _acquire(folder: Path, token: str | None) -> FolderHold:
+def _same_content_holds(path: Path, shared: dict | None) -> bool:
+    """Whether the holder of the lock at ``path`` writes the same shared content (``shared``, e.g. the datasets
+    of one preset and seed). The holder writes its lock information right after taking the lock: an empty one
+    is read again for a moment."""
+    if shared is None:
+        return False
+    for _ in range(20):
+        try:
+            info = json.loads(path.read_text() or "null")
+        except (OSError, ValueError):
+            info = None
+        if isinstance(info, dict):
+            return info.get("shared") == shared
+        time.sleep(0.05)
+    return False
+
+
+def _acquire(folder: Path, token: str | None, shared: dict | None = None) -> FolderHold:
     path = folder / LOCK_FILE
     if token is not None:  # a helper of the holder: the holder's token must be in a lock still held
         try:
@@ -143,17 +162,19 @@ def _acquire(folder: Path, token: str | None) -> FolderHold:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        if not _same_command_holds(path):
+        wait = _same_content_holds(path, shared)
+        if not wait and not _same_command_holds(path):
             os.close(fd)
             raise FolderBusy(f"{folder}: in use by {_holder_text(path)}; wait for it to finish or choose another "
                              "output folder") from None
-        # the identical command is running: wait for it, then find its work done (as before the lock existed)
-        print(f"{folder}: the same command is running ({_holder_text(path)}); waiting for it to finish",
+        # the identical command (or one writing the same shared content) is running: wait for it, then find its
+        # work done (as before the lock existed)
+        print(f"{folder}: {'another command writes it' if wait else 'the same command is running'} ({_holder_text(path)}); waiting for it to finish",
               file=sys.stderr, flush=True)
         fcntl.flock(fd, fcntl.LOCK_EX)
     token = secrets.token_hex(16)
     info = {"pid": os.getpid(), "host": socket.gethostname(), "token": token,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": _command_line()}
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": _command_line(), "shared": shared}
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
     return FolderHold(folder, token, owner=True, fd=fd)
@@ -167,13 +188,16 @@ def _command_line() -> str:
 
 
 @contextmanager
-def hold_folder(folder: str | Path, token: str | None = None) -> Iterator[FolderHold]:
+def hold_folder(folder: str | Path, token: str | None = None, shared: dict | None = None) -> Iterator[FolderHold]:
     """Hold ``folder`` for writing for the duration of the block (module docstring).
 
     Parameters
     ----------
     folder : the folder (created if missing).
     token : the :attr:`FolderHold.token` of the process that holds it, for a process working on its behalf.
+    shared : what the folder will hold, when that is the same whoever writes it (the datasets of one preset
+        and seed, shared by several runs): a command holding it for the same ``shared`` is waited for instead
+        of refused, and the waiting command then finds the files written.
 
     Raises
     ------
@@ -187,7 +211,7 @@ def hold_folder(folder: str | Path, token: str | None = None) -> Iterator[Folder
     if hold is not None:
         hold.depth += 1
     else:
-        hold = _HELD[key] = _acquire(Path(folder), token)
+        hold = _HELD[key] = _acquire(Path(folder), token, shared)
     try:
         yield hold
     finally:

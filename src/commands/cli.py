@@ -21,6 +21,7 @@ from ..nets.training_recipe import MAX_SEED, check_seed
 from ..ood.batchnorm_study import add_precise_bn_parser
 from ..ood.thermometer_experiment import add_thermometer_parser
 from .population_cli import add_population_parser
+from .record_files import add_record_files_parser
 from .reproduce import add_reproduce_parser
 from .training_cli import add_train_parser
 
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_precise_bn_parser(subparsers)
     add_thermometer_parser(subparsers)
     add_gallery_parser(subparsers)
+    add_record_files_parser(subparsers)
     for command in subparsers.choices.values():
         for action in command._actions:
             if action.dest in ("seed", "data_seed"):
@@ -94,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with allow_shipped_writes(args.allow_shipped):
             return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # OSError: a failed write (full disk...), named by the writer
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..base.file_records import is_recorded, read_record
 from ..base.io_utils import load_json_object
 from ..base.presets import PRESET_NAMES, get_preset
+from ..nets.model_folders import check_undamaged
 from ..nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 from ..nets.training_utils import load_config, model_dir_name
 from ..ood.generalization import GeneralizationGrid
@@ -22,7 +24,7 @@ from ..ood.generalization_metrics import (
 )
 from ..ood.model_evaluation import METRICS_FILE, WEIGHT_FILES, evaluate_model_dirs, is_evaluated
 from ..ood.population import default_population_dir, parse_model_indices, record_evaluation, run_population
-from ..ood.population_tables import MANIFEST_FIELDS, MANIFEST_FILE, is_trained
+from ..ood.population_tables import MANIFEST_FIELDS, MANIFEST_FILE, is_trained, load_population
 
 
 def add_population_parser(subparsers) -> None:
@@ -108,12 +110,33 @@ def _run_population_cli(args: argparse.Namespace) -> int:
     return 0
 
 
+def _population_manifest(run: Path) -> dict | None:
+    """The manifest of a population folder, verified (the folder must be recorded and, once its record lists
+    a manifest, hold it); None for a plain run folder. A manifest cannot be redone (it holds the history of
+    the population's runs), so one that does not verify is refused."""
+    path = run / MANIFEST_FILE
+    if not path.is_file() and not (is_recorded(run) and MANIFEST_FILE in read_record(run)["files"]):
+        return None
+    read_record(run)
+    return load_json_object(path, MANIFEST_FIELDS)
+
+
+def _stats_agree(run: Path) -> bool:
+    """Whether the run's ``stats.csv`` verifies and summarizes its model folders (else it is rewritten)."""
+    try:
+        load_population(run)
+    except (ValueError, FileNotFoundError):
+        return False
+    return True
+
+
 def _run_evaluate_cli(args: argparse.Namespace) -> int:
     started = time.time()
     run = args.run
     if not run.is_dir():
         raise FileNotFoundError(f"{run}: run folder not found")
     folders = [d for d in run.glob("model_*") if d.name[len("model_"):].isdigit()]
+    check_undamaged(sorted(folders))  # a damaged model is refused, never silently left out
     trained = sorted(d for d in folders if is_trained(d))
     if args.models is None:
         dirs = trained
@@ -122,6 +145,8 @@ def _run_evaluate_cli(args: argparse.Namespace) -> int:
     else:
         size = 1 + max((int(d.name[len("model_"):]) for d in folders), default=-1)
         dirs = [run / model_dir_name(i) for i in parse_model_indices(args.models, max(size, 1))]
+    manifest_path = run / MANIFEST_FILE
+    manifest = _population_manifest(run)  # before any work: a population whose manifest does not verify is refused
     preset = args.preset if args.preset is not None else load_config(dirs[0])["preset"]
     grid = GeneralizationGrid.from_preset(preset, args.seed)
     if args.replace_evaluations:  # every evaluated model follows: the folder keeps results of one grid
@@ -131,11 +156,9 @@ def _run_evaluate_cli(args: argparse.Namespace) -> int:
         dirs, grid, which=args.which, cut=_cut(args), device=args.device,
         inference_threads=args.threads, progress=not args.quiet, replace=args.replace_evaluations,
     )
-    manifest_path = run / MANIFEST_FILE
-    if manifest_path.is_file():
-        manifest = load_json_object(manifest_path, MANIFEST_FIELDS)
+    if manifest is not None:
         described = (manifest["grid"], manifest.get("evaluated_weights"), GeneralizationCut.stored_in(manifest))
-        if stale or described != (grid.to_dict(), WEIGHT_FILES[args.which], _cut(args)):
+        if stale or described != (grid.to_dict(), WEIGHT_FILES[args.which], _cut(args)) or not _stats_agree(run):
             entry = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)), "command": "evaluate",
                      "models_done_now": [int(d.name[len("model_"):]) for d in stale],
                      "wall_time_s": round(time.time() - started, 3), "host": socket.gethostname()}

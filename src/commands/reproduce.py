@@ -1,8 +1,9 @@
 """``make reproduce``: the whole pipeline of a preset, headless, step by step, with a report.
 
 Steps run in order; each writes its outputs and a stamp (``report/steps/<step>.json`` with the preset,
-seed, outputs, wall time and key numbers). A step whose stamp matches the preset and seed and whose
-outputs all exist is skipped, so an interrupted run resumes where it stopped (``--force`` redoes all).
+seed, outputs with their hashes, wall time and key numbers; recorded in the folder's ``files.json``). A step whose
+stamp verifies and matches the preset and seed, whose outputs are what it recorded and whose kept results
+verify (the datasets, the population against its model folders) is skipped, so an interrupted run resumes where it stopped (``--force`` redoes all).
 A failing step stops the run with its name and a hint of what to do. At the end ``report/report.md`` (and
 the same as one self-contained ``report/report.html``) tells what was run, the key numbers beside the
 paper's, the findings, the figures in the paper's order with captions (:mod:`src.figures.figure_catalog`), the time
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..base.file_records import folder_problems, open_folder, problem, sha256_bytes
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from ..base.paths import DEMO_DIR, POPULATION_DIR, REPO_ROOT, datasets_dir
 from ..base.presets import PRESET_NAMES, Preset, get_preset
@@ -114,6 +116,7 @@ class Step:
     outputs: Callable[[Context], list[Path]]
     hint: str
     key_numbers: dict = field(default_factory=dict)
+    verify: Callable[[Context], None] | None = None  # raises if what a skip would keep does not verify
 
 
 NOTEBOOK_FIGURES = {
@@ -185,7 +188,15 @@ def _data_step() -> Step:
     def outputs(ctx: Context) -> list[Path]:
         return [ctx.data_dir / "datasets.json"]
 
-    return Step("data", run, outputs, "run `python -m src data --preset <preset>` to see the error in full")
+    def verify(ctx: Context) -> None:
+        from ..physics.datasets import dataset_specs
+
+        for spec in dataset_specs(ctx.preset):
+            found = problem(ctx.data_dir / spec.filename)
+            if found is not None:
+                raise ValueError(found)
+
+    return Step("data", run, outputs, "run `python -m src data --preset <preset>` to see the error in full", verify=verify)
 
 
 def _population_step() -> Step:
@@ -210,8 +221,18 @@ def _population_step() -> Step:
     def outputs(ctx: Context) -> list[Path]:
         return [ctx.population_dir / "stats.csv"]
 
+    def verify(ctx: Context) -> None:
+        from ..ood.population_tables import check_phase_diagrams, load_population
+
+        check_phase_diagrams(load_population(ctx.population_dir))  # its files, stats.csv against the model folders
+        for folder in (ctx.population_dir, *sorted(ctx.population_dir.glob("model_*"))):
+            problems = folder_problems(folder)  # every file of every model, as recorded
+            if problems:
+                raise ValueError(problems[0])
+
     return Step("population (train + OOD evaluation)", run, outputs,
-                "run `python -m src population --preset <preset>` to see the error; it resumes where it stopped")
+                "run `python -m src population --preset <preset>` to see the error; it resumes where it stopped",
+                verify=verify)
 
 
 def _highlight_step() -> Step:
@@ -264,16 +285,40 @@ def _stamp_path(ctx: Context, step: Step) -> Path:
     return ctx.report_dir / "steps" / f"{step.name.replace(' ', '_')}.json"
 
 
+def _output_digest(path: Path) -> str | None:
+    """SHA-256 of an output file; of a folder, over its files' relative paths and hashes; None if missing."""
+    if path.is_file():
+        return sha256_bytes(path.read_bytes())
+    if not path.is_dir():
+        return None
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != ".run.lock")
+    return sha256_bytes("".join(f"{p.relative_to(path)}:{sha256_bytes(p.read_bytes())}\n" for p in files).encode())
+
+
 def _is_up_to_date(ctx: Context, step: Step) -> bool:
+    """The step's stamp verifies (:mod:`src.base.file_records`), is of this preset and seed, every output is
+    what the stamp recorded (its hash), and what the step would keep verifies (``step.verify``)."""
     path = _stamp_path(ctx, step)
-    if not path.is_file():
+    if problem(path) is not None:
         return False
     try:
         stamp = load_json(path)
     except ValueError:
         return False
     same_run = stamp.get("preset") == ctx.preset.name and stamp.get("seed") == ctx.seed
-    return same_run and all(p.exists() for p in step.outputs(ctx))
+    recorded = stamp.get("output_sha256", {})
+    names = [s.name for s in pipeline_steps()]
+    later = {str(p) for s in pipeline_steps()[names.index(step.name) + 1:] for p in s.outputs(ctx)} \
+        if step.name in names else set()  # outputs a later step rewrites (a figure) are only required to exist
+    if not same_run or not all(p.exists() for p in step.outputs(ctx)) or any(
+            recorded.get(str(p)) != _output_digest(p) for p in step.outputs(ctx) if str(p) not in later):
+        return False
+    try:
+        if step.verify is not None:
+            step.verify(ctx)
+    except (ValueError, FileNotFoundError):
+        return False
+    return True
 
 
 class StepFailed(RuntimeError):
@@ -307,7 +352,9 @@ def run_pipeline(preset: str | Preset, seed: int = 0, out_dir: Path = DEMO_DIR, 
             "numbers": numbers,
             "outputs": [str(p.relative_to(ctx.out_dir)) if p.is_relative_to(ctx.out_dir) else str(p)
                         for p in step.outputs(ctx)],
+            "output_sha256": {str(p): _output_digest(p) for p in step.outputs(ctx)},
         }
+        open_folder(_stamp_path(ctx, step).parent, {"kind": "stamps"})
         save_json(_stamp_path(ctx, step), stamp)
         records.append({**stamp, "skipped": False})
     return write_report(ctx, records)

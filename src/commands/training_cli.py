@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..base.file_records import verified_bytes
 from ..base.paths import datasets_dir
 from ..base.presets import PRESET_NAMES, get_preset
 from ..base.run_folders import hold_folder
@@ -68,7 +69,6 @@ def _run_train(args: argparse.Namespace) -> int:
             n_workers=args.workers,
             recipe=args.recipe,
         )
-    with open(Path(out) / "summary.csv") as fh:
-        sys.stdout.write(fh.read())
+    sys.stdout.write(verified_bytes(Path(out) / "summary.csv", required=True).decode())
     print(f"wrote {len(folders)} model folders and {Path(out) / 'summary.csv'}")
     return 0

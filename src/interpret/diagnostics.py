@@ -64,8 +64,10 @@ from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from ..base.file_records import read_record
 from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
 from ..base.run_folders import hold_folder
+from ..nets.model_folders import check_undamaged, is_complete
 from ..nets.training_utils import load_model, model_dir_name, training_outcome
 from ..physics.datasets import load_split
 from ..physics.interventions import PROBES, mid_gap_columns, probe_responses
@@ -306,7 +308,8 @@ def diagnose_population(
     """
     population_dir = Path(population_dir)
     if model_indices is None:
-        dirs = sorted(d for d in population_dir.glob("model_*") if (d / "weights.pt").is_file())
+        check_undamaged(sorted(population_dir.glob("model_*")))  # a damaged model is refused, not left out
+        dirs = sorted(d for d in population_dir.glob("model_*") if is_complete(d))
     else:
         dirs = [population_dir / model_dir_name(int(i)) for i in model_indices]
     if not dirs:
@@ -333,9 +336,24 @@ def diagnose_population(
 
 
 def load_diagnostics(population_dir: str | Path) -> pd.DataFrame:
-    """``diagnostics.csv`` of a population; ``ValueError`` if its header is not :data:`COLUMNS`."""
-    return load_documented_table(Path(population_dir) / DIAGNOSTICS_FILE, COLUMNS,
-                                 f"python -m src diagnose --population {population_dir}")
+    """``diagnostics.csv`` of a population, verified against the folder's record and against the model folders
+    it summarizes (each row's model trained there, its training columns equal to the folder's records);
+    ``ValueError`` in one line naming the file if not, or if its header is not :data:`COLUMNS`."""
+    population_dir = Path(population_dir)
+    path = population_dir / DIAGNOSTICS_FILE
+    command = f"python -m src diagnose --population {population_dir}"
+    if path.is_file():
+        read_record(population_dir)
+    table = load_documented_table(path, COLUMNS, command)
+    for _, row in table.iterrows():
+        index = int(row["model_index"])
+        outcome = training_outcome(population_dir / model_dir_name(index))
+        wrong = [name for name in TRAINING_COLUMNS
+                 if not np.isclose(float(row[name]), float(outcome[name]), rtol=1e-12, atol=0.0, equal_nan=True)]
+        if wrong:
+            raise ValueError(f"{path}: model {index}: {wrong[0]} = {row[wrong[0]]!r} in the table, {outcome[wrong[0]]!r} "
+                             f"in its model folder; rerun `{command}` to rewrite the table")
+    return table
 
 
 # ----------------------------------------------------------------------------------------------
@@ -365,6 +383,7 @@ def _run_diagnose(args: argparse.Namespace) -> int:
     manifest_path = args.population / MANIFEST_FILE
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path}: not a population folder (no manifest.json)")
+    read_record(args.population)
     manifest = load_json(manifest_path)
     indices = None if args.models is None else parse_model_indices(args.models, get_preset(manifest["preset"]).n_models)
     data_dir = args.data_dir or Path(manifest["data_dir"])

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..base.file_records import folder_problems, open_folder
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from ..base.paths import RUNS_DIR
 from ..base.run_folders import hold_folder
@@ -233,6 +234,9 @@ def write_highlighted(
         source = Path(model_dirs[choice.model_index])
         if not (source / MODEL_WEIGHTS_FILE).is_file():
             raise FileNotFoundError(f"{source / MODEL_WEIGHTS_FILE}: no such file (model {choice.model_index})")
+        problems = folder_problems(source)  # every file copied verifies against the source's record (copied too)
+        if problems:
+            raise ValueError(problems[0])
         staging = out_dir / f".{category}.tmp"
         if staging.exists():
             shutil.rmtree(staging)
@@ -341,6 +345,7 @@ def highlight_models(
     if missing:
         raise ValueError(f"metrics table lacks columns {missing}; has {list(metrics.columns)}")
     with hold_folder(out_dir):  # before the CAM scores: a busy, unwritable or shipped folder fails at once
+        open_folder(out_dir, {"kind": "highlighted"})
         return _highlight_models(metrics, model_dirs, data_dir, Path(out_dir), rule, columns, region, batch_size,
                                  progress, source)
 

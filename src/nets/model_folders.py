@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ..base.file_records import check_bytes, open_folder, problem, read_record, verified_bytes
 from ..base.io_utils import atomic_write_bytes, load_json_object
 from ..base.run_folders import hold_folder
 from .architecture import CNN_SSH, build_model
@@ -55,14 +56,61 @@ def model_dir_name(index: int) -> str:
     return f"model_{index:03d}"
 
 
+def model_identity(config: dict) -> dict:
+    """The identity a model folder is recorded with (:mod:`src.base.file_records`): kind, preset, run seed, index."""
+    return {"kind": "model", "preset": config["preset"], "seed": config["base_seed"], "index": config["index"]}
+
+
+def open_model_folder(model_dir: str | Path, config: dict) -> Path:
+    """Declare ``model_dir`` a recorded model folder of ``config``'s model before anything is written there."""
+    return open_folder(model_dir, model_identity(config))
+
+
+def check_recorded(model_dir: str | Path) -> None:
+    """``UnverifiedFile`` (a ``ValueError``, one line) if a model folder has no readable record of its files."""
+    read_record(model_dir)
+
+
 def is_complete(model_dir: str | Path) -> bool:
-    """Whether ``model_dir`` holds a finished model: every file of ``RESULT_FILES`` present.
+    """Whether ``model_dir`` holds a finished model: every file of ``RESULT_FILES`` present and equal to the
+    folder's record (:func:`src.base.file_records.problem`); anything else is redone.
 
     ``config.json`` is written last, so a model interrupted while its final files were written is not
     complete (and is finished from its checkpoint on the next run).
     """
     model_dir = Path(model_dir)
-    return all((model_dir / name).is_file() for name in RESULT_FILES)
+    return all(problem(model_dir / name) is None for name in RESULT_FILES)
+
+
+def damage(model_dir: str | Path) -> str | None:
+    """Why a model folder that holds results is not complete (a result file missing, changed or unrecorded), or
+    None for a complete folder, one still training (a verified ``checkpoint.pt``) or one without results yet.
+    Tables over a run refuse a damaged folder instead of leaving it out."""
+    model_dir = Path(model_dir)
+    if is_complete(model_dir) or problem(model_dir / CHECKPOINT) is None:
+        return None
+    try:
+        listed = set(read_record(model_dir)["files"]) if (model_dir / "files.json").is_file() else set()
+    except ValueError:
+        listed = set(RESULT_FILES)  # an unreadable record: whatever is there cannot be trusted
+    if not any((model_dir / name).is_file() or name in listed for name in RESULT_FILES):
+        return None  # nothing trained there yet (a model that failed before its first finite epoch)
+    return next(p for p in (problem(model_dir / name) for name in RESULT_FILES) if p is not None)
+
+
+def check_undamaged(model_dirs) -> None:
+    """``ValueError`` (one line) naming the first damaged folder's problem (:func:`damage`) among ``model_dirs``."""
+    for model_dir in model_dirs:
+        found = damage(model_dir)
+        if found is not None:
+            raise ValueError(f"{found} (a damaged model folder: rerun the command that trained it to redo it)")
+
+
+def check_complete(model_dir: str | Path) -> None:
+    """``FileNotFoundError`` or a one-line ``ValueError`` naming the first file of ``RESULT_FILES`` that is missing
+    or does not verify (:func:`is_complete` as a check that says why)."""
+    for name in RESULT_FILES:
+        verified_bytes(Path(model_dir) / name, required=True)
 
 
 def save_torch(path: Path, obj) -> None:
@@ -72,13 +120,21 @@ def save_torch(path: Path, obj) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_torch(path: Path, map_location="cpu"):
+def load_torch(path: Path, map_location="cpu", verify: bool = True):
+    """``torch.load(weights_only=True)`` of a file, then checked against its folder's record, which the folder
+    must have (``verify=False``: the caller checks it after its own checks of the content);
+    ``FileNotFoundError`` or a one-line ``ValueError`` naming the file."""
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
+    raw = path.read_bytes()
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        loaded = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
         raise ValueError(f"{path}: not a readable weights-only PyTorch file ({type(exc).__name__}: {exc})") from exc
+    if verify:
+        check_bytes(path, raw, required=True)
+    return loaded
 
 
 def load_model(model_dir: str | Path, which: str = "last", device: str | torch.device = "cpu") -> CNN_SSH:
@@ -96,7 +152,7 @@ def load_model(model_dir: str | Path, which: str = "last", device: str | torch.d
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: model folder not found")
     path = model_dir / files[which]
-    state = load_torch(path)
+    state = load_torch(path, verify=False)  # the content first, so that a broken file is named for what is wrong
     if not isinstance(state, dict) or "cnn_layers_1.0.weight" not in state:
         raise ValueError(f"{path}: not a CNN_SSH state_dict")
     levels = int(state["cnn_layers_1.0.weight"].shape[1])
@@ -106,6 +162,7 @@ def load_model(model_dir: str | Path, which: str = "last", device: str | torch.d
     except RuntimeError as exc:
         raise ValueError(f"{path}: weights do not fit CNN_SSH ({exc})") from exc
     check_finite_state(path, state)
+    verified_bytes(path, required=True)  # then the record
     return model.to(device).eval()
 
 
@@ -120,12 +177,16 @@ def check_finite_state(path: str | Path, state: dict) -> None:
 
 def load_history(model_dir: str | Path) -> dict:
     """``history.json`` of a model folder (per-epoch lists ``train_loss`` ... and run summary)."""
-    return load_json_object(Path(model_dir) / "history.json", HISTORY_FIELDS)
+    history = load_json_object(Path(model_dir) / "history.json", HISTORY_FIELDS)
+    check_recorded(model_dir)
+    return history
 
 
 def load_config(model_dir: str | Path) -> dict:
     """``config.json`` of a model folder, its fields checked (:data:`CONFIG_FIELDS`)."""
-    return load_json_object(Path(model_dir) / "config.json", CONFIG_FIELDS)
+    config = load_json_object(Path(model_dir) / "config.json", CONFIG_FIELDS)
+    check_recorded(model_dir)
+    return config
 
 
 def plot_training_curves(history: dict, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
@@ -151,7 +212,7 @@ def plot_training_curves(history: dict, axes: Sequence[plt.Axes] | None = None) 
 def training_outcome(model_dir: str | Path) -> dict:
     """Scalars of a finished model's training: epochs, final/best losses and accuracies, test accuracy."""
     model_dir = Path(model_dir)
-    history = load_history(model_dir)
+    history = load_history(model_dir)  # checks the folder has a record
     report = load_json_object(model_dir / "test_report.json", {"accuracy": float})
     return {
         "epochs_run": int(history["epochs_run"]),
@@ -174,6 +235,7 @@ def write_summary(out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     with hold_folder(out_dir):
         rows = []
+        check_undamaged(sorted(out_dir.glob("model_*")))
         for directory in sorted(out_dir.glob("model_*")):
             if not is_complete(directory):
                 continue

@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import shutil
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..base.io_utils import load_json, save_json
+from ..base.file_records import problem, verified_bytes
+from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from .architecture import CNN_SSH
 from .data_loaders import TensorSplit, evaluation_batches
+from .model_folders import open_model_folder
 from .training_utils import RESULT_FILES, is_complete, load_config, load_model, save_torch
 
 CALIBRATION_FILE = "batchnorm_calibration.json"
@@ -81,19 +82,20 @@ def write_recalibrated_copy(model_dir: str | Path, out_dir: str | Path, training
     already there for the same source weights is kept.
     """
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    if not is_complete(model_dir):
-        raise FileNotFoundError(f"{model_dir}: not a finished model folder (weights, history, config)")
-    source_sha256 = hashlib.sha256((model_dir / "weights.pt").read_bytes()).hexdigest()
+    if not is_complete(model_dir):  # every source file present and verified against the source folder's record
+        found = next(problem(model_dir / name) for name in RESULT_FILES if problem(model_dir / name) is not None)
+        raise FileNotFoundError(f"{model_dir}: not a finished model folder (weights, history, config): {found}")
+    source_sha256 = hashlib.sha256(verified_bytes(model_dir / "weights.pt", required=True)).hexdigest()
     record = out_dir / CALIBRATION_FILE
-    if is_complete(out_dir) and record.is_file() and load_json(record).get("source_weights_sha256") == source_sha256:
+    if is_complete(out_dir) and problem(record) is None and load_json(record).get("source_weights_sha256") == source_sha256:
         return out_dir
     config = load_config(model_dir)
     model = recalibrate_batchnorm(load_model(model_dir), training, config.get("thermometer_levels"),
                                   int(config["recipe"]["batch_size"]))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    open_model_folder(out_dir, config)
     for name in RESULT_FILES:
         if name != "weights.pt":
-            shutil.copy2(model_dir / name, out_dir / name)
+            atomic_write_bytes(out_dir / name, verified_bytes(model_dir / name, required=True))
     save_torch(out_dir / "weights.pt", model.state_dict())
     save_json(record, {"source": str(model_dir), "source_weights_sha256": source_sha256, "n_samples": len(training),
                        "method": "precise BN: cumulative average of per-batch statistics, dropout off"})

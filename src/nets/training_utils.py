@@ -19,6 +19,8 @@ on CUDA all models as one grouped network on the device. Every model gets its ow
         test_report.json    clean in-distribution test set, last weights (src.nets.metrics.report_dict)
         training_curve.pdf/.png
         checkpoint.pt       only while training: resume state (model, momentum, dropout RNG, history)
+        files.json          SHA-256 and identity of each file above (src.base.file_records): a file that
+                            does not verify is not done; a model that cannot resume restarts from its seed
 
 and ``out_dir/summary.csv`` has one row per completed model. ``out_dir/run.json`` fixes the run's identity
 (preset, seed, recipe, data fingerprint) when the folder is first written, and a run holds the folder
@@ -45,10 +47,11 @@ from tqdm.auto import tqdm
 
 from ..base.device import select_device
 from ..base.figure_files import save_figure
+from ..base.file_records import RECORD_FILE, open_folder, problem, remove
 from ..base.io_utils import save_json
 from ..base.paths import RUNS_DIR
 from ..base.presets import Preset, get_preset
-from ..base.run_folders import check_identity, hold_folder
+from ..base.run_folders import IDENTITY_FILE, check_identity, hold_folder
 from .data_loaders import TrainingData, batch_slices, fixed_order, training_batch
 from .ensemble_training import (
     ENGINES,
@@ -71,6 +74,7 @@ from .model_folders import (
     load_model,
     load_torch,
     model_dir_name,
+    open_model_folder,
     plot_training_curves,
     save_torch,
     training_outcome,
@@ -101,7 +105,7 @@ from .training_recipe import (
 __all__ = [
     "CHECKPOINT", "FINAL_FILES", "HISTORY_KEYS", "RESULT_FILES", "SEED_STRIDE", "SUMMARY_COLUMNS", "RunSettings", "TrainingFailed",
     "available_cpus", "data_fingerprint", "default_run_dir", "is_complete", "load_config", "load_history", "load_model",
-    "model_dir_name", "model_seed", "plot_training_curves", "save_torch", "should_stop", "train_models",
+    "model_dir_name", "model_seed", "plot_training_curves", "run_identity", "save_torch", "should_stop", "train_models",
     "training_outcome", "tune_malloc", "warmup_epochs", "write_summary",
 ]
 
@@ -175,15 +179,25 @@ def _open_slot(settings: RunSettings, index: int, data: TrainingData, device: to
         order_key=order_seed if not settings.shared_order else -1,
         noise_seed=order_seed,
     )
-    path = directory / CHECKPOINT
-    if path.is_file():
-        saved = _read_checkpoint(path, "cpu")  # generator states must stay CPU tensors; restore() moves the rest
+    saved = _usable_checkpoint(directory, "cpu")  # generator states must stay CPU tensors; restore() moves the rest
+    open_model_folder(directory, config)
+    if saved is not None:
         check_same_run(directory, saved["config"], config)
         slot.restore(saved)
+    else:  # the model restarts from its seed: whatever its folder held (results of other weights, a checkpoint
+        # that does not verify) goes
+        for path in directory.iterdir():
+            if path.is_file() and path.name not in (RECORD_FILE, ".run.lock"):
+                remove(path)
     return slot
 
 
-def _read_checkpoint(path: Path, device) -> dict:
+def _usable_checkpoint(directory: Path, device) -> dict | None:
+    """The model's checkpoint if there is one that verifies against the folder's record, else None (the
+    model then restarts from its seed: on CPU the same result as a clean run)."""
+    path = directory / CHECKPOINT
+    if problem(path) is not None:
+        return None
     saved = load_torch(path, map_location=device)
     if not isinstance(saved, dict) or saved.get("format") != 1 or "config" not in saved:
         raise ValueError(f"{path}: not a checkpoint of this trainer; delete it to restart that model")
@@ -211,7 +225,7 @@ def _finish(slot: _Slot, settings: RunSettings, data: TrainingData) -> None:
     fig.suptitle(f"{directory.name} (seed {slot.config['model_seed']})", fontsize=10, y=1.03)
     save_figure(fig, "training_curve", directory)
     save_json(directory / "config.json", slot.config)
-    (directory / CHECKPOINT).unlink(missing_ok=True)
+    remove(directory / CHECKPOINT)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -431,7 +445,8 @@ def train_models(
     out_dir = Path(out_dir)
     data_dir = Path(data_dir)
     folders = [out_dir / model_dir_name(index) for index in indices]
-    writes = not all(is_complete(d) for d in folders) or not (out_dir / "summary.csv").is_file()
+    writes = (not all(is_complete(d) for d in folders) or problem(out_dir / "summary.csv") is not None
+              or problem(out_dir / IDENTITY_FILE) is not None)  # a missing run.json is written again
     # a writer holds the folder before any work (busy, unwritable and shipped folders fail here); a run
     # that is already complete is only read
     with hold_folder(out_dir) if writes else nullcontext() as hold:
@@ -450,7 +465,10 @@ def train_models(
             data_sha256=data_fingerprint(data),
             recipe_name=recipe,
         )
-        check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=writes)
+        check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=False)
+        if writes:  # then run.json, and every file the run writes, enters the folder's record
+            open_folder(out_dir, run_identity(preset.name, base_seed))
+            check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=True)
         pending = []
         for index in indices:
             directory = out_dir / model_dir_name(index)
@@ -458,8 +476,9 @@ def train_models(
             if is_complete(directory):
                 check_same_run(directory, load_config(directory), expected)
                 continue
-            if (directory / CHECKPOINT).is_file():  # fail here, before any worker starts
-                check_same_run(directory, _read_checkpoint(directory / CHECKPOINT, "cpu")["config"], expected)
+            saved = _usable_checkpoint(directory, "cpu")
+            if saved is not None:  # fail here, before any worker starts
+                check_same_run(directory, saved["config"], expected)
             pending.append(index)
         failures: list[str] = []
         if pending:
@@ -482,6 +501,11 @@ def train_models(
         raise TrainingFailed(f"{len(failures)} of {len(pending)} models failed: {'; '.join(failures)}. The others "
                              "finished; a rerun resumes the failed ones from their last finite epoch")
     return folders
+
+
+def run_identity(preset: str, seed: int) -> dict:
+    """The identity a run or population folder is recorded with (:mod:`src.base.file_records`)."""
+    return {"kind": "run", "preset": preset, "seed": int(seed)}
 
 
 def default_run_dir(preset: str, seed: int, thermometer_levels: int | None = None) -> Path:

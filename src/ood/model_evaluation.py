@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 from collections.abc import Iterable
 from contextlib import nullcontext
@@ -20,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..base.file_records import problem, remove
 from ..base.io_utils import load_json, load_json_object, load_npz, save_json, save_npz
 from ..base.run_folders import hold_folders
 from ..nets.metrics import METRIC_NAMES
-from ..nets.model_folders import load_model
+from ..nets.model_folders import check_recorded, load_model
 from .generalization import (
     CNNEnsemble,
     GeneralizationGrid,
@@ -82,9 +82,10 @@ def save_result(
         "n_cells": np.int64(grid.n_cells),
         **{f"set_{name}": values.astype(np.float32) for name, values in result.set_metrics.items()},
     }
-    save_npz(model_dir / PHASE_DIAGRAM_FILE, arrays)
+    identity = {"grid": grid.to_dict(), **({"weights": provenance["weights"]} if provenance and "weights" in provenance else {})}
+    save_npz(model_dir / PHASE_DIAGRAM_FILE, arrays, identity=identity)
     summary = {**result.summary(cut), **(provenance or {})}
-    save_json(model_dir / METRICS_FILE, summary)
+    save_json(model_dir / METRICS_FILE, summary, identity=identity)
     return summary
 
 
@@ -106,7 +107,7 @@ def load_result(model_dir: str | Path) -> GeneralizationResult:
             v_max=float(v[-1]), seed=int(data["seed"]), n_cells=int(data["n_cells"]),
         )
         R = grid.n_realizations
-        return GeneralizationResult(
+        result = GeneralizationResult(
             grid=grid,
             predicted_counts=np.rint(np.asarray(data["predicted"], dtype=np.float64) * R).astype(np.int64),
             target_counts=np.rint(np.asarray(data["target"], dtype=np.float64) * R).astype(np.int64),
@@ -114,6 +115,8 @@ def load_result(model_dir: str | Path) -> GeneralizationResult:
         )
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+    check_recorded(model_dir)  # after the content: a model folder must have a record of its files
+    return result
 
 
 def load_metrics(model_dir: str | Path) -> dict:
@@ -124,6 +127,7 @@ def load_metrics(model_dir: str | Path) -> dict:
     """
     model_dir = Path(model_dir)
     metrics = load_json_object(model_dir / METRICS_FILE, METRICS_FIELDS)
+    check_recorded(model_dir)
     if "mae" not in metrics:
         result = load_result(model_dir)
         metrics["mae"] = diagram_mae(result.predicted, result.target)
@@ -134,9 +138,12 @@ def load_metrics(model_dir: str | Path) -> dict:
 
 
 def is_evaluated(model_dir: str | Path, grid: GeneralizationGrid, which: str = "last") -> bool:
-    """Whether ``model_dir`` holds an evaluation on ``grid`` of its current ``which`` weights."""
+    """Whether ``model_dir`` holds an evaluation on ``grid`` of its current ``which`` weights, every file of it
+    equal to the folder's record (anything else is evaluated again)."""
     model_dir = Path(model_dir)
-    if not (model_dir / PHASE_DIAGRAM_FILE).is_file():
+    expected = {"grid": grid.to_dict(), "weights": which}
+    if any(problem(model_dir / name, expected) for name in (PHASE_DIAGRAM_FILE, METRICS_FILE)) or problem(
+            weights_path(model_dir, which)):
         return False
     try:
         metrics = load_metrics(model_dir)
@@ -159,7 +166,7 @@ def _check_model_dir(model_dir: Path, which: str) -> None:
 
 def _load_partial(model_dir: Path, grid: GeneralizationGrid, which: str, sha: str) -> dict | None:
     path = model_dir / PARTIAL_FILE
-    if not path.is_file():
+    if problem(path) is not None:
         return None
     try:
         data = load_npz(path, required=("grid", "weights", "weights_sha256", "rows_done"))
@@ -237,8 +244,9 @@ def evaluate_model_dirs(
 
 
 def _check_same_evaluation(model_dir: Path, grid: GeneralizationGrid, which: str) -> None:
-    """``ValueError`` if ``model_dir`` holds an evaluation on another grid or of other weights."""
-    if not (model_dir / METRICS_FILE).is_file():
+    """``ValueError`` if ``model_dir`` holds an evaluation on another grid or of other weights (a file that does
+    not verify against the folder's record is no evaluation: it is redone)."""
+    if problem(model_dir / METRICS_FILE) is not None:
         return
     stored = load_metrics(model_dir)
     if stored["grid"] != grid.to_dict() or stored.get("weights", which) != which:
@@ -256,7 +264,7 @@ def _evaluate_model_dirs(model_dirs, grid, which, cut, device, engine, batch_siz
             stored = load_json(model_dir / METRICS_FILE)
             summary = recut(load_metrics(model_dir), cut)
             if summary != stored:
-                save_json(model_dir / METRICS_FILE, summary)
+                save_json(model_dir / METRICS_FILE, summary, identity={"grid": grid.to_dict(), "weights": which})
             summaries[position] = summary
         else:
             pending.append(position)
@@ -286,7 +294,5 @@ def _evaluate_model_dirs(model_dirs, grid, which, cut, device, engine, batch_siz
         for k, p in enumerate(pending):
             provenance = {"weights": which, "weights_sha256": hashes[p]}
             summaries[p] = save_result(accumulator.result(k), model_dirs[p], cut, provenance)
-            partial = model_dirs[p] / PARTIAL_FILE
-            if partial.exists():
-                os.unlink(partial)
+            remove(model_dirs[p] / PARTIAL_FILE)
     return [summaries[p] for p in range(len(model_dirs))]

@@ -12,6 +12,9 @@ models (:func:`src.nets.training_utils.train_models`, the paper's recipe, model 
     DIR/stats_columns.json    the same documentation, column name -> meaning
     DIR/manifest.json         preset, seeds, grid, package versions, git commit, and every invocation
                               (models, wall time, device, scheduler)
+    DIR/files.json, DIR/model_007/files.json
+                              SHA-256 and identity of every file of the folder (src.base.file_records); a
+                              model whose files do not verify is not finished and is redone
 
 The datasets (``data_dir``, by default ``00_demonstrations_data/datasets/<preset>``) are generated from
 ``seed`` when missing and are not part of the population folder.
@@ -54,6 +57,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..base.device import select_device
+from ..base.file_records import open_folder, remove
 from ..base.io_utils import load_json_object, save_json
 from ..base.paths import RUNS_DIR, datasets_dir
 from ..base.presets import Preset, get_preset
@@ -65,6 +69,7 @@ from ..nets.training_utils import (
     load_config,
     model_dir_name,
     model_seed,
+    run_identity,
     train_models,
     write_summary,
 )
@@ -254,7 +259,7 @@ def _run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
     if not settings.keep_figures:
         for model_dir in dirs:
             for name in FIGURE_FILES:
-                (model_dir / name).unlink(missing_ok=True)
+                remove(model_dir / name)
     return list(indices)
 
 
@@ -366,6 +371,7 @@ def run_population(
     out_dir = Path(out_dir)
     with hold_folder(out_dir) as hold:  # one writer; a busy, unwritable or shipped folder fails here
         _check_manifest(out_dir, preset.name, int(seed), recipe)
+        open_folder(out_dir, run_identity(preset.name, seed))
         data_dir = Path(data_dir) if data_dir is not None else datasets_dir(preset.name)
         settings = PopulationSettings(
             preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,

@@ -11,14 +11,17 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from ..base.file_records import problem, read_record
 from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json_object, save_json
 from ..base.run_folders import hold_folder
 from ..nets.metrics import METRIC_NAMES
+from ..nets.model_folders import check_undamaged
 from ..nets.training_utils import FINAL_FILES, load_config, load_history, model_dir_name, training_outcome
 from .generalization import GeneralizationResult
-from .generalization_metrics import GeneralizationCut
+from .generalization_metrics import GeneralizationCut, diagram_mae, diagram_rmse
 from .model_evaluation import load_metrics, load_result
 
 #: fields of manifest.json every reader relies on, with their JSON types
@@ -70,8 +73,9 @@ COLUMNS: dict[str, str] = {
 
 
 def is_trained(model_dir: str | Path) -> bool:
-    """Whether a model folder holds every final training file (the curve figures may be removed)."""
-    return all((Path(model_dir) / name).is_file() for name in TRAINED_FILES)
+    """Whether a model folder holds every final training file (the curve figures may be removed), each equal
+    to the folder's record (:func:`src.base.file_records.problem`); anything else is trained again."""
+    return all(problem(Path(model_dir) / name) is None for name in TRAINED_FILES)
 
 
 def model_row(model_dir: str | Path, cut: GeneralizationCut | None = None) -> dict:
@@ -102,10 +106,12 @@ def write_stats(out_dir: str | Path, cut: GeneralizationCut | None = None) -> Pa
     """
     out_dir = Path(out_dir)
     with hold_folder(out_dir):
+        check_undamaged(sorted(out_dir.glob("model_*")))
         rows = [
             model_row(d, cut)
             for d in sorted(out_dir.glob("model_*"))
-            if is_trained(d) and (d / "generalization_metrics.json").is_file()
+            # an evaluation file that does not verify is refused by model_row, never left out
+            if is_trained(d) and any((d / name).is_file() for name in ("generalization_metrics.json", "phase_diagram.npz"))
         ]
         table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("model_index")
         text = io.StringIO()
@@ -157,15 +163,68 @@ class Population:
 
 
 def load_population(folder: str | Path) -> Population:
-    """Load ``stats.csv``, its column documentation and the manifest of a population folder.
+    """Load ``stats.csv``, its column documentation and the manifest of a population folder, verified.
 
-    Raises ``FileNotFoundError`` (with the command that creates one) if the folder has no stats table and
-    ``ValueError`` if the table's header is not :data:`COLUMNS`.
+    Every file must equal the folder's record (:mod:`src.base.file_records`), and the table must agree with
+    the model folders it summarizes (:func:`check_stats`). Raises ``FileNotFoundError`` (with the command that
+    creates one) if the folder has no stats table and ``ValueError`` in one line naming the file otherwise.
     """
     folder = Path(folder)
-    stats = load_documented_table(folder / STATS_FILE, COLUMNS,
-                                  f"python -m src population --preset <preset> --seed 0 --out {folder}")
+    command = f"python -m src population --preset <preset> --seed <seed> --out {folder}"
+    if not (folder / STATS_FILE).is_file():
+        raise FileNotFoundError(f"{folder / STATS_FILE}: not found; make it with `{command}`")
+    stats = load_documented_table(folder / STATS_FILE, COLUMNS, command)  # verified if the folder is recorded
+    read_record(folder)  # and it must be
     columns = load_json_object(folder / STATS_COLUMNS_FILE, {})
     manifest = load_json_object(folder / MANIFEST_FILE, MANIFEST_FIELDS)
-    return Population(folder=folder, stats=stats, columns=columns, manifest=manifest)
+    population = Population(folder=folder, stats=stats, columns=columns, manifest=manifest)
+    check_stats(population)
+    return population
 
+
+def check_stats(population: Population) -> None:
+    """``ValueError`` naming ``stats.csv`` if it does not summarize the population's model folders: the models
+    evaluated there (a verified ``generalization_metrics.json``) must be its rows, each row equal to
+    :func:`model_row` of its folder (values written by pandas read back exactly; 1e-12 relative slack)."""
+    folder, stats = population.folder, population.stats
+    path = folder / STATS_FILE
+    evaluated = sorted(int(d.name[len("model_"):]) for d in folder.glob("model_*")
+                       if d.name[len("model_"):].isdigit() and problem(d / "generalization_metrics.json") is None)
+    listed = sorted(int(i) for i in stats["model_index"])
+    for index in sorted(set(listed) - set(evaluated)):  # name the model's file that fails
+        found = problem(folder / model_dir_name(index) / "generalization_metrics.json")
+        raise ValueError(f"{found}; {path} lists model {index}")
+    if listed != evaluated:
+        extra, missing = sorted(set(listed) - set(evaluated)), sorted(set(evaluated) - set(listed))
+        raise ValueError(f"{path}: does not list the models evaluated in {folder} (rows without a verified evaluation: "
+                         f"{extra}; evaluated models without a row: {missing}); rerun the population or evaluate command "
+                         "on the folder to rewrite it")
+    for _, row in stats.iterrows():
+        index = int(row["model_index"])
+        expected = model_row(folder / model_dir_name(index), population.cut)
+        for name, value in expected.items():
+            stored = row[name]
+            same = (bool(stored) == bool(value) if isinstance(value, (bool, np.bool_))
+                    else np.isclose(float(stored), float(value), rtol=1e-12, atol=0.0, equal_nan=True))
+            if not same:
+                raise ValueError(f"{path}: model {index}: {name} = {stored!r} in the table, {value!r} in its model folder; "
+                                 "rerun the population or evaluate command on the folder to rewrite the table")
+
+
+def check_phase_diagrams(population: Population) -> None:
+    """``ValueError`` naming the file if a model's phase diagram set does not agree with its metrics and the
+    population: each ``phase_diagram.npz`` on the manifest's grid, its MAE and RMSE (recomputed from the
+    diagrams) equal to those of ``generalization_metrics.json`` and of ``stats.csv``."""
+    grid = population.manifest["grid"]
+    stats = population.stats.set_index("model_index")
+    for index in population.indices:
+        model_dir = population.model_dir(index)
+        result, metrics = load_result(model_dir), load_metrics(model_dir)
+        path = model_dir / "phase_diagram.npz"
+        if result.grid.to_dict() != grid:
+            raise ValueError(f"{path}: grid {result.grid.to_dict()}, but the population's manifest has {grid}")
+        for name, value in (("mae", diagram_mae(result.predicted, result.target)),
+                            ("rmse", diagram_rmse(result.predicted, result.target))):
+            for source, stored in (("generalization_metrics.json", metrics[name]), (STATS_FILE, stats.loc[index, name])):
+                if not np.isclose(float(stored), value, rtol=1e-9, atol=1e-12):
+                    raise ValueError(f"{path}: its diagrams give {name} = {value!r}, but {source} holds {stored!r}")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..base.file_records import open_folder
 from ..base.io_utils import atomic_write_bytes, save_json
 from ..base.presets import Preset, get_preset
 from ..base.provenance import git_state
@@ -211,6 +212,7 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or datasets_dir(preset.name)
     out = args.out or RUNS_DIR / f"thermometer_{preset.name}_seed{args.seed}"
     with hold_folder(out):  # first: a busy, unwritable or shipped folder fails before any work
+        open_folder(out, {"kind": "results"})  # its tables and figures enter the folder's record of files
         write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
         table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet,
                                   real_valued_dir=args.real_valued_from, batchnorm=args.batchnorm)

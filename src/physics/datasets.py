@@ -3,8 +3,9 @@
 A preset's datasets live in one folder as ``<split>_W<W>.npz`` (e.g. ``training_W0.npz``,
 ``test_W0.15.npz``), each holding the arrays of :func:`src.physics.data_generation.generate_dataset`, its
 identity (split, W, seed, n_cells, preset) and a hash of its sample arrays, plus ``datasets.json``
-describing all of them (preset, seed, sizes, class balance). Every reader checks a file against what it
-expects (:func:`load_split`): its identity, finite values, and content equal to its hash.
+describing all of them (preset, seed, sizes, class balance); the folder's ``files.json`` records every file's
+hash (:mod:`src.base.file_records`). Every reader checks a file against what it expects (:func:`load_split`):
+the folder's record, its identity, finite values, and content equal to its hash.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..base.file_records import open_folder, problem, read_record, verified_bytes
 from ..base.io_utils import load_json_object, load_npz, save_json, save_npz
 from ..base.presets import Preset, get_preset
 from ..base.run_folders import hold_folder
@@ -81,7 +83,8 @@ def write_datasets(
     content (:data:`CONTENT_HASH` matches the arrays) are kept, so the run is resumable and cheap when
     nothing is missing; anything else, including files written before the identity fields existed, is
     regenerated (the same bytes: every draw comes from the seed). A folder that is up to date is only read;
-    otherwise it is held (:func:`src.base.run_folders.hold_folder`) while it is written.
+    otherwise it is held (:func:`src.base.run_folders.hold_folder`) while it is written, and a second command
+    that needs it meanwhile waits and then finds the files written (each file is written once).
     ``on_dataset(done, total, spec)`` is called before each dataset is checked or generated (a progress
     report for interfaces without a console, e.g. notebook widgets).
     """
@@ -93,7 +96,9 @@ def write_datasets(
         out_dir, preset, seed
     ):
         return manifest_path
-    with hold_folder(out_dir):
+    identity = {"kind": "datasets", "preset": preset.name, "seed": int(seed)}
+    with hold_folder(out_dir, shared=identity):  # runs needing the same datasets wait for one writer
+        open_folder(out_dir, identity)
         entries = []
         for done, spec in enumerate(tqdm(specs, desc=f"datasets ({preset.name})", disable=not progress)):
             if on_dataset is not None:
@@ -130,7 +135,7 @@ def content_sha256(data: dict) -> str:
 
 
 def _is_current(path: Path, spec: DatasetSpec, seed: int, preset: Preset) -> bool:
-    if not path.is_file():
+    if problem(path) is not None:  # missing, or not equal to the folder's record of it
         return False
     try:
         load_dataset(path, {"split": spec.split, "W": spec.W, "seed": seed, "n_cells": preset.n_cells,
@@ -141,6 +146,8 @@ def _is_current(path: Path, spec: DatasetSpec, seed: int, preset: Preset) -> boo
 
 
 def _manifest_is_current(folder: Path, preset: Preset, seed: int) -> bool:
+    if problem(folder / "datasets.json") is not None:
+        return False
     try:
         manifest = read_manifest(folder)
     except (FileNotFoundError, ValueError):
@@ -159,7 +166,7 @@ def load_dataset(path: str | Path, expected: dict | None = None) -> dict[str, np
     Raises ``FileNotFoundError`` or ``ValueError`` naming the file and the field.
     """
     path = Path(path)
-    data = load_npz(path, required=DATASET_KEYS)
+    data = load_npz(path, required=DATASET_KEYS, verify=False)  # the record last: a broken file is named for its fault
     if CONTENT_HASH not in data or "preset" not in data:
         raise ValueError(f"{path}: written by an older version without identity fields; regenerate the folder "
                          f"with `python -m src data --preset <preset> --out {path.parent}`")
@@ -184,6 +191,7 @@ def load_dataset(path: str | Path, expected: dict | None = None) -> dict[str, np
     for key, value in (expected or {}).items():
         if found[key] != value:
             raise ValueError(f"{path}: holds {key} = {found[key]!r}, but {value!r} is expected here")
+    verified_bytes(path)  # in a recorded folder, the file must also be the one recorded there
     return data
 
 
@@ -199,10 +207,10 @@ def load_split(folder: str | Path, split: str, W: float = 0.0, preset: str | Non
         raise FileNotFoundError(
             f"{path}: dataset not found; generate it with `python -m src data --preset <preset> --out {folder}`"
         )
-    expected: dict = {"split": split, "W": float(W)}
-    if (folder / "datasets.json").is_file():
-        manifest = read_manifest(folder)
-        expected.update(preset=manifest["preset"], seed=manifest["seed"], n_cells=manifest["n_cells"])
+    read_record(folder)  # a datasets folder without a readable record of its files is refused
+    manifest = read_manifest(folder)  # and one without its datasets.json
+    expected: dict = {"split": split, "W": float(W), "preset": manifest["preset"], "seed": manifest["seed"],
+                      "n_cells": manifest["n_cells"]}
     if preset is not None:
         expected["preset"] = preset
     return load_dataset(path, expected)
