@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import urllib.error
 import urllib.request
 
 import psutil
@@ -265,6 +266,81 @@ def test_notebook_06_as_a_voila_dashboard(notebooks, tmp_path):
         view = page.locator(".widget-image").last
         assert changes(page, view, lambda: click_point(page, 0)), "clicking a network did not show it"
         assert changes(page, view, lambda: page.get_by_role("button", name="training history").click())
+
+
+KERNEL_ID = "() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
+
+
+def kernel_processes(server) -> int:
+    """Kernels running under the server (its child processes running ipykernel)."""
+    family = psutil.Process(server.process.pid).children(recursive=True)
+    return sum(1 for p in family if p.is_running() and "ipykernel" in " ".join(p.cmdline()))
+
+
+def kernel_alive(server, kernel_id: str) -> bool:
+    """Whether the server's REST API knows the kernel (GET /api/kernels/<id>: 200, or 404 once shut down)."""
+    try:
+        with urllib.request.urlopen(server.page(f"/api/kernels/{kernel_id}"), timeout=30) as response:
+            return response.status == 200
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False
+        raise
+
+
+def eventually(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def load_dashboard(page, server) -> str:
+    """Load the dashboard in ``page``; its kernel's id once the scatter is drawn."""
+    page.goto(server.page("/"), timeout=240_000)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=120_000)
+    return page.evaluate(KERNEL_ID)
+
+
+def test_dashboard_reloads_and_closed_tabs_leave_no_kernel(notebooks, tmp_path):
+    with jupyter_server("voila", notebooks, tmp_path, notebook="06.ipynb") as server, chromium_page() as page:
+        kernels = [load_dashboard(page, server)]
+        assert kernel_alive(server, kernels[0]) and kernel_processes(server) == 1
+        for _ in range(3):
+            page.reload(timeout=240_000)
+            page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=120_000)
+            kernels.append(page.evaluate(KERNEL_ID))
+        tab = page.context.new_page()  # a second tab, closed as a user closes it
+        kernels.append(load_dashboard(tab, server))
+        assert len(set(kernels)) == len(kernels) == 5  # a kernel per page load
+        tab.close(run_before_unload=True)
+        assert eventually(lambda: kernel_processes(server) == 1, 30), f"{kernel_processes(server)} kernels for one page"
+        assert [kernel_alive(server, k) for k in kernels] == [False, False, False, True, False]
+        page.goto("about:blank")
+        assert eventually(lambda: kernel_processes(server) == 0, 30), "the last page's kernel outlived it"
+        assert not kernel_alive(server, kernels[3])
+    log = (tmp_path / "voila.log").read_text()
+    assert "_xsrf" not in log and " 403 " not in log
+
+
+def test_dashboard_culls_a_kernel_whose_page_vanished(tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import ipywidgets\nipywidgets.IntSlider()")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "slider.ipynb")
+    with (jupyter_server("voila", tmp_path, tmp_path / "home", notebook="slider.ipynb", cull_idle_s=4,
+                         cull_interval_s=1) as server, chromium_page() as page):
+        page.goto(server.page("/"), timeout=120_000)
+        page.wait_for_selector(".widget-slider", timeout=60_000)
+        kernel = page.evaluate(KERNEL_ID)
+        time.sleep(8)  # idle for twice the timeout, but its page is connected: kept
+        assert kernel_alive(server, kernel)
+        page.close(run_before_unload=False)  # the page vanishes without a word (a crash): no shutdown request
+        assert eventually(lambda: not kernel_alive(server, kernel), 30), "the orphaned kernel was not culled"
+        assert kernel_processes(server) == 0
 
 
 def test_a_missing_browser_skips_here_and_fails_under_ci(monkeypatch):
