@@ -12,12 +12,14 @@ import time
 import urllib.error
 import urllib.request
 
+import numpy as np
 import psutil
 import pytest
 from plotly.callbacks import InputDeviceState, Points
 
 from src.base.paths import REPO_ROOT
 from src.figures import interpretation_figures, population_browser
+from src.figures.column_labels import column_label, format_value, is_integer_column
 from src.figures.population_browser import (
     MAX_WIDTH_PX,
     PIXELS_PER_INCH,
@@ -88,6 +90,49 @@ def test_hover_shows_the_index_and_metrics():
     assert list(ring.x) == [0.5] and ring.name == "model 9"
     with pytest.raises(ValueError, match="lpips"):
         scatter_figure(stats, "lpips", "ssim")
+
+
+def test_counts_are_shown_as_integers():
+    import pandas as pd
+
+    stats = pd.DataFrame({"model_index": [4, 9], "epochs_run": [192, 57], "best_epoch": [190.0, 50.0],
+                          "mae": [0.1, 0.3], "ood_accuracy": [0.9, 0.6]})
+    models = scatter_figure(stats, "epochs_run", "ood_accuracy", metric="best_epoch").data[0]
+    assert "epochs run = %{x:d}" in models.hovertemplate and "best epoch = %{customdata[1]:d}" in models.hovertemplate
+    assert "OOD accuracy = %{y:.3f}" in models.hovertemplate
+    assert [is_integer_column(stats[c]) for c in stats] == [True, True, True, False, False]
+    assert format_value(192.0, "d") == "192" and format_value(0.25, ".3f") == "0.250"
+
+
+def test_columns_have_readable_labels():
+    assert column_label("probe_mid_bulk_shift") == "probe (centre, bulk density added): logit shift"
+    assert column_label("probe_remove_zero_modes_flip") == "probe (zero modes removed): flips"
+    assert column_label("pca_drift_block2_W0.05") == "PCA drift of block2 at W = 0.05"
+    assert column_label("accuracy_W0.01") == "accuracy at W = 0.01"
+    assert column_label("ood_macro_f1") == "OOD macro F1" and column_label("clean_f1_trivial") == "clean F1 trivial"
+    assert column_label("something_new") == "something_new"
+
+
+def test_the_shipped_browser_opens_on_the_probe_against_ood_accuracy():
+    import csv
+
+    folder = REPO_ROOT / "00_demonstrations_data" / "100_CNNs"
+    browser = PopulationBrowser(load_population(folder))
+    assert (browser.x_axis.value, browser.y_axis.value) == ("probe_mid_bulk_shift", "ood_accuracy")
+    with open(folder / "diagnostics.csv", newline="") as f:  # read apart from the project's readers
+        rows = {int(r["model_index"]): r for r in csv.DictReader(f)}
+    shown = browser.scatter.data[0]
+    indices = [int(i) for i, _ in shown.customdata]
+    assert sorted(indices) == sorted(rows) and len(indices) == 100
+    assert list(shown.x) == pytest.approx([float(rows[i]["probe_mid_bulk_shift"]) for i in indices], rel=1e-12)
+    labels = dict((value, label) for label, value in browser.x_axis.options)
+    assert {"cam_score", "probe_mid_bulk_shift", "mae"} <= set(labels)  # diagnostics and stats, both offered
+    assert set(labels) == {value for _, value in browser.metric.options}  # as filters too
+    assert labels["cam_score"] == "CAM score (edge-state share)" and "_" not in labels["probe_mid_bulk_shift"]
+    assert browser.scatter.layout.xaxis.title.text == labels["probe_mid_bulk_shift"]
+    browser.metric.value = "cam_score"  # a diagnostic as the filter: the models at or below its median
+    median = float(np.median([float(r["cam_score"]) for r in rows.values()]))
+    assert sorted(browser.selected) == sorted(i for i, r in rows.items() if float(r["cam_score"]) <= median)
 
 
 def test_controls_only_where_they_act_and_views_fit_the_screen(population_dir):
@@ -263,6 +308,10 @@ def test_notebook_06_as_a_voila_dashboard(notebooks, tmp_path):
         assert "Error displaying widget" not in body and "Traceback" not in body and "VBox(children=" not in body
         assert "import " not in body  # a dashboard: no code cells
         assert page.locator("mjx-container").count() > 0  # formulas typeset, without a CDN
+        page.wait_for_timeout(1000)
+        assert page.evaluate("window.scrollY") == 0  # the page opens at its top
+        controls = page.locator(".widget-dropdown").first.bounding_box()
+        assert controls["y"] + controls["height"] < browser_support.VIEWPORT["height"], "the browser is below the first screen"
         view = page.locator(".widget-image").last
         assert changes(page, view, lambda: click_point(page, 0)), "clicking a network did not show it"
         assert changes(page, view, lambda: page.get_by_role("button", name="training history").click())

@@ -39,9 +39,11 @@ from IPython.display import Image, display
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..interpret.diagnostics import DIAGNOSTICS_FILE, load_diagnostics
 from ..nets.training_utils import HISTORY_KEYS, plot_training_curves
 from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_CUT_METRIC, GeneralizationCut
 from ..ood.population_tables import Population
+from .column_labels import column_label, format_value, value_format
 from .interpretation_figures import Reporter, render_cam_view, render_pca_view
 from .plotting import PHASE_LABEL, plot_phase_diagram
 
@@ -49,20 +51,14 @@ NON_METRIC_COLUMNS = ("model_index", "model_seed", "stopped_early", "well_genera
 CORRELATION_COLUMNS = (
     "mae", "rmse", "ssim", "ood_accuracy", "ood_macro_f1", "clean_accuracy", "test_accuracy", "final_val_loss", "epochs_run",
 )
-SCATTER_Y_DEFAULT = "ood_accuracy"  # the scatter's x axis starts at the cut's metric
-METRIC_LABELS = {
-    "rmse": "RMSE", "mae": "MAE", "ssim": "SSIM", "ood_accuracy": "OOD accuracy", "ood_macro_f1": "OOD macro F1",
-    "clean_accuracy": "clean accuracy", "test_accuracy": "test accuracy", "final_val_loss": "final validation loss",
-    "epochs_run": "epochs run",
-}
+# the scatter opens on the finding: the clean-data probe against OOD accuracy (notebook 08); a population
+# without diagnostics.csv opens on the cut's metric instead
+SCATTER_X_DEFAULT = "probe_mid_bulk_shift"
+SCATTER_Y_DEFAULT = "ood_accuracy"
 MAX_WIDTH_PX = 1100  # widest figure shown: fits the notebook column of a 1366-px screen, in JupyterLab and Voilà
 PIXELS_PER_INCH = 100  # screen pixels per figure inch: 10-pt text is 14 px high
 PNG_SCALE = 2  # PNGs carry twice the screen pixels, sharp on high-density screens
 CONTROL_STYLE = {"description_width": "80px"}  # every control's label has this width, so the controls line up
-
-def metric_label(column: str) -> str:
-    """Readable name of a stats column (``"rmse"`` -> ``"RMSE"``); unknown columns keep their name."""
-    return METRIC_LABELS.get(column, column)
 
 
 @dataclass(frozen=True)
@@ -88,6 +84,19 @@ ViewRenderer = Callable[[Population, int, ViewState], Figure]
 def metric_columns(stats: pd.DataFrame) -> list[str]:
     """Numeric columns of a stats table that describe a model's quality or training."""
     return [c for c in stats.columns if c not in NON_METRIC_COLUMNS and pd.api.types.is_numeric_dtype(stats[c])]
+
+
+def browser_table(population: Population) -> pd.DataFrame:
+    """``stats.csv`` of ``population`` with the columns of its ``diagnostics.csv`` (when it has one) joined on
+    ``model_index``; a column in both keeps the stats value. One row per model, in the order of ``stats``."""
+    if not (population.folder / DIAGNOSTICS_FILE).is_file():
+        return population.stats
+    diagnostics = load_diagnostics(population.folder)
+    extra = ["model_index", *(c for c in diagnostics.columns if c not in population.stats.columns)]
+    table = population.stats.merge(diagnostics[extra], on="model_index", how="left", validate="one_to_one")
+    if len(table) != len(population.stats):
+        raise ValueError(f"{population.folder}: diagnostics.csv does not match stats.csv model for model")
+    return table
 
 
 def select_models(stats: pd.DataFrame, metric: str, threshold: float, above: bool) -> list[int]:
@@ -180,9 +189,10 @@ def scatter_figure(stats: pd.DataFrame, x: str, y: str, selected: Sequence[int] 
             raise ValueError(f"column {column!r} is not in the stats table")
     indices = stats["model_index"].to_numpy()
     chosen = np.isin(indices, list(selected))
-    hover = f"model %{{customdata[0]}}<br>{metric_label(x)} = %{{x:.3f}}<br>{metric_label(y)} = %{{y:.3f}}"
+    fx, fy, fm = (value_format(stats[column]) for column in (x, y, metric))
+    hover = f"model %{{customdata[0]}}<br>{column_label(x)} = %{{x:{fx}}}<br>{column_label(y)} = %{{y:{fy}}}"
     if metric not in (x, y):
-        hover += f"<br>{metric_label(metric)} = %{{customdata[1]:.3f}}"
+        hover += f"<br>{column_label(metric)} = %{{customdata[1]:{fm}}}"
     hover += "<extra></extra>"
     models = go.Scatter(
         x=stats[x], y=stats[y], mode="markers", name="models (filled: kept by the filter)",
@@ -199,7 +209,7 @@ def scatter_figure(stats: pd.DataFrame, x: str, y: str, selected: Sequence[int] 
     fig.update_layout(
         width=560, height=400, margin={"l": 60, "r": 10, "t": 40, "b": 50}, template="simple_white",
         title={"text": "click a network to select it", "font": {"size": 13}}, font={"size": 13},
-        xaxis_title=metric_label(x), yaxis_title=metric_label(y), hovermode="closest", clickmode="event",
+        xaxis_title=column_label(x), yaxis_title=column_label(y), hovermode="closest", clickmode="event",
         legend={"orientation": "h", "y": -0.25, "x": 0, "font": {"size": 11}}, showlegend=True,
     )
     return fig
@@ -308,6 +318,10 @@ class PopulationBrowser:
     views : view name -> renderer (default: the module's :data:`VIEWS`, read when the browser is built).
     cut : the well-generalizing cut the filter starts at, and returns to when its metric is chosen again
         (default: the population's, ``population.cut``); other metrics start at their median.
+    table : one row per model, ``model_index`` and the columns offered as filter and axes (default:
+        :func:`browser_table`, ``stats.csv`` with the clean-data diagnostics of ``diagnostics.csv`` when the
+        population has them). The scatter opens on :data:`SCATTER_X_DEFAULT` against
+        :data:`SCATTER_Y_DEFAULT` when the table has them.
 
     Attributes
     ----------
@@ -321,11 +335,11 @@ class PopulationBrowser:
     """
 
     def __init__(self, population: Population, views: dict[str, ViewRenderer] | None = None,
-                 cut: GeneralizationCut | None = None) -> None:
+                 cut: GeneralizationCut | None = None, table: pd.DataFrame | None = None) -> None:
         if population.stats.empty:
             raise ValueError(f"population {population.folder} has no models")
         self.population = population
-        self.stats = population.stats
+        self.stats = browser_table(population) if table is None else table
         self.views = dict(VIEWS if views is None else views)
         self.cut = population.cut if cut is None else cut
         columns = metric_columns(self.stats)
@@ -340,15 +354,17 @@ class PopulationBrowser:
             style = {"button_width": "auto"}
             return widgets.ToggleButtons(options=options, value=value, style=style)
 
-        self.metric = control(widgets.Dropdown, "260px", options=columns, value=self.cut.metric,
+        options = [(column_label(column), column) for column in columns]
+        self.metric = control(widgets.Dropdown, "300px", options=options, value=self.cut.metric,
                               description="metric")
         self.direction = buttons(["below", "above"], "below")
         self.threshold = control(widgets.FloatSlider, "420px", description="threshold", continuous_update=False,
                                  readout_format=".3f")
-        self.model = control(widgets.Dropdown, "380px", description="model")
-        self.x_axis = control(widgets.Dropdown, "260px", options=columns, value=self.cut.metric,
+        self.model = control(widgets.Dropdown, "330px", description="model")
+        self.x_axis = control(widgets.Dropdown, "370px", options=options,
+                              value=SCATTER_X_DEFAULT if SCATTER_X_DEFAULT in columns else self.cut.metric,
                               description="x axis")
-        self.y_axis = control(widgets.Dropdown, "260px", options=columns,
+        self.y_axis = control(widgets.Dropdown, "370px", options=options,
                               value=SCATTER_Y_DEFAULT if SCATTER_Y_DEFAULT in columns else columns[0],
                               description="y axis")
         self.view = buttons(list(self.views), next(iter(self.views)))
@@ -449,9 +465,11 @@ class PopulationBrowser:
     def _set_model_options(self, selected: list[int], extra: int | None = None) -> None:
         rows = self.stats.set_index("model_index")
         metric = self.metric.value
-        options = [(f"{i}  ({metric_label(metric)} = {rows.at[i, metric]:.3f})", i) for i in selected]
+        spec = value_format(self.stats[metric])
+        label = column_label(metric)
+        options = [(f"{i}  ({label} = {format_value(rows.at[i, metric], spec)})", i) for i in selected]
         if extra is not None and extra not in selected:
-            options.append((f"{extra}  ({metric_label(metric)} = {rows.at[extra, metric]:.3f}, not kept by the filter)",
+            options.append((f"{extra}  ({label} = {format_value(rows.at[extra, metric], spec)}, not kept by the filter)",
                             extra))
         self._programmatic = True
         try:
@@ -466,7 +484,8 @@ class PopulationBrowser:
         selected = self.selected
         sign = ">=" if self.direction.value == "above" else "<="
         self.info.value = (f"<b>{len(selected)}</b> of {len(self.stats)} models with "
-                           f"{metric_label(self.metric.value)} {sign} {self.threshold.value:.3f}")
+                           f"{column_label(self.metric.value)} {sign} "
+                           f"{format_value(self.threshold.value, value_format(self.stats[self.metric.value]))}")
         self._set_model_options(selected)
         self._draw_all()
 
