@@ -152,6 +152,28 @@ def test_controls_only_where_they_act_and_views_fit_the_screen(population_dir):
                 assert title.get_fontsize() * PIXELS_PER_INCH / 72 >= 10, (view, title.get_text())
 
 
+def test_phase_diagram_view_texts_stay_clear_of_each_other(population_dir):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    def overlap(a, b) -> bool:
+        return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+    fig = population_browser.render_phase_diagrams(load_population(population_dir), 0, population_browser.ViewState())
+    population_browser.fit_width(fig)  # as shown
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    predicted, target, colorbar = fig.axes
+    titles = [ax.title.get_window_extent(renderer) for ax in (predicted, target)]
+    assert not overlap(*titles), "the panel titles run into each other"
+    for title, ax in zip(titles, (predicted, target), strict=True):  # each title within its own panel's width
+        box = ax.get_window_extent(renderer)
+        assert box.x0 - 2 <= title.x0 and title.x1 <= box.x1 + 2
+    label = colorbar.yaxis.label.get_window_extent(renderer)
+    for ax in (predicted, target):
+        assert not overlap(label, ax.get_window_extent(renderer)), "the colour-bar label covers a panel"
+        assert not overlap(colorbar.get_window_extent(renderer), ax.get_window_extent(renderer))
+
+
 def test_figures_are_shown_sharp_and_no_wider_than_the_page(monkeypatch):
     from matplotlib.figure import Figure
 

@@ -1,12 +1,14 @@
-"""Interactive browser of a CNN population (notebook 06) and the population summary figures.
+"""Interactive browser of a CNN population (notebook 06); its summary figure is in :mod:`.population_summary`.
 
 :class:`PopulationBrowser` builds the widgets of notebook 06:
 
 - a metric dropdown, a threshold slider and a below/above toggle select the models whose metric lies
   below (<=) or above (>=) the threshold; the model selector lists them. The filter starts at the
   population's well-generalizing cut (``population.cut``, e.g. MAE <= 0.2);
-- an interactive scatter of two stats columns over the whole population (a Plotly ``FigureWidget``):
-  hovering a network shows its index and metrics, clicking it selects it;
+- an interactive scatter of two columns of ``stats.csv`` or ``diagnostics.csv`` (:func:`browser_table`) over
+  the whole population (a Plotly ``FigureWidget``), under readable names (:mod:`.column_labels`); it opens
+  on the clean-data probe ``probe_mid_bulk_shift`` against the OOD accuracy. Hovering a network shows its
+  index and metrics (counts as integers), clicking it selects it;
 - a view selector shows the selected model: its predicted phase diagram beside the target (with the
   thermodynamic boundary v_c(W)), its training history (smoothed by the smoothing slider, shown only
   for this view), its CAM or the PCA of its GAP features, or any view registered later. Slow views
@@ -37,20 +39,16 @@ import pandas as pd
 import plotly.graph_objects as go
 from IPython.display import Image, display
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from ..interpret.diagnostics import DIAGNOSTICS_FILE, load_diagnostics
 from ..nets.training_utils import HISTORY_KEYS, plot_training_curves
-from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_CUT_METRIC, GeneralizationCut
+from ..ood.generalization_metrics import DEFAULT_CUT_METRIC, GeneralizationCut
 from ..ood.population_tables import Population
 from .column_labels import column_label, format_value, value_format
 from .interpretation_figures import Reporter, render_cam_view, render_pca_view
 from .plotting import PHASE_LABEL, plot_phase_diagram
 
 NON_METRIC_COLUMNS = ("model_index", "model_seed", "stopped_early", "well_generalizing")
-CORRELATION_COLUMNS = (
-    "mae", "rmse", "ssim", "ood_accuracy", "ood_macro_f1", "clean_accuracy", "test_accuracy", "final_val_loss", "epochs_run",
-)
 # the scatter opens on the finding: the clean-data probe against OOD accuracy (notebook 08); a population
 # without diagnostics.csv opens on the cut's metric instead
 SCATTER_X_DEFAULT = "probe_mid_bulk_shift"
@@ -119,61 +117,6 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     ends = np.arange(1, values.size + 1)
     starts = np.maximum(ends - window, 0)
     return (cumulative[ends] - cumulative[starts]) / (ends - starts)
-
-
-def well_generalizing_counts(stats: pd.DataFrame, threshold: float) -> dict[str, int]:
-    """Models well generalizing under each cut metric at ``threshold``: ``{"mae": n, "rmse": n}``."""
-    return {metric: int((stats[metric] <= threshold).sum()) for metric in CUT_METRICS}
-
-
-def summary_text(stats: pd.DataFrame, cut: GeneralizationCut) -> str:
-    """One paragraph: population size, fraction well generalizing under ``cut`` and under the other cut
-    metric at the same threshold, OOD accuracy, MAE, RMSE and clean-accuracy ranges."""
-    n = len(stats)
-    counts = well_generalizing_counts(stats, cut.threshold)
-    others = [m for m in CUT_METRICS if m != cut.metric]
-    parts = [f"{n} models; {counts[cut.metric]} ({counts[cut.metric] / n:.0%}) well generalizing ({cut.label})"
-             + "".join(f"; {counts[m]} ({counts[m] / n:.0%}) with {m.upper()} ≤ {cut.threshold:g}" for m in others) + "."]
-    for column, label in (("ood_accuracy", "OOD accuracy"), ("mae", "MAE"), ("rmse", "RMSE"),
-                          ("clean_accuracy", "Accuracy on the clean row (W = 0) of the OOD grid")):
-        values = stats[column]
-        parts.append(f"{label}: min {values.min():.3f}, median {values.median():.3f}, max {values.max():.3f}.")
-    return " ".join(parts)
-
-
-def correlation_table(stats: pd.DataFrame, columns: Sequence[str] = CORRELATION_COLUMNS, method: str = "pearson") -> pd.DataFrame:
-    """Correlation matrix (``"pearson"`` or ``"spearman"``) between metrics across the population."""
-    missing = [c for c in columns if c not in stats.columns]
-    if missing:
-        raise ValueError(f"columns {missing} are not in the stats table")
-    if method not in ("pearson", "spearman"):
-        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-    return stats[list(columns)].astype(np.float64).corr(method=method)
-
-
-def summary_figure(stats: pd.DataFrame, cut: GeneralizationCut, bins: int = 20) -> Figure:
-    """Histograms of the OOD accuracy, the MAE and the RMSE over the population, the threshold of ``cut``
-    marked on both diagram errors (the cut's own metric solid, the other dashed)."""
-    fig = Figure(figsize=(12, 3.4))
-    ax_acc, *ax_errors = fig.subplots(1, 3)
-    ax_acc.hist(stats["ood_accuracy"], bins=bins, color="tab:blue", edgecolor="white")
-    ax_acc.set_xlabel("OOD accuracy (mean over (W, realization) sets)")
-    ax_acc.set_ylabel("models")
-    counts = well_generalizing_counts(stats, cut.threshold)
-    n = max(len(stats), 1)
-    for ax, metric, colour in zip(ax_errors, CUT_METRICS, ("tab:green", "tab:orange"), strict=True):
-        ax.hist(stats[metric], bins=bins, color=colour, edgecolor="white")
-        role = "the cut" if metric == cut.metric else "same number, other metric"
-        ax.axvline(cut.threshold, color="k", ls="-" if metric == cut.metric else "--", lw=1,
-                   label=f"{metric.upper()} ≤ {cut.threshold:g} ({role}): {counts[metric]} of {len(stats)}")
-        ax.set_xlabel(f"{metric.upper()}(predicted, target diagram)")
-        ax.legend(fontsize=8)
-    for ax in (ax_acc, *ax_errors):
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(f"{len(stats)} networks; well generalizing ({cut.label}): {counts[cut.metric]} "
-                 f"({counts[cut.metric] / n:.0%}); median clean accuracy {stats['clean_accuracy'].median():.3f}", fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def scatter_figure(stats: pd.DataFrame, x: str, y: str, selected: Sequence[int] = (), current: int | None = None,
@@ -265,15 +208,18 @@ def render_phase_diagrams(population: Population, index: int, state: ViewState) 
     """Predicted diagram of model ``index`` beside the target, both with v_c(W)."""
     result = population.result(index)
     W, v = result.grid.W_values, result.grid.v_values
-    fig = Figure(figsize=(9.5, 3.6))
+    # constrained layout: each title over its own panel (two lines for the predicted one) and the colour
+    # bar in a column of its own, its label beside it rather than over a panel
+    fig = Figure(figsize=(9.5, 4.0), layout="constrained")
     ax_pred, ax_target = fig.subplots(1, 2, sharey=True)
     summary = result.summary(population.cut)
-    plot_phase_diagram(ax_pred, result.predicted, W, v,
-                       title=f"model {index}: predicted (MAE {summary['mae']:.3f}, RMSE {summary['rmse']:.3f}, SSIM {summary['ssim']:.2f})")
+    plot_phase_diagram(ax_pred, result.predicted, W, v, title=f"model {index}: predicted\n"
+                       f"MAE {summary['mae']:.3f}, RMSE {summary['rmse']:.3f}, SSIM {summary['ssim']:.2f}")
     image = plot_phase_diagram(ax_target, result.target, W, v,
-                               title=f"target ({result.grid.n_realizations} realizations)")
+                               title=f"target\n(mean over {result.grid.n_realizations} realizations)")
+    ax_target.set_ylabel("")  # shared with the predicted panel
     ax_target.legend(loc="upper right", fontsize=8)
-    fig.colorbar(image, ax=[ax_pred, ax_target], label=PHASE_LABEL)
+    fig.colorbar(image, ax=[ax_pred, ax_target], label=PHASE_LABEL, fraction=0.04, pad=0.02)
     return fig
 
 
