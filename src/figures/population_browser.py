@@ -306,11 +306,11 @@ class PopulationBrowser:
         self.direction = buttons(["below", "above"], "below")
         self.threshold = control(widgets.FloatSlider, "420px", description="threshold", continuous_update=False,
                                  readout_format=".3f")
-        self.model = control(widgets.Dropdown, "330px", description="model")
-        self.x_axis = control(widgets.Dropdown, "370px", options=options,
+        self.model = control(widgets.Dropdown, "300px", description="model")
+        self.x_axis = control(widgets.Dropdown, "400px", options=options,
                               value=SCATTER_X_DEFAULT if SCATTER_X_DEFAULT in columns else self.cut.metric,
                               description="x axis")
-        self.y_axis = control(widgets.Dropdown, "370px", options=options,
+        self.y_axis = control(widgets.Dropdown, "400px", options=options,
                               value=SCATTER_Y_DEFAULT if SCATTER_Y_DEFAULT in columns else columns[0],
                               description="y axis")
         self.view = buttons(list(self.views), next(iter(self.views)))
