@@ -128,6 +128,6 @@ def summary_figure(stats: pd.DataFrame, cut: GeneralizationCut, bins: int = 20, 
     for ax in axes.values():  # above the panel: no legend hides a bar or a tick
         ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=8, frameon=False, borderaxespad=0.2)
     fig.suptitle(f"{len(stats)} networks; well generalizing ({cut.label}): {counts[cut.metric]} "
-                 f"({counts[cut.metric] / n:.0%}); median clean accuracy {stats['clean_accuracy'].median():.3f}"
+                 f"({counts[cut.metric] / n:.0%}); median accuracy on the W = 0 row {stats['clean_accuracy'].median():.3f}"
                  + ("; outline: the paper's 100 networks" if paper is not None else ""), fontsize=10)
     return fig
