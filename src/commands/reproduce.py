@@ -341,6 +341,8 @@ def run_pipeline(preset: str | Preset, seed: int = 0, out_dir: Path = DEMO_DIR, 
         start = time.perf_counter()
         try:
             numbers = step.run(ctx) or {}
+        except KeyboardInterrupt as interruption:  # Ctrl-C or SIGTERM: the same kind, naming the step
+            raise type(interruption)(f"step '{step.name}'") from None
         except Exception as exc:  # noqa: BLE001 - re-raised with the step's name and a hint
             raise StepFailed(f"step '{step.name}' failed: {type(exc).__name__}: {exc}\n  what to do: {step.hint}; "
                              "then rerun `make reproduce` (finished steps are skipped)") from exc
