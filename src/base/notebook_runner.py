@@ -33,6 +33,7 @@ from typing import Any
 import nbformat
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
+from tqdm.auto import tqdm
 
 from .io_utils import atomic_write_bytes
 from .paths import REPO_ROOT
@@ -125,6 +126,48 @@ class ProgressClient(NotebookClient):
     def _set_line(self, line: str) -> None:
         if line:
             self.progress = replace(self.progress, line=line)
+
+
+class NotebookBar:
+    """A terminal progress bar for :func:`run_notebook`'s ``on_progress``: the notebook's name, the code cells
+    done of all, the time since it started and, for the running cell, its number, its time so far and the
+    latest progress line it printed (e.g. its own tqdm bar). Redrawn on every new cell, on a new line at most
+    every ``min_interval_s`` seconds, and at least every ``refresh_s`` seconds so the times move during a long
+    cell; ``enabled=False`` shows nothing."""
+
+    def __init__(self, name: str, enabled: bool = True, min_interval_s: float = 0.5, refresh_s: float = 2.0) -> None:
+        self.name = name
+        self.enabled = enabled
+        self.min_interval_s = min_interval_s
+        self.refresh_s = refresh_s
+        self.bar: tqdm | None = None
+        self.shown: NotebookProgress | None = None
+        self.drawn = 0.0
+
+    def __call__(self, progress: NotebookProgress) -> None:
+        """Show ``progress`` (the ``on_progress`` callback)."""
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=progress.n_cells, desc=self.name, leave=False, dynamic_ncols=True,
+                            bar_format="{desc}: {n_fmt}/{total_fmt} cells done [{elapsed}]{postfix}")
+        now = time.monotonic()
+        since = now - self.drawn
+        new_cell = self.shown is None or progress.cell != self.shown.cell
+        new_line = self.shown is not None and progress.line != self.shown.line and since >= self.min_interval_s
+        if not (new_cell or new_line or since >= self.refresh_s):
+            return
+        self.bar.n = max(progress.cell - 1, 0)
+        running = time.strftime("%M:%S", time.gmtime(now - progress.cell_started))
+        text = f"cell {progress.cell} running {running}" if progress.cell else "starting the kernel"
+        self.bar.set_postfix_str(f"{text}: {progress.line}" if progress.line else text, refresh=False)
+        self.bar.refresh()
+        self.shown, self.drawn = progress, now
+
+    def close(self) -> None:
+        """Remove the bar from the terminal."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 class _NotebookThread(threading.Thread):

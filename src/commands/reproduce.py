@@ -165,9 +165,14 @@ def _run_notebook_step(key: str) -> Step:
     figures = NOTEBOOK_FIGURES[key]
 
     def run(ctx: Context) -> dict:
-        from ..base.notebook_runner import run_notebook
+        from ..base.notebook_runner import NotebookBar, run_notebook
 
-        run_notebook(REPO_ROOT / notebook, ctx.notebooks_dir / notebook, _notebook_parameters(ctx, key))
+        bar = NotebookBar(Path(notebook).stem, enabled=ctx.progress)
+        try:
+            run_notebook(REPO_ROOT / notebook, ctx.notebooks_dir / notebook, _notebook_parameters(ctx, key),
+                         on_progress=bar)
+        finally:
+            bar.close()
         _sign_notebook(ctx.notebooks_dir / notebook)
         return {}
 
@@ -333,33 +338,44 @@ def run_pipeline(preset: str | Preset, seed: int = 0, out_dir: Path = DEMO_DIR, 
     """
     ctx = Context(get_preset(preset), int(seed), Path(out_dir), progress, retrain)
     records = []
-    for step in tqdm(pipeline_steps(), desc=f"reproduce ({ctx.preset.name})", disable=not progress):
-        if not force and _is_up_to_date(ctx, step):
-            stamp = load_json(_stamp_path(ctx, step))
-            records.append({**stamp, "skipped": True})
-            continue
-        start = time.perf_counter()
-        try:
-            numbers = step.run(ctx) or {}
-        except KeyboardInterrupt as interruption:  # Ctrl-C or SIGTERM: the same kind, naming the step
-            raise type(interruption)(f"step '{step.name}'") from None
-        except Exception as exc:  # noqa: BLE001 - re-raised with the step's name and a hint
-            raise StepFailed(f"step '{step.name}' failed: {type(exc).__name__}: {exc}\n  what to do: {step.hint}; "
-                             "then rerun `make reproduce` (finished steps are skipped)") from exc
-        stamp = {
-            "step": step.name,
-            "preset": ctx.preset.name,
-            "seed": ctx.seed,
-            "seconds": round(time.perf_counter() - start, 2),
-            "numbers": numbers,
-            "outputs": [str(p.relative_to(ctx.out_dir)) if p.is_relative_to(ctx.out_dir) else str(p)
-                        for p in step.outputs(ctx)],
-            "output_sha256": {str(p): _output_digest(p) for p in step.outputs(ctx)},
-        }
-        open_folder(_stamp_path(ctx, step).parent, {"kind": "stamps"})
-        save_json(_stamp_path(ctx, step), stamp)
-        records.append({**stamp, "skipped": False})
+    steps = pipeline_steps()
+    # steps differ by orders of magnitude in cost (seconds to hours), so the bar shows no estimate of the
+    # time left: the step running, how many are done and the time so far
+    bar = tqdm(total=len(steps), desc=f"reproduce ({ctx.preset.name})", disable=not progress, dynamic_ncols=True,
+               bar_format="{desc}: {n_fmt}/{total_fmt} steps done [{elapsed}]{postfix}")
+    with bar:
+        for step in steps:
+            bar.set_postfix_str(step.name)
+            records.append(_run_step(ctx, step, force))
+            bar.update()
     return write_report(ctx, records)
+
+
+def _run_step(ctx: Context, step: Step, force: bool) -> dict:
+    """Run ``step`` unless it is up to date (then its stamp is kept); returns its record for the report."""
+    if not force and _is_up_to_date(ctx, step):
+        return {**load_json(_stamp_path(ctx, step)), "skipped": True}
+    start = time.perf_counter()
+    try:
+        numbers = step.run(ctx) or {}
+    except KeyboardInterrupt as interruption:  # Ctrl-C or SIGTERM: the same kind, naming the step
+        raise type(interruption)(f"step '{step.name}'") from None
+    except Exception as exc:  # noqa: BLE001 - re-raised with the step's name and a hint
+        raise StepFailed(f"step '{step.name}' failed: {type(exc).__name__}: {exc}\n  what to do: {step.hint}; "
+                         "then rerun `make reproduce` (finished steps are skipped)") from exc
+    stamp = {
+        "step": step.name,
+        "preset": ctx.preset.name,
+        "seed": ctx.seed,
+        "seconds": round(time.perf_counter() - start, 2),
+        "numbers": numbers,
+        "outputs": [str(p.relative_to(ctx.out_dir)) if p.is_relative_to(ctx.out_dir) else str(p)
+                    for p in step.outputs(ctx)],
+        "output_sha256": {str(p): _output_digest(p) for p in step.outputs(ctx)},
+    }
+    open_folder(_stamp_path(ctx, step).parent, {"kind": "stamps"})
+    save_json(_stamp_path(ctx, step), stamp)
+    return {**stamp, "skipped": False}
 
 
 def _display_path(path: Path, *roots: Path) -> str:
