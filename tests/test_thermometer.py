@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -254,3 +256,53 @@ def test_thermometer_compare_precise_batchnorm_reuses_the_trained_models(tmp_pat
     for run in ("real_valued", "thermometer_L3"):
         assert (out / "precise_bn" / run / "model_000" / "generalization_metrics.json").is_file()
     assert (out / "Fig_thermometer_generalization_precise_bn.png").stat().st_size > 1000
+
+
+def test_real_valued_models_are_only_read_even_from_a_shipped_population(tmp_path, monkeypatch):
+    """--real-valued-from reads its folder: no lock, no summary, no rewritten evaluation (here the stored one
+    carries another well-generalizing cut, which an evaluation in place rewrites), so shipped data is usable."""
+    import hashlib
+
+    from src.base import run_folders
+    from src.commands.cli import main
+    from src.nets.training_utils import model_dir_name, train_models
+    from src.ood.generalization import GeneralizationGrid
+    from src.ood.generalization_metrics import GeneralizationCut
+    from src.ood.model_evaluation import evaluate_model_dirs
+
+    data, population = tmp_path / "data", tmp_path / "population"
+    train_models("smoke", _smoke_data(data), population, [0], base_seed=0, progress=False)
+    stored = evaluate_model_dirs([population / model_dir_name(0)], GeneralizationGrid.from_preset("smoke", 0),
+                                 cut=GeneralizationCut("rmse", 0.05), progress=False)[0]
+    (population / "summary.csv").unlink()  # a training run would write it again
+
+    def snapshot():
+        return {p: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+                for p in sorted(population.rglob("*")) if p.is_file()}
+
+    before = snapshot()
+    shipped = run_folders.is_shipped
+    monkeypatch.setattr(run_folders, "is_shipped", lambda folder: shipped(folder) or population in Path(folder).parents
+                        or Path(folder) == population)
+    out = tmp_path / "cmp"
+    assert main(["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3", "--data-dir", str(data),
+                 "--out", str(out), "--real-valued-from", str(population), "--quiet"]) == 0
+    assert snapshot() == before
+    assert not (out / "real_valued").exists()
+    import pandas as pd
+
+    real = pd.read_csv(out / "comparison.csv").query("encoding == 'real-valued'").iloc[0]
+    assert real["rmse"] == pytest.approx(stored["rmse"]) and real["ood_accuracy"] == pytest.approx(
+        stored["ood"]["accuracy"])
+    (population / model_dir_name(0) / "generalization_metrics.json").unlink()  # no evaluation to read
+    with pytest.raises(ValueError, match="not evaluated on grid .* only read here"):
+        from src.ood.thermometer_experiment import compare_encodings
+
+        compare_encodings("smoke", 0, 1, 3, data, out, progress=False, real_valued_dir=population)
+
+
+def _smoke_data(folder):
+    from src.physics.datasets import write_datasets
+
+    write_datasets("smoke", 0, folder, progress=False)
+    return folder

@@ -52,7 +52,8 @@ def compare_encodings(
     data_dir : the preset's datasets folder. out_dir : holds ``real_valued/`` and ``thermometer_L<L>/``.
     real_valued_dir : take the real-valued models from this finished run instead (e.g. a population
         trained with the same preset and seed: its model ``i`` is bitwise the one this function would
-        train on CPU). Models ``0 .. n_models-1`` must be complete there; their configuration is checked.
+        train on CPU). Models ``0 .. n_models-1`` must be complete and evaluated on the preset's grid there;
+        their configuration is checked. The folder is only read (a shipped population is fine).
     batchnorm : ``"running"`` evaluates the networks as trained (BatchNorm's training-time moving
         averages); ``"precise"`` evaluates copies under ``out_dir/precise_bn/`` whose BatchNorm statistics
         are exact averages over the training set (:mod:`src.nets.precise_batchnorm`), for both encodings.
@@ -79,18 +80,21 @@ def compare_encodings(
         if missing:
             raise ValueError(f"real_valued_dir {real_dir} lacks the finished models {missing}: train them there "
                              "(python -m src population --models ...) or let the comparison train its own")
+    borrowed = {real_dir} if real_valued_dir is not None else set()  # only read
     runs = {"real-valued": (real_dir, None), f"thermometer L={levels}": (out_dir / f"thermometer_L{levels}", levels)}
     grid = GeneralizationGrid.from_preset(preset, seed)
     rows = []
     training = load_training_data(data_dir, preset).training if batchnorm == "precise" else None
     for encoding, (run_dir, thermometer_levels) in runs.items():
         train_models(preset, data_dir, run_dir, range(n_models), base_seed=seed,
-                     thermometer_levels=thermometer_levels, progress=progress)
+                     thermometer_levels=thermometer_levels, progress=progress, read_only=run_dir in borrowed)
         model_dirs = [run_dir / model_dir_name(i) for i in range(n_models)]
-        if batchnorm == "precise":
+        read_only = run_dir in borrowed
+        if batchnorm == "precise":  # the copies are this comparison's own
             copies = out_dir / "precise_bn" / ("real_valued" if thermometer_levels is None else run_dir.name)
             model_dirs = [write_recalibrated_copy(d, copies / d.name, training) for d in model_dirs]
-        summaries = evaluate_model_dirs(model_dirs, grid, progress=progress)
+            read_only = False
+        summaries = evaluate_model_dirs(model_dirs, grid, progress=progress, read_only=read_only)
         for index, summary in enumerate(summaries):
             rows.append({
                 "encoding": encoding,
@@ -191,8 +195,9 @@ def add_thermometer_parser(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="run folder (default: 00_demonstrations_data/runs/thermometer_<preset>_seed<seed>)")
     parser.add_argument("--real-valued-from", type=Path, default=None,
-                        help="reuse the real-valued models of this finished run with the same preset and seed, "
-                        "e.g. a population folder (default: train them under --out)")
+                        help="reuse the real-valued models of this finished and evaluated run with the same preset "
+                        "and seed, e.g. a population folder; it is only read, so a shipped population is fine "
+                        "(default: train them under --out)")
     parser.add_argument("--batchnorm", choices=BATCHNORM_MODES, default="running",
                         help="running: evaluate the networks as trained; precise: with BatchNorm statistics "
                         "averaged over the training set (output names get the suffix _precise_bn) (default: running)")
