@@ -306,3 +306,38 @@ def _smoke_data(folder):
 
     write_datasets("smoke", 0, folder, progress=False)
     return folder
+
+
+def test_shipped_comparison_is_read_checked_and_its_absence_stops_reproduce_before_any_work(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from src.commands.cli import main
+    from src.commands.reproduce import StepFailed, run_pipeline
+    from src.ood import thermometer_experiment as experiment
+
+    monkeypatch.setattr(experiment, "SHIPPED_COMPARISONS_DIR", tmp_path / "shipped")
+    with pytest.raises(StepFailed, match=r"cannot start: .*paper_L3/comparison.json: not found; make it with "
+                                         r"`python -m src thermometer-compare --preset paper --seed 1 --models 16 "
+                                         r"--levels 3 .*--retrain"):
+        run_pipeline("paper", out_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # stopped before the first step
+
+    monkeypatch.setattr(experiment, "SHIPPED_SEEDS", {"smoke": 0})
+    folder = tmp_path / "shipped" / "smoke_L3"
+    with pytest.raises(FileNotFoundError, match="--preset smoke --seed 0 --models 1 --levels 3 .*record-files"):
+        experiment.read_shipped_comparison("smoke", 3)
+    assert main(["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3",
+                 "--data-dir", str(tmp_path / "data"), "--out", str(folder), "--quiet"]) == 0
+    table, summary = experiment.read_shipped_comparison("smoke", 3)
+    pd.testing.assert_frame_equal(table, pd.read_csv(folder / "comparison.csv"))
+    assert summary["seed"] == 0 and summary["n_models"] == 1
+    with pytest.raises(FileNotFoundError, match="comparison_precise_bn.json: not found.*--batchnorm precise"):
+        experiment.read_shipped_comparison("smoke", 3, batchnorm="precise")
+    monkeypatch.setattr(experiment, "SHIPPED_SEEDS", {"smoke": 1})
+    with pytest.raises(ValueError, match="'seed': 0.*expected .*'seed': 1"):
+        experiment.read_shipped_comparison("smoke", 3)
+    monkeypatch.setattr(experiment, "SHIPPED_SEEDS", {"smoke": 0})
+    csv = folder / "comparison.csv"
+    csv.write_text(csv.read_text().replace("real-valued,0,", "real-valued,1,"))  # an altered table
+    with pytest.raises(ValueError, match="comparison.csv"):
+        experiment.read_shipped_comparison("smoke", 3)

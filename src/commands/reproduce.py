@@ -117,6 +117,8 @@ class Step:
     hint: str
     key_numbers: dict = field(default_factory=dict)
     verify: Callable[[Context], None] | None = None  # raises if what a skip would keep does not verify
+    # raises ValueError / FileNotFoundError, in one line saying what to do, if the step cannot start
+    precondition: Callable[[Context], None] | None = None
 
 
 NOTEBOOK_FIGURES = {
@@ -144,7 +146,8 @@ def _notebook_parameters(ctx: Context, key: str) -> dict:
                "ANALYSIS_DIR": str(ctx.analysis_dir)},
         "06": {"POPULATION_DIR": str(ctx.population_dir), "CREATE_IF_MISSING": False},
         # the real-valued half of the comparison: models 0.. of the population (same preset, seed, recipe)
-        "07": {"RUN_DIR": str(ctx.runs_dir / "thermometer"), "REAL_VALUED_DIR": str(ctx.population_dir)},
+        "07": {"RUN_DIR": str(ctx.runs_dir / "thermometer"), "REAL_VALUED_DIR": str(ctx.population_dir),
+               "RETRAIN": ctx.retrain},
         "08": {"POPULATION_DIR": str(ctx.population_dir), "DATA_DIR": str(ctx.data_dir),
                "VALIDATION_DIR": None if ctx.validation_dir is None else str(ctx.validation_dir)},
     }
@@ -179,7 +182,17 @@ def _run_notebook_step(key: str) -> Step:
     def outputs(ctx: Context) -> list[Path]:
         return [ctx.notebooks_dir / notebook] + [ctx.figures_dir / f"{name}.{ext}" for name in figures for ext in ("pdf", "png")]
 
-    return Step(f"notebook {notebook}", run, outputs, f"open {notebook} in Jupyter and run it to see the failing cell")
+    return Step(f"notebook {notebook}", run, outputs, f"open {notebook} in Jupyter and run it to see the failing cell",
+                precondition=_shipped_comparison_present if key == "07" else None)
+
+
+def _shipped_comparison_present(ctx: Context) -> None:
+    """Notebook 07 reads the shipped paper-recipe thermometer comparison unless ``--retrain``: it must be there."""
+    from ..ood.thermometer_experiment import read_shipped_comparison
+
+    if ctx.preset.name == "paper" and not ctx.retrain:
+        for batchnorm in ("running", "precise"):
+            read_shipped_comparison(ctx.preset, ctx.preset.thermometer_compare_levels, batchnorm)
 
 
 def _data_step() -> Step:
@@ -334,11 +347,18 @@ def run_pipeline(preset: str | Preset, seed: int = 0, out_dir: Path = DEMO_DIR, 
                  progress: bool = True, retrain: bool = False) -> Path:
     """Run every step (skipping up-to-date ones) and write the report; returns the report path.
 
-    ``retrain``: with the paper preset, train a new population instead of using the shipped one.
+    ``retrain``: with the paper preset, train a new population and thermometer comparison (notebook 07) instead
+    of using the shipped ones.
     """
     ctx = Context(get_preset(preset), int(seed), Path(out_dir), progress, retrain)
     records = []
     steps = pipeline_steps()
+    for step in steps:  # before any work: a step that could not start would stop the run hours in
+        if step.precondition is not None:
+            try:
+                step.precondition(ctx)
+            except (ValueError, FileNotFoundError) as exc:
+                raise StepFailed(f"step '{step.name}' cannot start: {exc}") from exc
     # steps differ by orders of magnitude in cost (seconds to hours), so the bar shows no estimate of the
     # time left: the step running, how many are done and the time so far
     bar = tqdm(total=len(steps), desc=f"reproduce ({ctx.preset.name})", disable=not progress, dynamic_ncols=True,
@@ -493,7 +513,8 @@ def add_reproduce_parser(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=DEMO_DIR, help="output root (default: 00_demonstrations_data)")
     parser.add_argument("--force", action="store_true", help="redo steps that are up to date")
     parser.add_argument("--retrain", action="store_true",
-                        help="paper preset: train a new 100-CNN population instead of using the shipped one")
+                        help="paper preset: train a new 100-CNN population instead of using the shipped one, and "
+                        "the thermometer comparison of notebook 07 instead of reading the shipped one (hours)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_reproduce)
 
