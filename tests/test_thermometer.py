@@ -341,3 +341,40 @@ def test_shipped_comparison_is_read_checked_and_its_absence_stops_reproduce_befo
     csv.write_text(csv.read_text().replace("real-valued,0,", "real-valued,1,"))  # an altered table
     with pytest.raises(ValueError, match="comparison.csv"):
         experiment.read_shipped_comparison("smoke", 3)
+
+
+def test_notebook_07_with_the_paper_preset_reads_the_shipped_comparison_and_trains_nothing(tmp_path):
+    """The shipped folder is replaced by a stand-in with made-up numbers (set in a cell added to a copy of the
+    notebook); the tables shown must be those numbers, the figures drawn, and no network trained."""
+    import nbformat
+
+    from src.base.file_records import open_folder
+    from src.base.io_utils import atomic_write_bytes, save_json
+    from src.base.notebook_runner import run_notebook
+    from src.base.paths import REPO_ROOT
+    from src.ood.thermometer_experiment import comparison_command, summarize_comparison
+
+    stand_in = tmp_path / "shipped" / "paper_L3"
+    open_folder(stand_in, {"kind": "results"})
+    table = _comparison_table([0.5, 0.15], [0.6, 0.7]).replace("thermometer L=2", "thermometer L=3")
+    for suffix, batchnorm in (("", "running"), ("_precise_bn", "precise")):
+        atomic_write_bytes(stand_in / f"comparison{suffix}.csv", table.to_csv(index=False).encode())
+        save_json(stand_in / f"comparison{suffix}.json",
+                  {"command": comparison_command("paper", 1, 2, 3, batchnorm), "preset": "paper", "seed": 1,
+                   "levels": 3, "n_models": 2, "batchnorm": batchnorm, **summarize_comparison(table)})
+    notebook = nbformat.read(REPO_ROOT / "07_thermometer_encoding.ipynb", as_version=4)
+    notebook.cells.insert(2, nbformat.v4.new_code_cell(
+        f"import src.ood.thermometer_experiment as experiment\nexperiment.SHIPPED_COMPARISONS_DIR = "
+        f"experiment.Path({str(stand_in.parent)!r})"))
+    nbformat.write(notebook, tmp_path / "07.ipynb")
+    params = {"PRESET": "paper", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
+              "FIGURES_DIR": str(tmp_path / "fig")}
+    executed = run_notebook(tmp_path / "07.ipynb", tmp_path / "07_executed.ipynb", params)
+    assert not (tmp_path / "run").exists()
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "shipped comparison, seed 1, 2 models per encoding: python -m src thermometer-compare --preset paper" in printed
+    shown = [o["data"]["text/plain"] for c in executed.cells if c.cell_type == "code" for o in c.outputs
+             if o.get("output_type") == "display_data" and "rmse" in o.get("data", {}).get("text/plain", "")]
+    assert len(shown) == 2 and all("0.15" in text and "0.7" in text for text in shown)  # the stand-in's RMSEs
+    for name in ("Fig_thermometer_generalization", "Fig_thermometer_generalization_precise_bn"):
+        assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 1000
