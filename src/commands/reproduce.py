@@ -276,7 +276,9 @@ def _analysis_step(cam: int) -> Step:
                    "--preset", ctx.preset.name, "--seed", str(ctx.seed), "--data", str(ctx.data_dir),
                    "--models-dir", str(ctx.highlighted_dir), "--out", str(ctx.analysis_dir),
                    "--figures", str(ctx.figures_dir), "--quiet"]
-        subprocess.run(command, cwd=REPO_ROOT, check=True)
+        # in a session of its own, Ctrl-C in the terminal reaches only this process, whose interruption kills the
+        # script (subprocess.run does): one line for the user, not a second traceback from the script
+        subprocess.run(command, cwd=REPO_ROOT, check=True, start_new_session=True)
         return {}
 
     def outputs(ctx: Context) -> list[Path]:
