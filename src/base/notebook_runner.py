@@ -198,7 +198,7 @@ class _NotebookThread(threading.Thread):
             await self.client.async_execute()
         finally:
             if self.manager.has_kernel:  # a kernel manager passed in is not shut down by nbclient
-                await self.manager.shutdown_kernel(now=True)
+                await self.manager.shutdown_kernel()
 
     def stop(self) -> None:
         """Kill the kernel's process group (the kernel and what it started; it runs in a session of its own),
