@@ -148,7 +148,10 @@ def _notebook_parameters(ctx: Context, key: str) -> dict:
         # the real-valued half of the comparison: models 0.. of the population (same preset, seed, recipe)
         "07": {"RUN_DIR": str(ctx.runs_dir / "thermometer"), "REAL_VALUED_DIR": str(ctx.population_dir),
                "RETRAIN": ctx.retrain},
+        # the precise-BN copies inside this run (by default they go to a folder named after the population's
+        # folder only, which the populations of every preset and seed, all named "population", would share)
         "08": {"POPULATION_DIR": str(ctx.population_dir), "DATA_DIR": str(ctx.data_dir),
+               "PRECISE_BN_DIR": str(ctx.runs_dir / "precise_bn"),
                "VALIDATION_DIR": None if ctx.validation_dir is None else str(ctx.validation_dir)},
     }
     return {**common, **extra.get(key, {})}
