@@ -8,7 +8,7 @@ import psutil
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from src.base.notebook_runner import run_notebook
+from src.base.notebook_runner import run_notebook, stream_line, widget_line
 from src.base.paths import REPO_ROOT
 
 
@@ -40,3 +40,34 @@ def test_a_failing_notebook_raises_keeps_its_traceback_and_stops_its_kernel(tmp_
         run_notebook(source, tmp_path / "executed.ipynb")
     assert "bad parameter" in (tmp_path / "executed.ipynb").read_text()
     assert not _kernels(), "the kernel outlived the notebook"
+
+
+def test_progress_names_the_running_cell_and_relays_the_cells_own_progress_line(tmp_path):
+    """A cell's tqdm bar (an ipywidgets box in the kernel) and its plain stderr lines reach ``on_progress``."""
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("SEED = 0", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_markdown_cell("prose is no code cell"),
+        nbformat.v4.new_code_cell("import time\nfrom tqdm.auto import tqdm\n"
+                                  "for _ in tqdm(range(8), desc='inner loop', mininterval=0):\n    time.sleep(0.15)"),
+        nbformat.v4.new_code_cell("import sys, time\nprint('epoch 3/7\\rwarming', file=sys.stderr)\ntime.sleep(1)"),
+    ]
+    nbformat.write(notebook, tmp_path / "progress.ipynb")
+    seen = []
+    run_notebook(tmp_path / "progress.ipynb", tmp_path / "executed.ipynb", on_progress=seen.append)
+    assert {p.n_cells for p in seen} == {3}
+    assert [p.cell for p in seen] == sorted(p.cell for p in seen) and seen[-1].cell == 3
+    widget_lines = [p.line for p in seen if p.cell == 2 and p.line]
+    assert widget_lines and all(line.startswith("inner loop:") for line in widget_lines)
+    assert any("/8 [" in line for line in widget_lines)  # tqdm's count and times, not only the label
+    assert {p.line for p in seen if p.cell == 3} <= {"", "warming"} and seen[-1].line == "warming"
+
+
+def test_stream_line_keeps_the_last_redraw_and_widget_line_joins_a_boxes_labels():
+    assert stream_line("a\n 10%|#  | 1/10\r 20%|## | 2/10\r\n") == "20%|## | 2/10"
+    assert stream_line("\n\n") == ""
+    state = {"box": {"children": ["IPY_MODEL_left", "IPY_MODEL_bar", "IPY_MODEL_right"]},
+             "left": {"value": "train:\u2007\u200740%"}, "bar": {"value": 4, "max": 10},
+             "right": {"value": "\u20074/10\u2007[00:02&lt;00:03]"}, "alone": {"value": "x"}}
+    assert widget_line(state, "bar") == "train:  40% 4/10 [00:02<00:03]"
+    assert widget_line(state, "alone") == ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -254,3 +256,125 @@ def test_thermometer_compare_precise_batchnorm_reuses_the_trained_models(tmp_pat
     for run in ("real_valued", "thermometer_L3"):
         assert (out / "precise_bn" / run / "model_000" / "generalization_metrics.json").is_file()
     assert (out / "Fig_thermometer_generalization_precise_bn.png").stat().st_size > 1000
+
+
+def test_real_valued_models_are_only_read_even_from_a_shipped_population(tmp_path, monkeypatch):
+    """--real-valued-from reads its folder: no lock, no summary, no rewritten evaluation (here the stored one
+    carries another well-generalizing cut, which an evaluation in place rewrites), so shipped data is usable."""
+    import hashlib
+
+    from src.base import run_folders
+    from src.commands.cli import main
+    from src.nets.training_utils import model_dir_name, train_models
+    from src.ood.generalization import GeneralizationGrid
+    from src.ood.generalization_metrics import GeneralizationCut
+    from src.ood.model_evaluation import evaluate_model_dirs
+
+    data, population = tmp_path / "data", tmp_path / "population"
+    train_models("smoke", _smoke_data(data), population, [0], base_seed=0, progress=False)
+    stored = evaluate_model_dirs([population / model_dir_name(0)], GeneralizationGrid.from_preset("smoke", 0),
+                                 cut=GeneralizationCut("rmse", 0.05), progress=False)[0]
+    (population / "summary.csv").unlink()  # a training run would write it again
+
+    def snapshot():
+        return {p: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+                for p in sorted(population.rglob("*")) if p.is_file()}
+
+    before = snapshot()
+    shipped = run_folders.is_shipped
+    monkeypatch.setattr(run_folders, "is_shipped", lambda folder: shipped(folder) or population in Path(folder).parents
+                        or Path(folder) == population)
+    out = tmp_path / "cmp"
+    assert main(["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3", "--data-dir", str(data),
+                 "--out", str(out), "--real-valued-from", str(population), "--quiet"]) == 0
+    assert snapshot() == before
+    assert not (out / "real_valued").exists()
+    import pandas as pd
+
+    real = pd.read_csv(out / "comparison.csv").query("encoding == 'real-valued'").iloc[0]
+    assert real["rmse"] == pytest.approx(stored["rmse"]) and real["ood_accuracy"] == pytest.approx(
+        stored["ood"]["accuracy"])
+    (population / model_dir_name(0) / "generalization_metrics.json").unlink()  # no evaluation to read
+    with pytest.raises(ValueError, match="not evaluated on grid .* only read here"):
+        from src.ood.thermometer_experiment import compare_encodings
+
+        compare_encodings("smoke", 0, 1, 3, data, out, progress=False, real_valued_dir=population)
+
+
+def _smoke_data(folder):
+    from src.physics.datasets import write_datasets
+
+    write_datasets("smoke", 0, folder, progress=False)
+    return folder
+
+
+def test_shipped_comparison_is_read_checked_and_its_absence_stops_reproduce_before_any_work(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from src.commands.cli import main
+    from src.commands.reproduce import StepFailed, run_pipeline
+    from src.ood import thermometer_experiment as experiment
+
+    monkeypatch.setattr(experiment, "SHIPPED_COMPARISONS_DIR", tmp_path / "shipped")
+    with pytest.raises(StepFailed, match=r"cannot start: .*paper_L3/comparison.json: not found; make it with "
+                                         r"`python -m src thermometer-compare --preset paper --seed 1 --models 16 "
+                                         r"--levels 3 .*--retrain"):
+        run_pipeline("paper", out_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()  # stopped before the first step
+
+    monkeypatch.setattr(experiment, "SHIPPED_SEEDS", {"smoke": 0})
+    folder = tmp_path / "shipped" / "smoke_L3"
+    with pytest.raises(FileNotFoundError, match="--preset smoke --seed 0 --models 1 --levels 3 .*record-files"):
+        experiment.read_shipped_comparison("smoke", 3)
+    assert main(["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3",
+                 "--data-dir", str(tmp_path / "data"), "--out", str(folder), "--quiet"]) == 0
+    table, summary = experiment.read_shipped_comparison("smoke", 3)
+    pd.testing.assert_frame_equal(table, pd.read_csv(folder / "comparison.csv"))
+    assert summary["seed"] == 0 and summary["n_models"] == 1
+    with pytest.raises(FileNotFoundError, match="comparison_precise_bn.json: not found.*--batchnorm precise"):
+        experiment.read_shipped_comparison("smoke", 3, batchnorm="precise")
+    monkeypatch.setattr(experiment, "SHIPPED_SEEDS", {"smoke": 1})
+    with pytest.raises(ValueError, match="'seed': 0.*expected .*'seed': 1"):
+        experiment.read_shipped_comparison("smoke", 3)
+    monkeypatch.setattr(experiment, "SHIPPED_SEEDS", {"smoke": 0})
+    csv = folder / "comparison.csv"
+    csv.write_text(csv.read_text().replace("real-valued,0,", "real-valued,1,"))  # an altered table
+    with pytest.raises(ValueError, match="comparison.csv"):
+        experiment.read_shipped_comparison("smoke", 3)
+
+
+def test_notebook_07_with_the_paper_preset_reads_the_shipped_comparison_and_trains_nothing(tmp_path):
+    """The shipped folder is replaced by a stand-in with made-up numbers (set in a cell added to a copy of the
+    notebook); the tables shown must be those numbers, the figures drawn, and no network trained."""
+    import nbformat
+
+    from src.base.file_records import open_folder
+    from src.base.io_utils import atomic_write_bytes, save_json
+    from src.base.notebook_runner import run_notebook
+    from src.base.paths import REPO_ROOT
+    from src.ood.thermometer_experiment import comparison_command, summarize_comparison
+
+    stand_in = tmp_path / "shipped" / "paper_L3"
+    open_folder(stand_in, {"kind": "results"})
+    table = _comparison_table([0.5, 0.15], [0.6, 0.7]).replace("thermometer L=2", "thermometer L=3")
+    for suffix, batchnorm in (("", "running"), ("_precise_bn", "precise")):
+        atomic_write_bytes(stand_in / f"comparison{suffix}.csv", table.to_csv(index=False).encode())
+        save_json(stand_in / f"comparison{suffix}.json",
+                  {"command": comparison_command("paper", 1, 2, 3, batchnorm), "preset": "paper", "seed": 1,
+                   "levels": 3, "n_models": 2, "batchnorm": batchnorm, **summarize_comparison(table)})
+    notebook = nbformat.read(REPO_ROOT / "07_thermometer_encoding.ipynb", as_version=4)
+    notebook.cells.insert(2, nbformat.v4.new_code_cell(
+        f"import src.ood.thermometer_experiment as experiment\nexperiment.SHIPPED_COMPARISONS_DIR = "
+        f"experiment.Path({str(stand_in.parent)!r})"))
+    nbformat.write(notebook, tmp_path / "07.ipynb")
+    params = {"PRESET": "paper", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
+              "FIGURES_DIR": str(tmp_path / "fig")}
+    executed = run_notebook(tmp_path / "07.ipynb", tmp_path / "07_executed.ipynb", params)
+    assert not (tmp_path / "run").exists()
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "shipped comparison, seed 1, 2 models per encoding: python -m src thermometer-compare --preset paper" in printed
+    shown = [o["data"]["text/plain"] for c in executed.cells if c.cell_type == "code" for o in c.outputs
+             if o.get("output_type") == "display_data" and "rmse" in o.get("data", {}).get("text/plain", "")]
+    assert len(shown) == 2 and all("0.15" in text and "0.7" in text for text in shown)  # the stand-in's RMSEs
+    for name in ("Fig_thermometer_generalization", "Fig_thermometer_generalization_precise_bn"):
+        assert (tmp_path / "fig" / f"{name}.png").stat().st_size > 1000

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..base.interruption import exit_status, interruption_line, sigterm_raises
 from ..base.presets import PRESET_NAMES
 from ..base.run_folders import allow_shipped_writes
 from ..figures.gallery import add_gallery_parser
@@ -90,19 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; errors in one line (exit 2), Ctrl-C in one line (exit 130)."""
+    """Run one command; errors in one line (exit 2), Ctrl-C (exit 130) and SIGTERM (exit 143) in one line."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with allow_shipped_writes(args.allow_shipped):
+        with allow_shipped_writes(args.allow_shipped), sigterm_raises():
             return args.func(args)
     except (ValueError, OSError) as exc:  # OSError: a failed write (full disk...), named by the writer
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: `{args.command}` stopped; run the same command again to resume where it stopped",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interruption:  # SIGTERM too (src.base.interruption.Terminated)
+        print(f"\n{interruption_line(args.command, interruption)}", file=sys.stderr)
+        return exit_status(interruption)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,8 @@ class Step:
     hint: str
     key_numbers: dict = field(default_factory=dict)
     verify: Callable[[Context], None] | None = None  # raises if what a skip would keep does not verify
+    # raises ValueError / FileNotFoundError, in one line saying what to do, if the step cannot start
+    precondition: Callable[[Context], None] | None = None
 
 
 NOTEBOOK_FIGURES = {
@@ -144,8 +146,12 @@ def _notebook_parameters(ctx: Context, key: str) -> dict:
                "ANALYSIS_DIR": str(ctx.analysis_dir)},
         "06": {"POPULATION_DIR": str(ctx.population_dir), "CREATE_IF_MISSING": False},
         # the real-valued half of the comparison: models 0.. of the population (same preset, seed, recipe)
-        "07": {"RUN_DIR": str(ctx.runs_dir / "thermometer"), "REAL_VALUED_DIR": str(ctx.population_dir)},
+        "07": {"RUN_DIR": str(ctx.runs_dir / "thermometer"), "REAL_VALUED_DIR": str(ctx.population_dir),
+               "RETRAIN": ctx.retrain},
+        # the precise-BN copies inside this run (by default they go to a folder named after the population's
+        # folder only, which the populations of every preset and seed, all named "population", would share)
         "08": {"POPULATION_DIR": str(ctx.population_dir), "DATA_DIR": str(ctx.data_dir),
+               "PRECISE_BN_DIR": str(ctx.runs_dir / "precise_bn"),
                "VALIDATION_DIR": None if ctx.validation_dir is None else str(ctx.validation_dir)},
     }
     return {**common, **extra.get(key, {})}
@@ -165,16 +171,31 @@ def _run_notebook_step(key: str) -> Step:
     figures = NOTEBOOK_FIGURES[key]
 
     def run(ctx: Context) -> dict:
-        from ..base.notebook_runner import run_notebook
+        from ..base.notebook_runner import NotebookBar, run_notebook
 
-        run_notebook(REPO_ROOT / notebook, ctx.notebooks_dir / notebook, _notebook_parameters(ctx, key))
+        bar = NotebookBar(Path(notebook).stem, enabled=ctx.progress)
+        try:
+            run_notebook(REPO_ROOT / notebook, ctx.notebooks_dir / notebook, _notebook_parameters(ctx, key),
+                         on_progress=bar)
+        finally:
+            bar.close()
         _sign_notebook(ctx.notebooks_dir / notebook)
         return {}
 
     def outputs(ctx: Context) -> list[Path]:
         return [ctx.notebooks_dir / notebook] + [ctx.figures_dir / f"{name}.{ext}" for name in figures for ext in ("pdf", "png")]
 
-    return Step(f"notebook {notebook}", run, outputs, f"open {notebook} in Jupyter and run it to see the failing cell")
+    return Step(f"notebook {notebook}", run, outputs, f"open {notebook} in Jupyter and run it to see the failing cell",
+                precondition=_shipped_comparison_present if key == "07" else None)
+
+
+def _shipped_comparison_present(ctx: Context) -> None:
+    """Notebook 07 reads the shipped paper-recipe thermometer comparison unless ``--retrain``: it must be there."""
+    from ..ood.thermometer_experiment import read_shipped_comparison
+
+    if ctx.preset.name == "paper" and not ctx.retrain:
+        for batchnorm in ("running", "precise"):
+            read_shipped_comparison(ctx.preset, ctx.preset.thermometer_compare_levels, batchnorm)
 
 
 def _data_step() -> Step:
@@ -258,7 +279,9 @@ def _analysis_step(cam: int) -> Step:
                    "--preset", ctx.preset.name, "--seed", str(ctx.seed), "--data", str(ctx.data_dir),
                    "--models-dir", str(ctx.highlighted_dir), "--out", str(ctx.analysis_dir),
                    "--figures", str(ctx.figures_dir), "--quiet"]
-        subprocess.run(command, cwd=REPO_ROOT, check=True)
+        # in a session of its own, Ctrl-C in the terminal reaches only this process, whose interruption kills the
+        # script (subprocess.run does): one line for the user, not a second traceback from the script
+        subprocess.run(command, cwd=REPO_ROOT, check=True, start_new_session=True)
         return {}
 
     def outputs(ctx: Context) -> list[Path]:
@@ -329,35 +352,55 @@ def run_pipeline(preset: str | Preset, seed: int = 0, out_dir: Path = DEMO_DIR, 
                  progress: bool = True, retrain: bool = False) -> Path:
     """Run every step (skipping up-to-date ones) and write the report; returns the report path.
 
-    ``retrain``: with the paper preset, train a new population instead of using the shipped one.
+    ``retrain``: with the paper preset, train a new population and thermometer comparison (notebook 07) instead
+    of using the shipped ones.
     """
     ctx = Context(get_preset(preset), int(seed), Path(out_dir), progress, retrain)
     records = []
-    for step in tqdm(pipeline_steps(), desc=f"reproduce ({ctx.preset.name})", disable=not progress):
-        if not force and _is_up_to_date(ctx, step):
-            stamp = load_json(_stamp_path(ctx, step))
-            records.append({**stamp, "skipped": True})
-            continue
-        start = time.perf_counter()
-        try:
-            numbers = step.run(ctx) or {}
-        except Exception as exc:  # noqa: BLE001 - re-raised with the step's name and a hint
-            raise StepFailed(f"step '{step.name}' failed: {type(exc).__name__}: {exc}\n  what to do: {step.hint}; "
-                             "then rerun `make reproduce` (finished steps are skipped)") from exc
-        stamp = {
-            "step": step.name,
-            "preset": ctx.preset.name,
-            "seed": ctx.seed,
-            "seconds": round(time.perf_counter() - start, 2),
-            "numbers": numbers,
-            "outputs": [str(p.relative_to(ctx.out_dir)) if p.is_relative_to(ctx.out_dir) else str(p)
-                        for p in step.outputs(ctx)],
-            "output_sha256": {str(p): _output_digest(p) for p in step.outputs(ctx)},
-        }
-        open_folder(_stamp_path(ctx, step).parent, {"kind": "stamps"})
-        save_json(_stamp_path(ctx, step), stamp)
-        records.append({**stamp, "skipped": False})
+    steps = pipeline_steps()
+    for step in steps:  # before any work: a step that could not start would stop the run hours in
+        if step.precondition is not None:
+            try:
+                step.precondition(ctx)
+            except (ValueError, FileNotFoundError) as exc:
+                raise StepFailed(f"step '{step.name}' cannot start: {exc}") from exc
+    # steps differ by orders of magnitude in cost (seconds to hours), so the bar shows no estimate of the
+    # time left: the step running, how many are done and the time so far
+    bar = tqdm(total=len(steps), desc=f"reproduce ({ctx.preset.name})", disable=not progress, dynamic_ncols=True,
+               bar_format="{desc}: {n_fmt}/{total_fmt} steps done [{elapsed}]{postfix}")
+    with bar:
+        for step in steps:
+            bar.set_postfix_str(step.name)
+            records.append(_run_step(ctx, step, force))
+            bar.update()
     return write_report(ctx, records)
+
+
+def _run_step(ctx: Context, step: Step, force: bool) -> dict:
+    """Run ``step`` unless it is up to date (then its stamp is kept); returns its record for the report."""
+    if not force and _is_up_to_date(ctx, step):
+        return {**load_json(_stamp_path(ctx, step)), "skipped": True}
+    start = time.perf_counter()
+    try:
+        numbers = step.run(ctx) or {}
+    except KeyboardInterrupt as interruption:  # Ctrl-C or SIGTERM: the same kind, naming the step
+        raise type(interruption)(f"step '{step.name}'") from None
+    except Exception as exc:  # noqa: BLE001 - re-raised with the step's name and a hint
+        raise StepFailed(f"step '{step.name}' failed: {type(exc).__name__}: {exc}\n  what to do: {step.hint}; "
+                         "then rerun `make reproduce` (finished steps are skipped)") from exc
+    stamp = {
+        "step": step.name,
+        "preset": ctx.preset.name,
+        "seed": ctx.seed,
+        "seconds": round(time.perf_counter() - start, 2),
+        "numbers": numbers,
+        "outputs": [str(p.relative_to(ctx.out_dir)) if p.is_relative_to(ctx.out_dir) else str(p)
+                    for p in step.outputs(ctx)],
+        "output_sha256": {str(p): _output_digest(p) for p in step.outputs(ctx)},
+    }
+    open_folder(_stamp_path(ctx, step).parent, {"kind": "stamps"})
+    save_json(_stamp_path(ctx, step), stamp)
+    return {**stamp, "skipped": False}
 
 
 def _display_path(path: Path, *roots: Path) -> str:
@@ -475,7 +518,8 @@ def add_reproduce_parser(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=DEMO_DIR, help="output root (default: 00_demonstrations_data)")
     parser.add_argument("--force", action="store_true", help="redo steps that are up to date")
     parser.add_argument("--retrain", action="store_true",
-                        help="paper preset: train a new 100-CNN population instead of using the shipped one")
+                        help="paper preset: train a new 100-CNN population instead of using the shipped one, and "
+                        "the thermometer comparison of notebook 07 instead of reading the shipped one (hours)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_reproduce)
 

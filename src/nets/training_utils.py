@@ -399,6 +399,7 @@ def train_models(
     n_workers: int | None = None,
     engine: str | None = None,
     recipe: str | None = None,
+    read_only: bool = False,
 ) -> list[Path]:
     """Train the models ``model_indices`` of a run together; returns their folders ``out_dir/model_XXX``.
 
@@ -419,6 +420,8 @@ def train_models(
         models train in this process.
     engine : ``"fused"`` or ``"stacked"`` (default: fused on CPU, stacked elsewhere).
     recipe : training recipe of :mod:`src.nets.recipes` (default ``"paper"``, the paper's, recorded as before).
+    read_only : only check that the models are complete and of this run (preset, seed, recipe, data),
+        writing nothing in ``out_dir`` (e.g. a shipped population); ``ValueError`` naming the missing ones.
 
     Writes each model's folder (module docstring) and ``out_dir/summary.csv``.
     """
@@ -445,8 +448,12 @@ def train_models(
     out_dir = Path(out_dir)
     data_dir = Path(data_dir)
     folders = [out_dir / model_dir_name(index) for index in indices]
-    writes = (not all(is_complete(d) for d in folders) or problem(out_dir / "summary.csv") is not None
-              or problem(out_dir / IDENTITY_FILE) is not None)  # a missing run.json is written again
+    missing = [index for index, folder in zip(indices, folders, strict=True) if not is_complete(folder)]
+    if read_only and missing:
+        raise ValueError(f"{out_dir} lacks the finished models {missing}, and is only read here: train them there "
+                         "(python -m src population --models ...)")
+    writes = not read_only and (bool(missing) or problem(out_dir / "summary.csv") is not None
+                                or problem(out_dir / IDENTITY_FILE) is not None)  # a missing run.json is written again
     # a writer holds the folder before any work (busy, unwritable and shipped folders fail here); a run
     # that is already complete is only read
     with hold_folder(out_dir) if writes else nullcontext() as hold:

@@ -195,6 +195,7 @@ def evaluate_model_dirs(
     force: bool = False,
     checkpoint_interval_s: float = 60.0,
     replace: bool = False,
+    read_only: bool = False,
 ) -> list[dict]:
     """Evaluate the trained models of several folders together; write their results; return summaries.
 
@@ -221,6 +222,8 @@ def evaluate_model_dirs(
     checkpoint_interval_s : least time between two checkpoints of the rows done.
     replace : replace evaluations made on another grid or of other weights (``which``); without it such a
         folder is refused, so that no folder silently mixes results of two grids.
+    read_only : write nothing (e.g. into a shipped population): return the stored summaries, with ``cut``
+        applied; ``ValueError`` naming a folder not evaluated on ``grid`` with its current weights.
 
     Returns
     -------
@@ -236,6 +239,12 @@ def evaluate_model_dirs(
         _check_model_dir(model_dir, which)
         if not replace:
             _check_same_evaluation(model_dir, grid, which)
+    if read_only:
+        for model_dir in model_dirs:
+            if not is_evaluated(model_dir, grid, which):
+                raise ValueError(f"{model_dir}: not evaluated on grid {grid.to_dict()} with its current {which!r} "
+                                 "weights, and only read here: evaluate it in its own run first")
+        return [recut(load_metrics(d), cut) for d in model_dirs]
     writes = force or any(not is_evaluated(d, grid, which) or recut(load_metrics(d), cut) != load_json(d / METRICS_FILE)
                           for d in model_dirs)
     with hold_folders([d.parent for d in model_dirs]) if writes else nullcontext():  # only writers hold

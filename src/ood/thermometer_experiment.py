@@ -3,6 +3,10 @@
 Two ensembles with the same seeds, recipe and data: ``CNN_SSH`` on the real-valued observables and
 ``CNN_SSH_ThermEncod(L)`` on their thermometer encoding. Both are evaluated on the same generalization
 grid (:mod:`src.ood.generalization`); the table holds one row per model and encoding.
+
+Training both ensembles with the paper's recipe takes hours on a CPU, so the comparison made with it ships in
+``00_demonstrations_data/thermometer_comparison/paper_L3/`` (seed 1, see :data:`SHIPPED_SEEDS`), in the
+layout ``thermometer-compare --out`` writes; :func:`read_shipped_comparison` reads it back, checked.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import pandas as pd
 from scipy import stats
 
 from ..base.file_records import open_folder
-from ..base.io_utils import atomic_write_bytes, save_json
+from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
+from ..base.paths import DEMO_DIR, REPO_ROOT, RUNS_DIR
 from ..base.presets import Preset, get_preset
 from ..base.provenance import git_state
 from ..base.run_folders import hold_folder
@@ -28,7 +33,12 @@ from .generalization import GeneralizationGrid
 from .model_evaluation import evaluate_model_dirs
 
 COMPARED_COLUMNS = ("clean_accuracy", "ood_accuracy", "ood_macro_f1", "rmse", "ssim")
+TABLE_COLUMNS = ("encoding", "model", *COMPARED_COLUMNS)
 BATCHNORM_MODES = ("running", "precise")
+#: the shipped comparisons: ``<preset>_L<levels>/`` folders, one per preset, with their ``comparison*.csv/json``
+SHIPPED_COMPARISONS_DIR = DEMO_DIR / "thermometer_comparison"
+#: the master seed each shipped comparison read by :func:`read_shipped_comparison` was run with
+SHIPPED_SEEDS = {"paper": 1}
 
 
 def compare_encodings(
@@ -52,7 +62,8 @@ def compare_encodings(
     data_dir : the preset's datasets folder. out_dir : holds ``real_valued/`` and ``thermometer_L<L>/``.
     real_valued_dir : take the real-valued models from this finished run instead (e.g. a population
         trained with the same preset and seed: its model ``i`` is bitwise the one this function would
-        train on CPU). Models ``0 .. n_models-1`` must be complete there; their configuration is checked.
+        train on CPU). Models ``0 .. n_models-1`` must be complete and evaluated on the preset's grid there;
+        their configuration is checked. The folder is only read (a shipped population is fine).
     batchnorm : ``"running"`` evaluates the networks as trained (BatchNorm's training-time moving
         averages); ``"precise"`` evaluates copies under ``out_dir/precise_bn/`` whose BatchNorm statistics
         are exact averages over the training set (:mod:`src.nets.precise_batchnorm`), for both encodings.
@@ -79,18 +90,21 @@ def compare_encodings(
         if missing:
             raise ValueError(f"real_valued_dir {real_dir} lacks the finished models {missing}: train them there "
                              "(python -m src population --models ...) or let the comparison train its own")
+    borrowed = {real_dir} if real_valued_dir is not None else set()  # only read
     runs = {"real-valued": (real_dir, None), f"thermometer L={levels}": (out_dir / f"thermometer_L{levels}", levels)}
     grid = GeneralizationGrid.from_preset(preset, seed)
     rows = []
     training = load_training_data(data_dir, preset).training if batchnorm == "precise" else None
     for encoding, (run_dir, thermometer_levels) in runs.items():
         train_models(preset, data_dir, run_dir, range(n_models), base_seed=seed,
-                     thermometer_levels=thermometer_levels, progress=progress)
+                     thermometer_levels=thermometer_levels, progress=progress, read_only=run_dir in borrowed)
         model_dirs = [run_dir / model_dir_name(i) for i in range(n_models)]
-        if batchnorm == "precise":
+        read_only = run_dir in borrowed
+        if batchnorm == "precise":  # the copies are this comparison's own
             copies = out_dir / "precise_bn" / ("real_valued" if thermometer_levels is None else run_dir.name)
             model_dirs = [write_recalibrated_copy(d, copies / d.name, training) for d in model_dirs]
-        summaries = evaluate_model_dirs(model_dirs, grid, progress=progress)
+            read_only = False
+        summaries = evaluate_model_dirs(model_dirs, grid, progress=progress, read_only=read_only)
         for index, summary in enumerate(summaries):
             rows.append({
                 "encoding": encoding,
@@ -102,6 +116,66 @@ def compare_encodings(
                 "ssim": summary["ssim"],
             })
     return pd.DataFrame(rows)
+
+
+def comparison_command(preset: str, seed: int, n_models: int, levels: int, batchnorm: str = "running",
+                       threshold: float = 0.2) -> str:
+    """The ``thermometer-compare`` command line of a comparison written to its default folder
+    (:func:`default_comparison_dir`)."""
+    return (f"python -m src thermometer-compare --preset {preset} --seed {seed} --models {n_models} "
+            f"--levels {levels} --batchnorm {batchnorm} --threshold {threshold}")
+
+
+def default_comparison_dir(preset: str, seed: int) -> Path:
+    """``00_demonstrations_data/runs/thermometer_<preset>_seed<seed>``: the default ``--out``."""
+    return RUNS_DIR / f"thermometer_{preset}_seed{seed}"
+
+
+def shipped_comparison_dir(preset: str, levels: int) -> Path:
+    """``00_demonstrations_data/thermometer_comparison/<preset>_L<levels>/``."""
+    return SHIPPED_COMPARISONS_DIR / f"{preset}_L{levels}"
+
+
+def read_shipped_comparison(preset: Preset | str, levels: int, batchnorm: str = "running") -> tuple[pd.DataFrame, dict]:
+    """The shipped comparison of ``preset`` with ``levels`` channels: its table and its summary.
+
+    Reads ``comparison.csv`` and ``comparison.json`` (``_precise_bn`` with ``batchnorm="precise"``) of
+    :func:`shipped_comparison_dir`, each checked against the folder's ``files.json``, and checks that the
+    summary is of this preset, levels, BatchNorm mode and seed (:data:`SHIPPED_SEEDS`) and that the table has
+    ``n_models`` rows per encoding.
+
+    Raises ``FileNotFoundError`` in one line giving the command that makes the missing file, and
+    ``ValueError`` if what is there is of another comparison.
+    """
+    preset = get_preset(preset)
+    if batchnorm not in BATCHNORM_MODES:
+        raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
+    if preset.name not in SHIPPED_SEEDS:
+        raise ValueError(f"no comparison is shipped for the {preset.name} preset (only for {sorted(SHIPPED_SEEDS)})")
+    seed = SHIPPED_SEEDS[preset.name]
+    folder = shipped_comparison_dir(preset.name, levels)
+    suffix = "_precise_bn" if batchnorm == "precise" else ""
+    summary_path = folder / f"comparison{suffix}.json"
+    if not summary_path.is_file():
+        command = comparison_command(preset.name, seed, preset.thermometer_compare_models, levels, batchnorm)
+        made, shipped = (p.relative_to(REPO_ROOT) if p.is_relative_to(REPO_ROOT) else p
+                         for p in (default_comparison_dir(preset.name, seed), folder))
+        raise FileNotFoundError(
+            f"{summary_path}: not found; make it with `{command}` (hours on a CPU), copy comparison{suffix}.csv, "
+            f"comparison{suffix}.json and Fig_thermometer_generalization{suffix}.pdf/.png from {made}/ to {shipped}/ "
+            f"and record them with `python -m src record-files {shipped} --allow-shipped`; or train the comparison "
+            f"in the notebook instead (`python -m src reproduce --preset {preset.name} --retrain`)")
+    summary = load_json(summary_path)
+    expected = {"preset": preset.name, "seed": seed, "levels": levels, "batchnorm": batchnorm}
+    found = {key: summary.get(key) for key in expected}
+    if found != expected:
+        raise ValueError(f"{summary_path}: a comparison of {found}, expected {expected}")
+    table = load_documented_table(folder / f"comparison{suffix}.csv", TABLE_COLUMNS, summary["command"])
+    counts = table.groupby("encoding").size().to_dict()
+    wanted = {"real-valued": summary["n_models"], f"thermometer L={levels}": summary["n_models"]}
+    if counts != wanted:
+        raise ValueError(f"{folder / f'comparison{suffix}.csv'}: {counts} models per encoding, its summary says {wanted}")
+    return table, summary
 
 
 def figure_encoding_comparison(table: pd.DataFrame, rmse_threshold: float = 0.2) -> plt.Figure:
@@ -191,8 +265,9 @@ def add_thermometer_parser(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="run folder (default: 00_demonstrations_data/runs/thermometer_<preset>_seed<seed>)")
     parser.add_argument("--real-valued-from", type=Path, default=None,
-                        help="reuse the real-valued models of this finished run with the same preset and seed, "
-                        "e.g. a population folder (default: train them under --out)")
+                        help="reuse the real-valued models of this finished and evaluated run with the same preset "
+                        "and seed, e.g. a population folder; it is only read, so a shipped population is fine "
+                        "(default: train them under --out)")
     parser.add_argument("--batchnorm", choices=BATCHNORM_MODES, default="running",
                         help="running: evaluate the networks as trained; precise: with BatchNorm statistics "
                         "averaged over the training set (output names get the suffix _precise_bn) (default: running)")
@@ -203,14 +278,14 @@ def add_thermometer_parser(subparsers) -> None:
 
 def _run_thermometer_compare(args: argparse.Namespace) -> int:
     from ..base.figure_files import save_figure
-    from ..base.paths import RUNS_DIR, datasets_dir
+    from ..base.paths import datasets_dir
     from ..physics.datasets import write_datasets
 
     preset = get_preset(args.preset)
     n_models = args.models if args.models is not None else preset.thermometer_compare_models
     levels = args.levels if args.levels is not None else preset.thermometer_compare_levels
     data_dir = args.data_dir or datasets_dir(preset.name)
-    out = args.out or RUNS_DIR / f"thermometer_{preset.name}_seed{args.seed}"
+    out = args.out or default_comparison_dir(preset.name, args.seed)
     with hold_folder(out):  # first: a busy, unwritable or shipped folder fails before any work
         open_folder(out, {"kind": "results"})  # its tables and figures enter the folder's record of files
         write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
@@ -219,8 +294,7 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
         suffix = "_precise_bn" if args.batchnorm == "precise" else ""
         atomic_write_bytes(out / f"comparison{suffix}.csv", table.to_csv(index=False, lineterminator="\n").encode())
         summary = summarize_comparison(table, args.threshold)
-        command = (f"python -m src thermometer-compare --preset {preset.name} --seed {args.seed} --models {n_models} "
-                   f"--levels {levels} --batchnorm {args.batchnorm} --threshold {args.threshold}")
+        command = comparison_command(preset.name, args.seed, n_models, levels, args.batchnorm, args.threshold)
         save_json(out / f"comparison{suffix}.json", {"command": command, "preset": preset.name, "seed": args.seed,
                                                      "levels": levels, "n_models": n_models, "batchnorm": args.batchnorm,
                                                      "commit": git_state()["commit"], **summary})
