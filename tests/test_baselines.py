@@ -107,6 +107,9 @@ def test_table_scores_a_perfect_and_a_useless_estimator():
     assert probe["mae"] == pytest.approx(0.0, abs=1e-12) and probe["mae_scope"] == "in-sample"
     assert table.loc["clean test accuracy", "mae"] == pytest.approx(np.mean(np.abs(merged["test_accuracy"] - truth)))
     assert "nuclear norm (Deng et al. 2023)" not in table.index  # a method without a column gets no row
+    merged["atc_mc"] = 1.0  # every network right on the whole source set: a constant estimate ranks nothing
+    atc = baseline_table(merged, n_bootstrap=50, n_permutations=50).set_index("method").loc["ATC-MC (Garg et al. 2022)"]
+    assert np.isnan(atc["spearman"]) and np.isnan(atc["lift10"]) and atc["mae"] == pytest.approx(np.mean(1 - truth))
 
 
 @pytest.fixture(scope="module")

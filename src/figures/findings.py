@@ -8,7 +8,9 @@ quick run without diagnostics gets a shorter text, never an error or an invented
 - ``predictors.csv`` (:mod:`src.interpret.generalization_prediction`, best first): the best clean-data predictor and the
   paper's CAM score;
 - ``precise_bn_summary.json`` (the precise-BatchNorm study): medians as trained and recalibrated;
-- ``protocol_validation.json`` in the validation population: the frozen protocol tested out of sample.
+- ``protocol_validation.json`` in the validation population: the frozen protocol tested out of sample;
+- ``baselines.csv`` (:mod:`src.interpret.baselines`) in either population: the probe against the field's
+  label-free estimators of OOD accuracy.
 
 The paper column of :func:`key_numbers` holds only what the project has from the paper (``../shared/SPEC.md``
 and its per-network table, :mod:`src.ood.paper_reference`).
@@ -22,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..base.io_utils import load_json
+from ..interpret.baselines import BASELINES_FILE, load_baselines
+from ..interpret.baselines import PROBE as BASELINE_PROBE
 from ..interpret.generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE, spearman_rho
 from ..ood.batchnorm_study import SUMMARY_FILE as PRECISE_BN_SUMMARY_FILE
 from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
@@ -175,6 +179,24 @@ def _validation_paragraph(validation: dict) -> str:
             f"p = {rule['p_value']:.2g}).")
 
 
+def _baselines_paragraph(label: str, table: pd.DataFrame) -> str:
+    rows = table.set_index("method")
+    probe = [m for m in rows.index if m.startswith(BASELINE_PROBE)]
+    if not probe:
+        return ""
+    p = rows.loc[probe[0]]
+    mae = f", its frozen isotonic map's MAE {p['mae']:.3f} ({p['mae_scope']})" if pd.notna(p["mae"]) else ""
+    parts = [f"Against the field's label-free OOD accuracy estimators ({label}, {int(p['n'])} networks): the probe's "
+             f"Spearman with OOD accuracy is {p['spearman']:+.2f}{mae}"]
+    others = rows[rows["family"] == "unlabeled OOD chains"]
+    for column, what in (("spearman", "Spearman"), ("mae", "MAE")):
+        values = others[column].dropna()
+        if len(values):
+            parts.append(f"the estimators' {what} ranges from {values.min():+.2f} ({values.idxmin()}) to "
+                         f"{values.max():+.2f} ({values.idxmax()})")
+    return "; ".join(parts) + "."
+
+
 def findings_markdown(population_dir: str | Path, validation_dir: str | Path | None = None,
                       threshold: float = DEFAULT_THRESHOLD) -> str:
     """The findings as Markdown paragraphs, each built from one file of the population, with its numbers.
@@ -205,4 +227,7 @@ def findings_markdown(population_dir: str | Path, validation_dir: str | Path | N
         paragraphs.append(_precise_bn_paragraph(load_json(population_dir / PRECISE_BN_SUMMARY_FILE)))
     if validation_dir is not None and (Path(validation_dir) / VALIDATION_FILE).is_file():
         paragraphs.append(_validation_paragraph(load_json(Path(validation_dir) / VALIDATION_FILE)))
+    for label, folder in (("this population", population_dir), ("validation population", validation_dir)):
+        if folder is not None and (Path(folder) / BASELINES_FILE).is_file():
+            paragraphs.append(_baselines_paragraph(label, load_baselines(folder)[0]))
     return "\n\n".join(p for p in paragraphs if p)

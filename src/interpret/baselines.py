@@ -6,9 +6,12 @@ score) and, where the number is an estimate of the accuracy itself, how far it i
 
 Unlabeled OOD chains (:mod:`src.ood.unlabeled_softmax`; softmax of every network on chains drawn over the
 grid's (W, v) range from a seed of their own; :mod:`src.ood.ood_estimators`)
-    ``AC`` average max-softmax; ``DoC`` clean validation accuracy - (AC_clean - AC_target); ``ATC-MC`` and
-    ``ATC-NE`` average thresholded confidence with max-softmax and negative-entropy scores, threshold fit on
-    the clean validation set; ``agreement`` mean agreement with the other networks of the population;
+    ``AC`` average max-softmax; ``DoC`` clean accuracy - (AC_clean - AC_target); ``ATC-MC`` and ``ATC-NE``
+    average thresholded confidence with max-softmax and negative-entropy scores, threshold fit on the clean
+    set. The labelled source set of DoC and ATC is the clean *test* set (W = 0): it spans the target's v range
+    [0, 2] including the transition window, and no network saw it while training. The clean validation set
+    would not do: it leaves out the window, as training does, so every network is right on all of it (source
+    accuracy 1, an ATC threshold of -inf and an estimate of 1 for every network); ``agreement`` mean agreement with the other networks of the population;
     ``nuclear norm`` Deng et al.'s normalized ||P||_* (a score, not an accuracy).
 Clean data (``stats.csv``, ``diagnostics.csv``)
     ``clean test accuracy``; the perturbative accuracies ``accuracy_W0.01``, ``accuracy_W0.05``; the probe
@@ -34,7 +37,9 @@ import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
+from ..base.file_records import verified_bytes
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
+from ..base.run_folders import hold_folder
 from ..nets.training_utils import model_dir_name
 from ..ood.ood_estimators import (
     atc_estimate,
@@ -83,7 +88,7 @@ def network_estimates(target: np.ndarray, source: np.ndarray, source_labels: np.
     Parameters
     ----------
     target : (M, N, C) softmax of M networks on the unlabeled target chains.
-    source : (M, N_s, C) softmax on the labelled clean validation set.
+    source : (M, N_s, C) softmax on the labelled clean (source) set.
     source_labels : (N_s,) its labels (the only labels used: DoC's and ATC's source accuracy and threshold).
 
     Returns
@@ -145,11 +150,11 @@ def method_row(name: str, family: str, score: np.ndarray, ood_accuracy: np.ndarr
            **{key: corr[key] for key in ("spearman", "spearman_low", "spearman_high", "spearman_p")},
            "mae": float(np.mean(np.abs(estimate - ood_accuracy))) if estimate is not None else np.nan,
            "mae_scope": mae_scope if estimate is not None else ""}
-    if len(score) > LIFT_K:
+    if len(score) > LIFT_K and np.ptp(score) > 0:
         lift = selection_lift(score, ood_accuracy, LIFT_K, direction > 0, n_permutations, seed)
         row |= {f"top{LIFT_K}_ood_accuracy": lift["selected_mean"], f"lift{LIFT_K}": lift["lift"],
                 f"lift{LIFT_K}_p": lift["p_value"]}
-    else:  # choosing k of k or fewer networks selects nothing
+    else:  # choosing k of k or fewer networks, or by a constant score, selects nothing
         row |= {f"top{LIFT_K}_ood_accuracy": np.nan, f"lift{LIFT_K}": np.nan, f"lift{LIFT_K}_p": np.nan}
     return row
 
@@ -209,11 +214,11 @@ def population_estimates(population_dir: Path, manifest: dict, indices: list[int
 
     data_dir = Path(manifest["data_dir"])
     ensure_datasets(manifest["preset"], int(manifest["seed"]), data_dir, progress=False)
-    validation = load_split(data_dir, "validation", 0.0)
+    source = load_split(data_dir, "test", 0.0)
     chains = unlabeled_chains(manifest["preset"], unlabeled_seed)
     softmax = population_softmax([population_dir / model_dir_name(i) for i in indices],
-                                 {"target": chains["X"], "source": validation["X"]}, threads, device)
-    estimates = network_estimates(softmax["target"], softmax["source"], validation["labels"])
+                                 {"target": chains["X"], "source": source["X"]}, threads, device)
+    estimates = network_estimates(softmax["target"], softmax["source"], source["labels"])
     estimates.insert(0, "model_index", indices)
     estimates["unlabeled_seed"] = unlabeled_seed
     estimates["n_unlabeled"] = len(chains["X"])
@@ -227,12 +232,18 @@ def run_baselines(population_dir: str | Path, unlabeled_seed: int = UNLABELED_SE
 
     ``probe_map_path``: a frozen probe map (:func:`fit_probe_map`); if it names no file, the map is fit on this
     population and written there. Without it the map is fit in sample and written as ``probe_ood_map.json``
-    in the population folder. The caller holds the folder (``hold_folder``).
+    in the population folder. The folder is held (one writer) while its files are computed and written.
     """
     from ..ood.population_tables import load_population
 
     population_dir = Path(population_dir)
-    population = load_population(population_dir)
+    with hold_folder(population_dir):
+        return _run_baselines(population_dir, load_population(population_dir), unlabeled_seed, threads, device,
+                              probe_map_path, seed, n_bootstrap, n_permutations)
+
+
+def _run_baselines(population_dir: Path, population, unlabeled_seed: int, threads: int | None, device: str | None,
+                   probe_map_path: str | Path | None, seed: int, n_bootstrap: int, n_permutations: int) -> BaselineResult:
     stats = population.stats[["model_index", "test_accuracy", "ood_accuracy"]]
     indices = [int(i) for i in stats["model_index"]]
     estimates = population_estimates(population_dir, population.manifest, indices, unlabeled_seed, threads, device)
@@ -267,6 +278,12 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> Path:
     text = io.StringIO()
     frame.to_csv(text, index=False, lineterminator="\n")
     return atomic_write_bytes(path, text.getvalue().encode())
+
+
+def load_baselines(population_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``baselines.csv`` and ``baseline_estimates.csv`` of a population, checked against the folder's record."""
+    population_dir = Path(population_dir)
+    return tuple(pd.read_csv(io.BytesIO(verified_bytes(population_dir / name))) for name in (BASELINES_FILE, ESTIMATES_FILE))
 
 
 def format_table(table: pd.DataFrame) -> str:

@@ -401,9 +401,7 @@ def _run_baselines(args: argparse.Namespace) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be a positive integer, got {args.threads}")
-    with hold_folder(args.population):
-        result = run_baselines(args.population, args.unlabeled_seed, args.threads, args.device, args.probe_map,
-                               seed=args.seed)
+    result = run_baselines(args.population, args.unlabeled_seed, args.threads, args.device, args.probe_map, seed=args.seed)
     print(format_table(result.table))
     for path in result.paths:
         print(f"wrote {path}")

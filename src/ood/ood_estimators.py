@@ -2,7 +2,7 @@
 
 Every function is pure numpy and takes softmax outputs: a prediction matrix ``P`` of shape (N, C), rows on
 the probability simplex (N samples, C classes). None of them sees a target label; the source (clean) labels
-enter only DoC and ATC, through the clean validation accuracy and the correctness of the clean predictions.
+enter only DoC and ATC, through the accuracy on a labelled clean set and the correctness of the clean predictions.
 
 - AC, average confidence: Hendrycks & Gimpel (2017), "A baseline for detecting misclassified and
   out-of-distribution examples", ICLR; the maximum softmax probability as a confidence score, averaged over
@@ -59,7 +59,7 @@ def average_confidence(P: np.ndarray) -> float:
 def difference_of_confidences(source_accuracy: float, P_source: np.ndarray, P_target: np.ndarray) -> float:
     """DoC estimate of the target accuracy, acc_S - (AC_S - AC_T) (Guillory et al. 2021, eq. 1).
 
-    ``source_accuracy``: accuracy on the labelled source (clean validation) set whose softmax is ``P_source``.
+    ``source_accuracy``: accuracy on the labelled source set (here the clean test set) whose softmax is ``P_source``.
     """
     if not 0 <= source_accuracy <= 1:
         raise ValueError(f"source_accuracy must be in [0, 1], got {source_accuracy}")
@@ -67,7 +67,7 @@ def difference_of_confidences(source_accuracy: float, P_source: np.ndarray, P_ta
 
 
 def atc_threshold(source_scores: np.ndarray, source_correct: np.ndarray) -> float:
-    """ATC threshold t with #{s_i > t} / N = source accuracy on the source validation set (Garg et al. 2022, eq. 1).
+    """ATC threshold t with #{s_i > t} / N = source accuracy on a labelled source set (Garg et al. 2022, eq. 1).
 
     With n_c = #correct of N scores sorted decreasingly s_(1) >= ... >= s_(N): t = s_(n_c + 1), so that exactly
     the n_c largest scores lie above t when the scores are distinct (ties at t all fall below); t = -inf when
