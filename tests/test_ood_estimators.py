@@ -129,3 +129,14 @@ def test_nuclear_norm_score_reaches_its_closed_form_values():
     logits = rng.normal(size=(N, C))
     P = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     assert 1 / C <= nuclear_norm_score(P) <= 1.0
+
+
+def test_two_classes_make_both_atc_scores_the_same_estimate():
+    """For C = 2, negative entropy is an increasing function of the max softmax m on [1/2, 1]
+    (d/dm [m ln m + (1 - m) ln(1 - m)] = ln(m / (1 - m)) > 0), so both thresholds cut the same points."""
+    rng = np.random.default_rng(4)
+    source, target = two_class(rng.random(500)), two_class(rng.random(300) ** 2)
+    correct = rng.random(500) < 0.8
+    by_confidence = atc_estimate(max_softmax(target), atc_threshold(max_softmax(source), correct))
+    by_entropy = atc_estimate(negative_entropy(target), atc_threshold(negative_entropy(source), correct))
+    assert by_confidence == by_entropy and 0 < by_confidence < 1
