@@ -150,3 +150,24 @@ def test_baselines_command_writes_the_table_and_a_frozen_map(smoke_population, t
     assert "--threads must be a positive integer" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse refuses a negative seed like every other seed option
         main(["predict", "--population", str(smoke_population), "--baselines", "--unlabeled-seed", "-1"])
+
+
+def test_the_report_quotes_the_table(tmp_path):
+    from src.figures.findings import findings_markdown, key_numbers_markdown
+
+    rng = np.random.default_rng(5)
+    truth = rng.uniform(0.5, 0.9, 30)
+    merged = pd.DataFrame({"model_index": range(30), "ood_accuracy": truth, "ac": 1.2 - truth,
+                           "agreement": truth + 0.05, PROBE: -truth})
+    table = baseline_table(merged, fit_probe_map(-truth, truth, "here"), "in-sample", n_bootstrap=50, n_permutations=50)
+    table.to_csv(tmp_path / BASELINES_FILE, index=False)
+    pd.DataFrame({"model_index": range(30), "model_seed": 0, "test_accuracy": 0.97, "ood_accuracy": truth,
+                  "mae": 1 - truth, "rmse": 1 - truth}).to_csv(tmp_path / ESTIMATES_FILE, index=False)
+    pd.DataFrame({"model_index": range(30), "test_accuracy": 0.97, "ood_accuracy": truth, "mae": 1 - truth,
+                  "rmse": 1 - truth}).to_csv(tmp_path / "stats.csv", index=False)
+    rows = key_numbers_markdown(tmp_path)
+    # AC has the largest |rho| (-1, reversed) and agreement the smallest error (0.05)
+    assert "largest absolute Spearman (AC (Hendrycks & Gimpel 2017)) | -1.000 / -1.000 |" in rows
+    assert "closest label-free estimator (agreement (Jiang et al. 2022, Baek et al. 2022)) | 0.000 / 0.050 |" in rows
+    text = findings_markdown(tmp_path)
+    assert "the probe's Spearman with OOD accuracy is -1.00" in text and "MAE ranges from 0.05 (agreement" in text

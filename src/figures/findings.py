@@ -108,13 +108,37 @@ def key_numbers(stats: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> li
     return rows
 
 
+def baseline_rows(table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """Key-number rows from a ``baselines.csv``: the probe against the label-free estimators, Spearman with OOD
+    accuracy (sign as measured) and MAE of the accuracy estimate (the paper studies neither)."""
+    rows = table.set_index("method")
+    probe = rows[rows.index.str.startswith(BASELINE_PROBE)]
+    others = rows[rows["family"] == "unlabeled OOD chains"]
+    out = []
+    for column, what, best in (("spearman", "Spearman with OOD accuracy: the probe / the label-free estimator of "
+                                           "largest absolute Spearman", "abs"),
+                               ("mae", "MAE of the OOD accuracy estimate: the probe's map / the closest label-free "
+                                       "estimator", "min")):
+        values = others[column].dropna()
+        if len(probe) and pd.notna(probe[column].iloc[0]) and len(values):
+            name = values.abs().idxmax() if best == "abs" else values.idxmin()
+            out.append((f"{what} ({name})",
+                        f"{probe[column].iloc[0]:.3f} / {values[name]:.3f}", "not studied"))
+    return out
+
+
 def key_numbers_markdown(population_dir: str | Path) -> str:
-    """The key-number table (Markdown) of a population, with a note on the paper column; "" without stats."""
+    """The key-number table (Markdown) of a population, with a note on the paper column; "" without stats.
+
+    With a ``baselines.csv`` the table gets the rows of :func:`baseline_rows`."""
     stats = load_stats(population_dir)
     if stats is None:
         return ""
+    rows = key_numbers(stats)
+    if (Path(population_dir) / BASELINES_FILE).is_file():
+        rows += baseline_rows(load_baselines(population_dir)[0])
     lines = ["| quantity | this run | paper |", "|---|---|---|"]
-    lines += [f"| {quantity} | {ours} | {paper} |" for quantity, ours, paper in key_numbers(stats)]
+    lines += [f"| {quantity} | {ours} | {paper} |" for quantity, ours, paper in rows]
     lines += ["", "OOD: out of distribution, the generalization grid W = 0 to 5. The paper column holds only what this "
               "project has from the paper: its per-network table of 100 CNNs "
               "(`00_demonstrations_data/reference/paper_all_stats_10_real_100_slices.csv`) and its demo network; "
@@ -189,11 +213,11 @@ def _baselines_paragraph(label: str, table: pd.DataFrame) -> str:
     parts = [f"Against the field's label-free OOD accuracy estimators ({label}, {int(p['n'])} networks): the probe's "
              f"Spearman with OOD accuracy is {p['spearman']:+.2f}{mae}"]
     others = rows[rows["family"] == "unlabeled OOD chains"]
-    for column, what in (("spearman", "Spearman"), ("mae", "MAE")):
+    for column, what, sign in (("spearman", "Spearman", "+"), ("mae", "MAE", "")):
         values = others[column].dropna()
         if len(values):
-            parts.append(f"the estimators' {what} ranges from {values.min():+.2f} ({values.idxmin()}) to "
-                         f"{values.max():+.2f} ({values.idxmax()})")
+            parts.append(f"the estimators' {what} ranges from {values.min():{sign}.2f} ({values.idxmin()}) to "
+                         f"{values.max():{sign}.2f} ({values.idxmax()})")
     return "; ".join(parts) + "."
 
 
