@@ -49,6 +49,10 @@ class Constant(nn.Module):
 def test_softmax_outputs_in_batches():
     P = softmax_outputs(Constant(np.log(3.0)).eval(), np.zeros((7, 4, 4), dtype=np.float32), batch_size=3)
     assert P.shape == (7, 2) and np.allclose(P, [[0.25, 0.75]] * 7)
+    from src.nets.architecture import build_model
+
+    with pytest.raises(ValueError, match="real-valued"):
+        softmax_outputs(build_model(3).eval(), np.zeros((2, 50, 50), dtype=np.float32))
 
 
 def test_network_estimates_on_known_softmax_matrices():

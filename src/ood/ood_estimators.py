@@ -12,7 +12,8 @@ enter only DoC and ATC, through the accuracy on a labelled clean set and the cor
 - ATC, average thresholded confidence: Garg, Balakrishnan, Lipton, Neyshabur & Sedghi (2022), "Leveraging
   unlabeled data to predict out-of-distribution performance", ICLR, eqs. (1)-(2): a threshold t on a score s
   fit on source validation data so that E_S[1{s > t}] = acc_S, then acc_T ~ E_T[1{s > t}]; scores are the
-  maximum softmax (ATC-MC) or the negative entropy (ATC-NE).
+  maximum softmax (ATC-MC) or the negative entropy (ATC-NE). With two classes the negative entropy is an
+  increasing function of the maximum softmax, so both thresholds cut the same points: one estimate.
 - Agreement: Jiang, Nagarajan, Baek & Kolter (2022), "Assessing generalization of SGD via disagreement",
   ICLR (test error ~ disagreement rate of two independently trained networks on unlabeled data), and Baek,
   Jiang, Raghunathan & Kolter (2022), "Agreement-on-the-line", NeurIPS (agreement and accuracy lie on the

@@ -54,7 +54,12 @@ def unlabeled_chains(preset: Preset | str, seed: int = UNLABELED_SEED, chains_pe
 
 
 def softmax_outputs(model: torch.nn.Module, X: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Softmax (N, C) float64 of an eval-mode model on inputs X (N, H, W), in batches, without gradients."""
+    """Softmax (N, C) float64 of an eval-mode model on inputs X (N, H, W), in batches, without gradients.
+
+    Real-valued input only (one channel); a thermometer-encoded network is refused with ``ValueError``.
+    """
+    if getattr(model, "in_channels", 1) != 1:
+        raise ValueError(f"softmax_outputs takes real-valued networks (1 input channel), got {model.in_channels}")
     device = next(model.parameters()).device
     out = []
     with torch.no_grad():
