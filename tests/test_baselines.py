@@ -73,6 +73,10 @@ def test_network_estimates_on_known_softmax_matrices():
     # network 0: max-softmax on the source 0.9, 0.8, 0.7, 0.6 with 3 correct: t = 0.6; target 0.5, 0.5, 0.9 -> 1/3
     assert estimates["atc_mc"].to_numpy() == pytest.approx([1 / 3, 1.0])  # network 1: every source point correct
     assert estimates["agreement"].to_numpy() == pytest.approx([2 / 3, 2 / 3])
+    alone = network_estimates(target[:1], source[:1], labels)
+    assert np.isnan(alone.loc[0, "agreement"]) and alone.loc[0, "ac"] == pytest.approx(1.9 / 3)
+    merged = alone.assign(model_index=0, ood_accuracy=0.6)
+    assert "agreement (Jiang et al. 2022, Baek et al. 2022)" not in set(baseline_table(merged)["method"])
 
 
 def test_probe_map_is_decreasing_frozen_and_reproduces_isotonic_regression():

@@ -93,7 +93,8 @@ def network_estimates(target: np.ndarray, source: np.ndarray, source_labels: np.
 
     Returns
     -------
-    DataFrame (M rows): ``source_accuracy`` and the columns of :data:`UNLABELED_METHODS`.
+    DataFrame (M rows): ``source_accuracy`` and the columns of :data:`UNLABELED_METHODS` (``agreement`` NaN for a
+    single network: it has no population to agree with).
     """
     rows = []
     for P_target, P_source in zip(target, source, strict=True):
@@ -108,7 +109,7 @@ def network_estimates(target: np.ndarray, source: np.ndarray, source_labels: np.
             "nuclear_norm": nuclear_norm_score(P_target),
         })
     table = pd.DataFrame(rows)
-    table["agreement"] = population_agreement(target.argmax(axis=2))
+    table["agreement"] = population_agreement(target.argmax(axis=2)) if len(target) >= 2 else np.nan  # needs others
     return table
 
 
@@ -172,7 +173,7 @@ def baseline_table(merged: pd.DataFrame, probe_map: dict | None = None, probe_sc
     common = {"n_bootstrap": n_bootstrap, "n_permutations": n_permutations, "seed": seed}
     rows = []
     for column, (name, is_accuracy) in UNLABELED_METHODS.items():
-        if column in merged:
+        if column in merged and merged[column].notna().all():
             score = merged[column].to_numpy(dtype=np.float64)
             rows.append(method_row(name, "unlabeled OOD chains", score, truth, 1, score if is_accuracy else None,
                                    "label-free" if is_accuracy else "", **common) | {"direction_source": "definition"})
