@@ -115,6 +115,11 @@ def test_table_scores_a_perfect_and_a_useless_estimator():
     assert probe["mae"] == pytest.approx(0.0, abs=1e-12) and probe["mae_scope"] == "in-sample"
     assert table.loc["clean test accuracy", "mae"] == pytest.approx(np.mean(np.abs(merged["test_accuracy"] - truth)))
     assert "nuclear norm (Deng et al. 2023)" not in table.index  # a method without a column gets no row
+    merged["sharp"] = 2 - truth  # a clean-data measure without a direction of its own: its sign is read in sample
+    sharp = baseline_table(merged, extra={"sharp": "sharpness"}, n_bootstrap=50, n_permutations=200).set_index("method")
+    assert sharp.loc["sharpness", "spearman"] == pytest.approx(-1.0) and sharp.loc["sharpness", "direction"] == -1
+    assert sharp.loc["sharpness", "direction_source"] == "in-sample sign" and np.isnan(sharp.loc["sharpness", "mae"])
+    assert sharp.loc["sharpness", "top10_ood_accuracy"] == pytest.approx(np.sort(truth)[-10:].mean())
     merged["atc_mc"] = 1.0  # every network right on the whole source set: a constant estimate ranks nothing
     atc = baseline_table(merged, n_bootstrap=50, n_permutations=50).set_index("method").loc["ATC-MC (Garg et al. 2022)"]
     assert np.isnan(atc["spearman"]) and np.isnan(atc["lift10"]) and atc["mae"] == pytest.approx(np.mean(1 - truth))

@@ -53,7 +53,7 @@ from ..ood.ood_estimators import (
 )
 from ..ood.unlabeled_softmax import UNLABELED_SEED, population_softmax, unlabeled_chains
 from .diagnostics import DIAGNOSTICS_FILE, load_diagnostics
-from .generalization_prediction import correlation_with_ci, selection_lift
+from .generalization_prediction import correlation_with_ci, selection_lift, spearman_rho
 
 BASELINES_FILE = "baselines.csv"
 ESTIMATES_FILE = "baseline_estimates.csv"
@@ -188,7 +188,7 @@ def baseline_table(merged: pd.DataFrame, probe_map: dict | None = None, probe_sc
                     | {"direction_source": "definition" if column != PROBE else "frozen protocol (issue 12)"})
     for column, name in (extra or {}).items():
         score = merged[column].to_numpy(dtype=np.float64)
-        rho = correlation_with_ci(score, truth, 1)["spearman"]
+        rho = spearman_rho(score, truth)
         direction = -1 if np.isfinite(rho) and rho < 0 else 1
         rows.append(method_row(name, "clean-data measure", score, truth, direction, **common)
                     | {"direction_source": "in-sample sign"})
