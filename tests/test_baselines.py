@@ -13,6 +13,7 @@ from src.interpret.baselines import (
     BASELINES_FILE,
     ESTIMATES_FILE,
     PROBE,
+    PROBE_MAP_FILE,
     apply_probe_map,
     baseline_table,
     fit_probe_map,
@@ -159,6 +160,15 @@ def test_baselines_command_writes_the_table_and_a_frozen_map(smoke_population, t
     table = pd.read_csv(smoke_population / BASELINES_FILE)
     assert table.loc[table["method"].str.startswith("probe"), "mae_scope"].item().startswith("out-of-sample")
     assert pd.read_csv(smoke_population / ESTIMATES_FILE)["unlabeled_seed"].eq(7).all()
+    # without --probe-map the map is fit here and recorded with the folder's files: a changed map is refused
+    assert main(["predict", "--population", str(smoke_population), "--baselines", "--threads", "1"]) == 0
+    assert PROBE_MAP_FILE in read_record(smoke_population)["files"]
+    capsys.readouterr()
+    path = smoke_population / PROBE_MAP_FILE
+    path.write_text(path.read_text().replace('"n": 4', '"n": 5'))
+    assert main(["predict", "--population", str(smoke_population), "--baselines", "--threads", "1",
+                 "--probe-map", str(path)]) == 2
+    assert PROBE_MAP_FILE in capsys.readouterr().err
     assert main(["predict", "--population", str(smoke_population), "--baselines", "--threads", "0"]) == 2
     assert "--threads must be a positive integer" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse refuses a negative seed like every other seed option
