@@ -43,9 +43,11 @@ def figure_baseline_estimates(estimates: Mapping[str, pd.DataFrame]) -> plt.Figu
             mae = float(np.mean(np.abs(table[column] - table["ood_accuracy"])))
             ax.scatter(table["ood_accuracy"], table[column], s=14, marker=MARKERS[i % len(MARKERS)],
                        color=COLORS[i % len(COLORS)], alpha=0.7, label=f"{label} (MAE {mae:.3f})")
-        ax.plot([0, 1], [0, 1], color="k", ls="--", lw=0.8)
-        low = min([0.4] + [float(table[column].min()) - 0.02 for table in estimates.values() if column in table])
-        ax.set(xlim=(0.4, 1.0), ylim=(low, 1.02), xlabel="true OOD accuracy (grid)", ylabel="estimate")
+        shown = [table[column] for table in estimates.values() if column in table]
+        low = min(0.4, min(float(v.min()) for v in shown) - 0.02)
+        high = max(1.02, max(float(v.max()) for v in shown) + 0.02)  # DoC can exceed 1
+        ax.plot([low, high], [low, high], color="k", ls="--", lw=0.8)
+        ax.set(xlim=(0.4, 1.0), ylim=(low, high), xlabel="true OOD accuracy (grid)", ylabel="estimate")
         ax.set_title(ACCURACY_ESTIMATES[column], fontsize="small")
         ax.legend(fontsize="x-small", loc="lower right")
     for ax in list(axes.flat)[len(columns):]:
