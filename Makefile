@@ -11,9 +11,8 @@ PRESET ?= quick
 SEED ?= 0
 STAMP := $(VENV)/.requirements-installed
 
-PORT ?= 8888
-# JupyterLab refuses to run as root (as in containers) without --allow-root
-ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+# empty: JupyterLab on 8888, the dashboard on 8866 (src/commands/servers.py)
+PORT ?=
 
 .PHONY: reproduce test lint bench clean-generated venv lab dashboard
 
@@ -37,16 +36,16 @@ test: $(STAMP)
 # The notebooks are the project's own: signing them (the signature lives in the user's Jupyter data folder, the
 # files are unchanged) keeps the server from logging "Notebook ... is not trusted" on every open
 TRUST_NOTEBOOKS := $(VENV)/bin/jupyter-trust *.ipynb $(wildcard 00_demonstrations_data/executed_notebooks/*.ipynb) >/dev/null
-# notebook_shim serves classic-notebook extensions, which JupyterLab does not need; loading it reads the
-# deprecated ServerApp.token and prints a DeprecationWarning at every start
-LAB_QUIET := '--ServerApp.jpserver_extensions={"notebook_shim": False}'
+SERVE := $(PY) -m src.commands.servers
 
+# each prints one line, the address on 127.0.0.1 with a fresh token; Ctrl-C stops it
 lab: $(STAMP)
-	$(TRUST_NOTEBOOKS)
-	$(PY) -m jupyterlab --ServerApp.root_dir=. --port=$(PORT) $(ALLOW_ROOT) $(LAB_QUIET)
+	@$(TRUST_NOTEBOOKS)
+	@$(SERVE) lab $(if $(PORT),--port $(PORT))
 
 dashboard: $(STAMP)
-	$(PY) -m voila 06_100_cnns_analysis.ipynb --port=$(PORT)
+	@$(TRUST_NOTEBOOKS)
+	@$(SERVE) dashboard $(if $(PORT),--port $(PORT))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -19,9 +19,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +31,7 @@ import psutil
 import pytest
 
 from src.base.paths import REPO_ROOT
+from src.commands import servers
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -111,25 +112,26 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def jupyter_server(kind: str, root: Path, home: Path, notebook: str | None = None,
-                   timeout: float = 120.0) -> Iterator[Server]:
+def jupyter_server(kind: str, root: Path, home: Path, notebook: str | None = None, timeout: float = 120.0,
+                   cull_idle_s: float = servers.CULL_IDLE_S, cull_interval_s: float = servers.CULL_INTERVAL_S,
+                   ) -> Iterator[Server]:
     """Start ``kind`` (``"lab"`` or ``"voila"``) on ``root``; yield a :class:`Server`; stop it afterwards.
 
-    ``notebook`` (a path relative to ``root``) is the app Voilà serves; JupyterLab serves the folder.
-    The server's log goes to ``home / f"{kind}.log"`` (shown when it fails to start).
+    The servers are started with the commands of ``make lab`` and ``make dashboard``
+    (:mod:`src.commands.servers`), on a free port, with the test's own settings folders. ``notebook`` (a
+    path relative to ``root``) is the app Voilà serves; JupyterLab serves the folder. ``cull_idle_s`` and
+    ``cull_interval_s`` set Voilà's kernel culling. The server's log goes to ``home / f"{kind}.log"``
+    (shown when it fails to start).
     """
     port, token = free_port(), secrets.token_hex(16)
-    common = ["--no-browser", f"--port={port}"]
     if kind == "lab":
-        command = [sys.executable, "-m", "jupyterlab", *common, "--ip=127.0.0.1", f"--IdentityProvider.token={token}",
-                   f"--ServerApp.root_dir={root}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
-                   f"--LabApp.user_settings_dir={home / 'user-settings'}", "--LabApp.news_url=None",
-                   "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
-            command.append("--allow-root")
+        command = [*servers.lab_command(port, root), f"--LabApp.workspaces_dir={home / 'workspaces'}",
+                   f"--LabApp.user_settings_dir={home / 'user-settings'}"]
     elif kind == "voila":
-        command = [sys.executable, "-m", "voila", *common, "--Voila.ip=127.0.0.1", f"--token={token}",
-                   "--show_tracebacks=True", str(root / notebook) if notebook else str(root)]
+        if notebook is None:
+            raise ValueError("the dashboard serves one notebook: give notebook=")
+        command = [*servers.dashboard_command(port, root / notebook, cull_idle_s, cull_interval_s, log_level="INFO"),
+                   "--show_tracebacks=True"]
     else:
         raise ValueError(f"kind must be 'lab' or 'voila', got {kind!r}")
     settings = home / "user-settings" / "@jupyterlab" / "apputils-extension"
@@ -137,42 +139,60 @@ def jupyter_server(kind: str, root: Path, home: Path, notebook: str | None = Non
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
     log_path = home / f"{kind}.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=root, env=_isolated_env(home), stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, cwd=root, env={**_isolated_env(home), "JUPYTER_TOKEN": token},
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         server = Server(f"http://127.0.0.1:{port}", token, process)
-        status = f"{server.url}/api/status?token={token}" if kind == "lab" else server.page("/")
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{kind} exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(status, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{kind} did not answer within {timeout:g} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        try:
+            servers.wait_until_listening(process, port, timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{kind}: {exc}:\n{log_path.read_text()[-3000:]}") from None
+        if kind == "lab":  # listening, and answering its API
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with urllib.request.urlopen(server.page("/api/status"), timeout=5) as response:
+                        if response.status == 200:
+                            break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"lab did not answer within {timeout:g} s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
         yield server
     finally:
         _stop(process)
 
 
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 @contextlib.contextmanager
 def chromium_page() -> Iterator:
-    """A Playwright page of a headless Chromium at 1366 x 900; closed (with the browser) afterwards."""
+    """A Playwright page of a headless Chromium at 1366 x 900; closed (with the browser) afterwards.
+
+    Every request the browser makes is watched: a test whose pages requested any host other than this
+    machine (a CDN, a font server, an update check) fails, naming the addresses.
+    """
     from playwright.sync_api import sync_playwright
 
     executable = require_browser()
+    outside: list[str] = []
+
+    def watch(request) -> None:
+        parts = urllib.parse.urlsplit(request.url)
+        if parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in LOCAL_HOSTS:
+            outside.append(request.url)
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
-            yield page
+            context = browser.new_context(viewport=VIEWPORT)
+            context.on("request", watch)
+            yield context.new_page()
         finally:
             browser.close()
+    assert not outside, f"the pages requested hosts other than this machine: {outside}"
 
 
 def copy_notebook(source: Path, destination: Path, parameters: dict | None = None) -> Path:

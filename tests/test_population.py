@@ -15,14 +15,12 @@ from src.commands.cli import main
 from src.figures import population_browser
 from src.figures.population_browser import (
     PopulationBrowser,
-    correlation_table,
     message_figure,
     register_view,
     select_models,
     smooth,
-    summary_figure,
-    summary_text,
 )
+from src.figures.population_summary import correlation_table, summary_figure, summary_text
 from src.nets.training_utils import load_history
 from src.ood import population_tables as tables
 from src.ood.generalization_metrics import GeneralizationCut, diagram_rmse
@@ -213,7 +211,7 @@ def test_helpers_of_the_browser(full_run):
     assert "4 models; 2 (50%) well generalizing (MAE ≤ 0.2); 1 (25%) with RMSE ≤ 0.2." in text
     assert "1 (25%) well generalizing (RMSE ≤ 0.2); 2 (50%) with MAE ≤ 0.2." in summary_text(both, GeneralizationCut("rmse", 0.2))
     fig = summary_figure(both, GeneralizationCut())
-    assert len(fig.axes) == 3 and "2 (50%)" in fig.get_suptitle()
+    assert len(fig.axes) == 4 and "2 (50%)" in fig.get_suptitle()
 
 
 def test_browser_widgets_drive_what_is_shown(full_run, monkeypatch):

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import urllib.error
 import urllib.request
 
+import numpy as np
 import psutil
 import pytest
 from plotly.callbacks import InputDeviceState, Points
 
 from src.base.paths import REPO_ROOT
 from src.figures import interpretation_figures, population_browser
+from src.figures.column_labels import column_label, format_value, is_integer_column
 from src.figures.population_browser import (
     MAX_WIDTH_PX,
     PIXELS_PER_INCH,
@@ -89,6 +92,49 @@ def test_hover_shows_the_index_and_metrics():
         scatter_figure(stats, "lpips", "ssim")
 
 
+def test_counts_are_shown_as_integers():
+    import pandas as pd
+
+    stats = pd.DataFrame({"model_index": [4, 9], "epochs_run": [192, 57], "best_epoch": [190.0, 50.0],
+                          "mae": [0.1, 0.3], "ood_accuracy": [0.9, 0.6]})
+    models = scatter_figure(stats, "epochs_run", "ood_accuracy", metric="best_epoch").data[0]
+    assert "epochs run = %{x:d}" in models.hovertemplate and "best epoch = %{customdata[1]:d}" in models.hovertemplate
+    assert "OOD accuracy = %{y:.3f}" in models.hovertemplate
+    assert [is_integer_column(stats[c]) for c in stats] == [True, True, True, False, False]
+    assert format_value(192.0, "d") == "192" and format_value(0.25, ".3f") == "0.250"
+
+
+def test_columns_have_readable_labels():
+    assert column_label("probe_mid_bulk_shift") == "probe (centre, bulk density added): logit shift"
+    assert column_label("probe_remove_zero_modes_flip") == "probe (zero modes removed): flips"
+    assert column_label("pca_drift_block2_W0.05") == "PCA drift of block2 at W = 0.05"
+    assert column_label("accuracy_W0.01") == "accuracy at W = 0.01"
+    assert column_label("ood_macro_f1") == "OOD macro F1" and column_label("clean_f1_trivial") == "clean F1 trivial"
+    assert column_label("something_new") == "something_new"
+
+
+def test_the_shipped_browser_opens_on_the_probe_against_ood_accuracy():
+    import csv
+
+    folder = REPO_ROOT / "00_demonstrations_data" / "100_CNNs"
+    browser = PopulationBrowser(load_population(folder))
+    assert (browser.x_axis.value, browser.y_axis.value) == ("probe_mid_bulk_shift", "ood_accuracy")
+    with open(folder / "diagnostics.csv", newline="") as f:  # read apart from the project's readers
+        rows = {int(r["model_index"]): r for r in csv.DictReader(f)}
+    shown = browser.scatter.data[0]
+    indices = [int(i) for i, _ in shown.customdata]
+    assert sorted(indices) == sorted(rows) and len(indices) == 100
+    assert list(shown.x) == pytest.approx([float(rows[i]["probe_mid_bulk_shift"]) for i in indices], rel=1e-12)
+    labels = dict((value, label) for label, value in browser.x_axis.options)
+    assert {"cam_score", "probe_mid_bulk_shift", "mae"} <= set(labels)  # diagnostics and stats, both offered
+    assert set(labels) == {value for _, value in browser.metric.options}  # as filters too
+    assert labels["cam_score"] == "CAM score (edge-state share)" and "_" not in labels["probe_mid_bulk_shift"]
+    assert browser.scatter.layout.xaxis.title.text == labels["probe_mid_bulk_shift"]
+    browser.metric.value = "cam_score"  # a diagnostic as the filter: the models at or below its median
+    median = float(np.median([float(r["cam_score"]) for r in rows.values()]))
+    assert sorted(browser.selected) == sorted(i for i, r in rows.items() if float(r["cam_score"]) <= median)
+
+
 def test_controls_only_where_they_act_and_views_fit_the_screen(population_dir):
     browser = PopulationBrowser(load_population(population_dir))
     browser.select_model(0)
@@ -104,6 +150,28 @@ def test_controls_only_where_they_act_and_views_fit_the_screen(population_dir):
             title = ax.title
             if title.get_text():
                 assert title.get_fontsize() * PIXELS_PER_INCH / 72 >= 10, (view, title.get_text())
+
+
+def test_phase_diagram_view_texts_stay_clear_of_each_other(population_dir):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    def overlap(a, b) -> bool:
+        return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+    fig = population_browser.render_phase_diagrams(load_population(population_dir), 0, population_browser.ViewState())
+    population_browser.fit_width(fig)  # as shown
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    predicted, target, colorbar = fig.axes
+    titles = [ax.title.get_window_extent(renderer) for ax in (predicted, target)]
+    assert not overlap(*titles), "the panel titles run into each other"
+    for title, ax in zip(titles, (predicted, target), strict=True):  # each title within its own panel's width
+        box = ax.get_window_extent(renderer)
+        assert box.x0 - 2 <= title.x0 and title.x1 <= box.x1 + 2
+    label = colorbar.yaxis.label.get_window_extent(renderer)
+    for ax in (predicted, target):
+        assert not overlap(label, ax.get_window_extent(renderer)), "the colour-bar label covers a panel"
+        assert not overlap(colorbar.get_window_extent(renderer), ax.get_window_extent(renderer))
 
 
 def test_figures_are_shown_sharp_and_no_wider_than_the_page(monkeypatch):
@@ -262,9 +330,93 @@ def test_notebook_06_as_a_voila_dashboard(notebooks, tmp_path):
         assert "Error displaying widget" not in body and "Traceback" not in body and "VBox(children=" not in body
         assert "import " not in body  # a dashboard: no code cells
         assert page.locator("mjx-container").count() > 0  # formulas typeset, without a CDN
+        page.wait_for_timeout(1000)
+        assert page.evaluate("window.scrollY") == 0  # the page opens at its top
+        controls = page.locator(".widget-dropdown").first.bounding_box()
+        assert controls["y"] + controls["height"] < browser_support.VIEWPORT["height"], "the browser is below the first screen"
         view = page.locator(".widget-image").last
         assert changes(page, view, lambda: click_point(page, 0)), "clicking a network did not show it"
         assert changes(page, view, lambda: page.get_by_role("button", name="training history").click())
+
+
+KERNEL_ID = "() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
+
+
+def kernel_processes(server) -> int:
+    """Kernels running under the server (its child processes running ipykernel)."""
+    count = 0
+    for process in psutil.Process(server.process.pid).children(recursive=True):
+        try:
+            count += process.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(process.cmdline())
+        except psutil.Error:  # ended (or became a zombie) while being read
+            pass
+    return count
+
+
+def kernel_alive(server, kernel_id: str) -> bool:
+    """Whether the server's REST API knows the kernel (GET /api/kernels/<id>: 200, or 404 once shut down)."""
+    try:
+        with urllib.request.urlopen(server.page(f"/api/kernels/{kernel_id}"), timeout=30) as response:
+            return response.status == 200
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return False
+        raise
+
+
+def eventually(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
+def load_dashboard(page, server) -> str:
+    """Load the dashboard in ``page``; its kernel's id once the scatter is drawn."""
+    page.goto(server.page("/"), timeout=240_000)
+    page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=120_000)
+    return page.evaluate(KERNEL_ID)
+
+
+def test_dashboard_reloads_and_closed_tabs_leave_no_kernel(notebooks, tmp_path):
+    with jupyter_server("voila", notebooks, tmp_path, notebook="06.ipynb") as server, chromium_page() as page:
+        kernels = [load_dashboard(page, server)]
+        assert kernel_alive(server, kernels[0]) and kernel_processes(server) == 1
+        for _ in range(3):
+            page.reload(timeout=240_000)
+            page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=120_000)
+            kernels.append(page.evaluate(KERNEL_ID))
+        tab = page.context.new_page()  # a second tab, closed as a user closes it
+        kernels.append(load_dashboard(tab, server))
+        assert len(set(kernels)) == len(kernels) == 5  # a kernel per page load
+        tab.close(run_before_unload=True)
+        assert eventually(lambda: kernel_processes(server) == 1, 30), f"{kernel_processes(server)} kernels for one page"
+        assert eventually(lambda: [kernel_alive(server, k) for k in kernels] == [False, False, False, True, False], 30)
+        page.goto("about:blank")
+        assert eventually(lambda: kernel_processes(server) == 0, 30), "the last page's kernel outlived it"
+        assert eventually(lambda: not kernel_alive(server, kernels[3]), 30)  # and the server forgot it
+    log = (tmp_path / "voila.log").read_text()
+    assert "_xsrf" not in log and " 403 " not in log
+
+
+def test_dashboard_culls_a_kernel_whose_page_vanished(tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import ipywidgets\nipywidgets.IntSlider()")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "slider.ipynb")
+    with (jupyter_server("voila", tmp_path, tmp_path / "home", notebook="slider.ipynb", cull_idle_s=4,
+                         cull_interval_s=1) as server, chromium_page() as page):
+        page.goto(server.page("/"), timeout=120_000)
+        page.wait_for_selector(".widget-slider", timeout=60_000)
+        kernel = page.evaluate(KERNEL_ID)
+        time.sleep(8)  # idle for twice the timeout, but its page is connected: kept
+        assert kernel_alive(server, kernel)
+        page.close(run_before_unload=False)  # the page vanishes without a word (a crash): no shutdown request
+        assert eventually(lambda: not kernel_alive(server, kernel), 30), "the orphaned kernel was not culled"
+        assert kernel_processes(server) == 0
 
 
 def test_a_missing_browser_skips_here_and_fails_under_ci(monkeypatch):

@@ -68,8 +68,10 @@ SECTIONS: tuple[Section, ...] = (
                               "generalizing network with a good CAM"),
     )),
     Section("The population (notebook 06)", (
-        FigureEntry("Fig_population_summary", "The population: histograms of OOD accuracy, MAE and RMSE to the target "
-                                              "diagram, and how many networks pass the 0.2 cut on each"),
+        FigureEntry("Fig_population_summary", "The population: histograms of OOD accuracy, MAE, RMSE and SSIM to the "
+                                              "target diagram, how many networks pass the 0.2 cut on MAE and RMSE, and "
+                                              "the paper's 100 networks outlined (its \"RMSE\" column, a MAE, on the MAE "
+                                              "panel)"),
     )),
     Section("Thermometer encoding (notebook 07, appendix)", (
         FigureEntry("Fig_thermometer", "Thermometer encoding of one chain: 3-D bars of X, its stacked binary channels, "

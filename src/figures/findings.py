@@ -31,7 +31,7 @@ from ..ood.batchnorm_study import SUMMARY_FILE as PRECISE_BN_SUMMARY_FILE
 from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
 from ..ood.paper_reference import paper_network_metrics
 from ..ood.population_tables import STATS_FILE
-from .population_browser import well_generalizing_counts
+from .population_summary import well_generalizing_counts
 
 #: the paper's numbers for the key-number rows that its per-network table does not give
 PAPER = {

@@ -1,12 +1,14 @@
-"""Interactive browser of a CNN population (notebook 06) and the population summary figures.
+"""Interactive browser of a CNN population (notebook 06); its summary figure is in :mod:`.population_summary`.
 
 :class:`PopulationBrowser` builds the widgets of notebook 06:
 
 - a metric dropdown, a threshold slider and a below/above toggle select the models whose metric lies
   below (<=) or above (>=) the threshold; the model selector lists them. The filter starts at the
   population's well-generalizing cut (``population.cut``, e.g. MAE <= 0.2);
-- an interactive scatter of two stats columns over the whole population (a Plotly ``FigureWidget``):
-  hovering a network shows its index and metrics, clicking it selects it;
+- an interactive scatter of two columns of ``stats.csv`` or ``diagnostics.csv`` (:func:`browser_table`) over
+  the whole population (a Plotly ``FigureWidget``), under readable names (:mod:`.column_labels`); it opens
+  on the clean-data probe ``probe_mid_bulk_shift`` against the OOD accuracy. Hovering a network shows its
+  index and metrics (counts as integers), clicking it selects it;
 - a view selector shows the selected model: its predicted phase diagram beside the target (with the
   thermodynamic boundary v_c(W)), its training history (smoothed by the smoothing slider, shown only
   for this view), its CAM or the PCA of its GAP features, or any view registered later. Slow views
@@ -37,32 +39,24 @@ import pandas as pd
 import plotly.graph_objects as go
 from IPython.display import Image, display
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
+from ..interpret.diagnostics import DIAGNOSTICS_FILE, load_diagnostics
 from ..nets.training_utils import HISTORY_KEYS, plot_training_curves
-from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_CUT_METRIC, GeneralizationCut
+from ..ood.generalization_metrics import DEFAULT_CUT_METRIC, GeneralizationCut
 from ..ood.population_tables import Population
+from .column_labels import column_label, format_value, value_format
 from .interpretation_figures import Reporter, render_cam_view, render_pca_view
 from .plotting import PHASE_LABEL, plot_phase_diagram
 
 NON_METRIC_COLUMNS = ("model_index", "model_seed", "stopped_early", "well_generalizing")
-CORRELATION_COLUMNS = (
-    "mae", "rmse", "ssim", "ood_accuracy", "ood_macro_f1", "clean_accuracy", "test_accuracy", "final_val_loss", "epochs_run",
-)
-SCATTER_Y_DEFAULT = "ood_accuracy"  # the scatter's x axis starts at the cut's metric
-METRIC_LABELS = {
-    "rmse": "RMSE", "mae": "MAE", "ssim": "SSIM", "ood_accuracy": "OOD accuracy", "ood_macro_f1": "OOD macro F1",
-    "clean_accuracy": "clean accuracy", "test_accuracy": "test accuracy", "final_val_loss": "final validation loss",
-    "epochs_run": "epochs run",
-}
+# the scatter opens on the finding: the clean-data probe against OOD accuracy (notebook 08); a population
+# without diagnostics.csv opens on the cut's metric instead
+SCATTER_X_DEFAULT = "probe_mid_bulk_shift"
+SCATTER_Y_DEFAULT = "ood_accuracy"
 MAX_WIDTH_PX = 1100  # widest figure shown: fits the notebook column of a 1366-px screen, in JupyterLab and Voilà
 PIXELS_PER_INCH = 100  # screen pixels per figure inch: 10-pt text is 14 px high
 PNG_SCALE = 2  # PNGs carry twice the screen pixels, sharp on high-density screens
 CONTROL_STYLE = {"description_width": "80px"}  # every control's label has this width, so the controls line up
-
-def metric_label(column: str) -> str:
-    """Readable name of a stats column (``"rmse"`` -> ``"RMSE"``); unknown columns keep their name."""
-    return METRIC_LABELS.get(column, column)
 
 
 @dataclass(frozen=True)
@@ -90,6 +84,19 @@ def metric_columns(stats: pd.DataFrame) -> list[str]:
     return [c for c in stats.columns if c not in NON_METRIC_COLUMNS and pd.api.types.is_numeric_dtype(stats[c])]
 
 
+def browser_table(population: Population) -> pd.DataFrame:
+    """``stats.csv`` of ``population`` with the columns of its ``diagnostics.csv`` (when it has one) joined on
+    ``model_index``; a column in both keeps the stats value. One row per model, in the order of ``stats``."""
+    if not (population.folder / DIAGNOSTICS_FILE).is_file():
+        return population.stats
+    diagnostics = load_diagnostics(population.folder)
+    extra = ["model_index", *(c for c in diagnostics.columns if c not in population.stats.columns)]
+    table = population.stats.merge(diagnostics[extra], on="model_index", how="left", validate="one_to_one")
+    if len(table) != len(population.stats):
+        raise ValueError(f"{population.folder}: diagnostics.csv does not match stats.csv model for model")
+    return table
+
+
 def select_models(stats: pd.DataFrame, metric: str, threshold: float, above: bool) -> list[int]:
     """Indices of the models with ``metric >= threshold`` (``above``) or ``metric <= threshold``."""
     if metric not in stats.columns:
@@ -112,61 +119,6 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return (cumulative[ends] - cumulative[starts]) / (ends - starts)
 
 
-def well_generalizing_counts(stats: pd.DataFrame, threshold: float) -> dict[str, int]:
-    """Models well generalizing under each cut metric at ``threshold``: ``{"mae": n, "rmse": n}``."""
-    return {metric: int((stats[metric] <= threshold).sum()) for metric in CUT_METRICS}
-
-
-def summary_text(stats: pd.DataFrame, cut: GeneralizationCut) -> str:
-    """One paragraph: population size, fraction well generalizing under ``cut`` and under the other cut
-    metric at the same threshold, OOD accuracy, MAE, RMSE and clean-accuracy ranges."""
-    n = len(stats)
-    counts = well_generalizing_counts(stats, cut.threshold)
-    others = [m for m in CUT_METRICS if m != cut.metric]
-    parts = [f"{n} models; {counts[cut.metric]} ({counts[cut.metric] / n:.0%}) well generalizing ({cut.label})"
-             + "".join(f"; {counts[m]} ({counts[m] / n:.0%}) with {m.upper()} ≤ {cut.threshold:g}" for m in others) + "."]
-    for column, label in (("ood_accuracy", "OOD accuracy"), ("mae", "MAE"), ("rmse", "RMSE"),
-                          ("clean_accuracy", "Accuracy on the clean row (W = 0) of the OOD grid")):
-        values = stats[column]
-        parts.append(f"{label}: min {values.min():.3f}, median {values.median():.3f}, max {values.max():.3f}.")
-    return " ".join(parts)
-
-
-def correlation_table(stats: pd.DataFrame, columns: Sequence[str] = CORRELATION_COLUMNS, method: str = "pearson") -> pd.DataFrame:
-    """Correlation matrix (``"pearson"`` or ``"spearman"``) between metrics across the population."""
-    missing = [c for c in columns if c not in stats.columns]
-    if missing:
-        raise ValueError(f"columns {missing} are not in the stats table")
-    if method not in ("pearson", "spearman"):
-        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-    return stats[list(columns)].astype(np.float64).corr(method=method)
-
-
-def summary_figure(stats: pd.DataFrame, cut: GeneralizationCut, bins: int = 20) -> Figure:
-    """Histograms of the OOD accuracy, the MAE and the RMSE over the population, the threshold of ``cut``
-    marked on both diagram errors (the cut's own metric solid, the other dashed)."""
-    fig = Figure(figsize=(12, 3.4))
-    ax_acc, *ax_errors = fig.subplots(1, 3)
-    ax_acc.hist(stats["ood_accuracy"], bins=bins, color="tab:blue", edgecolor="white")
-    ax_acc.set_xlabel("OOD accuracy (mean over (W, realization) sets)")
-    ax_acc.set_ylabel("models")
-    counts = well_generalizing_counts(stats, cut.threshold)
-    n = max(len(stats), 1)
-    for ax, metric, colour in zip(ax_errors, CUT_METRICS, ("tab:green", "tab:orange"), strict=True):
-        ax.hist(stats[metric], bins=bins, color=colour, edgecolor="white")
-        role = "the cut" if metric == cut.metric else "same number, other metric"
-        ax.axvline(cut.threshold, color="k", ls="-" if metric == cut.metric else "--", lw=1,
-                   label=f"{metric.upper()} ≤ {cut.threshold:g} ({role}): {counts[metric]} of {len(stats)}")
-        ax.set_xlabel(f"{metric.upper()}(predicted, target diagram)")
-        ax.legend(fontsize=8)
-    for ax in (ax_acc, *ax_errors):
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(f"{len(stats)} networks; well generalizing ({cut.label}): {counts[cut.metric]} "
-                 f"({counts[cut.metric] / n:.0%}); median clean accuracy {stats['clean_accuracy'].median():.3f}", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 def scatter_figure(stats: pd.DataFrame, x: str, y: str, selected: Sequence[int] = (), current: int | None = None,
                    metric: str = DEFAULT_CUT_METRIC) -> go.Figure:
     """Interactive scatter of two stats columns: selected models filled, the current one ringed in red.
@@ -180,9 +132,10 @@ def scatter_figure(stats: pd.DataFrame, x: str, y: str, selected: Sequence[int] 
             raise ValueError(f"column {column!r} is not in the stats table")
     indices = stats["model_index"].to_numpy()
     chosen = np.isin(indices, list(selected))
-    hover = f"model %{{customdata[0]}}<br>{metric_label(x)} = %{{x:.3f}}<br>{metric_label(y)} = %{{y:.3f}}"
+    fx, fy, fm = (value_format(stats[column]) for column in (x, y, metric))
+    hover = f"model %{{customdata[0]}}<br>{column_label(x)} = %{{x:{fx}}}<br>{column_label(y)} = %{{y:{fy}}}"
     if metric not in (x, y):
-        hover += f"<br>{metric_label(metric)} = %{{customdata[1]:.3f}}"
+        hover += f"<br>{column_label(metric)} = %{{customdata[1]:{fm}}}"
     hover += "<extra></extra>"
     models = go.Scatter(
         x=stats[x], y=stats[y], mode="markers", name="models (filled: kept by the filter)",
@@ -199,7 +152,7 @@ def scatter_figure(stats: pd.DataFrame, x: str, y: str, selected: Sequence[int] 
     fig.update_layout(
         width=560, height=400, margin={"l": 60, "r": 10, "t": 40, "b": 50}, template="simple_white",
         title={"text": "click a network to select it", "font": {"size": 13}}, font={"size": 13},
-        xaxis_title=metric_label(x), yaxis_title=metric_label(y), hovermode="closest", clickmode="event",
+        xaxis_title=column_label(x), yaxis_title=column_label(y), hovermode="closest", clickmode="event",
         legend={"orientation": "h", "y": -0.25, "x": 0, "font": {"size": 11}}, showlegend=True,
     )
     return fig
@@ -255,15 +208,18 @@ def render_phase_diagrams(population: Population, index: int, state: ViewState) 
     """Predicted diagram of model ``index`` beside the target, both with v_c(W)."""
     result = population.result(index)
     W, v = result.grid.W_values, result.grid.v_values
-    fig = Figure(figsize=(9.5, 3.6))
+    # constrained layout: each title over its own panel (two lines for the predicted one) and the colour
+    # bar in a column of its own, its label beside it rather than over a panel
+    fig = Figure(figsize=(9.5, 4.0), layout="constrained")
     ax_pred, ax_target = fig.subplots(1, 2, sharey=True)
     summary = result.summary(population.cut)
-    plot_phase_diagram(ax_pred, result.predicted, W, v,
-                       title=f"model {index}: predicted (MAE {summary['mae']:.3f}, RMSE {summary['rmse']:.3f}, SSIM {summary['ssim']:.2f})")
+    plot_phase_diagram(ax_pred, result.predicted, W, v, title=f"model {index}: predicted\n"
+                       f"MAE {summary['mae']:.3f}, RMSE {summary['rmse']:.3f}, SSIM {summary['ssim']:.2f}")
     image = plot_phase_diagram(ax_target, result.target, W, v,
-                               title=f"target ({result.grid.n_realizations} realizations)")
+                               title=f"target\n(mean over {result.grid.n_realizations} realizations)")
+    ax_target.set_ylabel("")  # shared with the predicted panel
     ax_target.legend(loc="upper right", fontsize=8)
-    fig.colorbar(image, ax=[ax_pred, ax_target], label=PHASE_LABEL)
+    fig.colorbar(image, ax=[ax_pred, ax_target], label=PHASE_LABEL, fraction=0.04, pad=0.02)
     return fig
 
 
@@ -308,6 +264,10 @@ class PopulationBrowser:
     views : view name -> renderer (default: the module's :data:`VIEWS`, read when the browser is built).
     cut : the well-generalizing cut the filter starts at, and returns to when its metric is chosen again
         (default: the population's, ``population.cut``); other metrics start at their median.
+    table : one row per model, ``model_index`` and the columns offered as filter and axes (default:
+        :func:`browser_table`, ``stats.csv`` with the clean-data diagnostics of ``diagnostics.csv`` when the
+        population has them). The scatter opens on :data:`SCATTER_X_DEFAULT` against
+        :data:`SCATTER_Y_DEFAULT` when the table has them.
 
     Attributes
     ----------
@@ -321,11 +281,11 @@ class PopulationBrowser:
     """
 
     def __init__(self, population: Population, views: dict[str, ViewRenderer] | None = None,
-                 cut: GeneralizationCut | None = None) -> None:
+                 cut: GeneralizationCut | None = None, table: pd.DataFrame | None = None) -> None:
         if population.stats.empty:
             raise ValueError(f"population {population.folder} has no models")
         self.population = population
-        self.stats = population.stats
+        self.stats = browser_table(population) if table is None else table
         self.views = dict(VIEWS if views is None else views)
         self.cut = population.cut if cut is None else cut
         columns = metric_columns(self.stats)
@@ -340,15 +300,17 @@ class PopulationBrowser:
             style = {"button_width": "auto"}
             return widgets.ToggleButtons(options=options, value=value, style=style)
 
-        self.metric = control(widgets.Dropdown, "260px", options=columns, value=self.cut.metric,
+        options = [(column_label(column), column) for column in columns]
+        self.metric = control(widgets.Dropdown, "300px", options=options, value=self.cut.metric,
                               description="metric")
         self.direction = buttons(["below", "above"], "below")
         self.threshold = control(widgets.FloatSlider, "420px", description="threshold", continuous_update=False,
                                  readout_format=".3f")
-        self.model = control(widgets.Dropdown, "380px", description="model")
-        self.x_axis = control(widgets.Dropdown, "260px", options=columns, value=self.cut.metric,
+        self.model = control(widgets.Dropdown, "300px", description="model")
+        self.x_axis = control(widgets.Dropdown, "400px", options=options,
+                              value=SCATTER_X_DEFAULT if SCATTER_X_DEFAULT in columns else self.cut.metric,
                               description="x axis")
-        self.y_axis = control(widgets.Dropdown, "260px", options=columns,
+        self.y_axis = control(widgets.Dropdown, "400px", options=options,
                               value=SCATTER_Y_DEFAULT if SCATTER_Y_DEFAULT in columns else columns[0],
                               description="y axis")
         self.view = buttons(list(self.views), next(iter(self.views)))
@@ -449,9 +411,11 @@ class PopulationBrowser:
     def _set_model_options(self, selected: list[int], extra: int | None = None) -> None:
         rows = self.stats.set_index("model_index")
         metric = self.metric.value
-        options = [(f"{i}  ({metric_label(metric)} = {rows.at[i, metric]:.3f})", i) for i in selected]
+        spec = value_format(self.stats[metric])
+        label = column_label(metric)
+        options = [(f"{i}  ({label} = {format_value(rows.at[i, metric], spec)})", i) for i in selected]
         if extra is not None and extra not in selected:
-            options.append((f"{extra}  ({metric_label(metric)} = {rows.at[extra, metric]:.3f}, not kept by the filter)",
+            options.append((f"{extra}  ({label} = {format_value(rows.at[extra, metric], spec)}, not kept by the filter)",
                             extra))
         self._programmatic = True
         try:
@@ -466,7 +430,8 @@ class PopulationBrowser:
         selected = self.selected
         sign = ">=" if self.direction.value == "above" else "<="
         self.info.value = (f"<b>{len(selected)}</b> of {len(self.stats)} models with "
-                           f"{metric_label(self.metric.value)} {sign} {self.threshold.value:.3f}")
+                           f"{column_label(self.metric.value)} {sign} "
+                           f"{format_value(self.threshold.value, value_format(self.stats[self.metric.value]))}")
         self._set_model_options(selected)
         self._draw_all()
 
