@@ -147,9 +147,12 @@ def test_baselines_command_writes_the_table_and_a_frozen_map(smoke_population, t
     out = capsys.readouterr().out
     assert "ATC-MC" in out and f"wrote {smoke_population / BASELINES_FILE}" in out and probe_map.is_file()
     table = pd.read_csv(smoke_population / BASELINES_FILE)
-    assert len(table) == 10 and table.loc[table["method"].str.startswith("probe"), "mae_scope"].item().startswith("in-sample")
+    assert table.loc[table["method"].str.startswith("probe"), "mae_scope"].item().startswith("in-sample")
+    measures = table[table["family"] == "clean-data measure"]
+    assert len(table) == 10 + len(measures) and "path norm (Jiang et al. 2020)" in set(measures["method"])
+    assert (measures["direction_source"] == "in-sample sign").all() and measures["mae"].isna().all()
     estimates = pd.read_csv(smoke_population / ESTIMATES_FILE)
-    assert len(estimates) == 4 and estimates["unlabeled_seed"].eq(2021).all()
+    assert len(estimates) == 4 and estimates["unlabeled_seed"].eq(2021).all() and "path_norm" in estimates
     assert estimates[["ac", "doc", "atc_mc", "atc_ne", "agreement"]].apply(lambda c: c.between(-1, 2)).all().all()
     assert {BASELINES_FILE, ESTIMATES_FILE} <= set(read_record(smoke_population)["files"])
     # the same frozen map scored on a population it was not fit on is labelled out of sample

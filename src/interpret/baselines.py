@@ -18,6 +18,11 @@ Clean data (``stats.csv``, ``diagnostics.csv``)
     ``probe_mid_bulk_shift``, whose estimate is a decreasing isotonic map from probe to OOD accuracy fit on one
     population and frozen as JSON (:func:`fit_probe_map`), so that its error on another population is out of
     sample.
+Clean-data measures (:func:`src.interpret.clean_measures.clean_data_measures` on the clean test set)
+    norm-, margin- and flatness-based measures of Jiang et al. (2020), effective invariance (Deng et al. 2022),
+    the local-ensemble score (Madras et al. 2019): Spearman as measured, their lift ranked in the sign of the
+    in-sample Spearman (``direction_source`` says so); a measure with a non-finite value for some network gets
+    no row.
 
 Columns per method: Spearman rho with OOD accuracy with a bootstrap 95 % interval
 (:func:`src.interpret.generalization_prediction.correlation_with_ci`); ``mae``: mean |estimate - OOD
@@ -52,7 +57,8 @@ from ..ood.ood_estimators import (
     population_agreement,
 )
 from ..ood.unlabeled_softmax import UNLABELED_SEED, population_softmax, unlabeled_chains
-from .diagnostics import DIAGNOSTICS_FILE, load_diagnostics
+from .clean_measures import clean_data_measures
+from .diagnostics import DIAGNOSTICS_FILE, clean_split, load_diagnostics
 from .generalization_prediction import correlation_with_ci, selection_lift, spearman_rho
 
 BASELINES_FILE = "baselines.csv"
@@ -76,6 +82,18 @@ CLEAN_METHODS = {
     "accuracy_W0.01": ("perturbative accuracy W = 0.01", True, 1),
     "accuracy_W0.05": ("perturbative accuracy W = 0.05", True, 1),
     PROBE: ("probe_mid_bulk_shift (issue 12)", False, -1),
+}
+
+#: clean_data_measures key -> method name in the table
+CLEAN_MEASURES = {
+    "frobenius_log_product": "log product of Frobenius norms (Jiang et al. 2020)",
+    "path_norm": "path norm (Jiang et al. 2020)",
+    "margin_q10": "10 % margin (Jiang et al. 2020)",
+    "normalized_margin": "normalized margin (Jiang et al. 2020)",
+    "mag_flatness_sigma": "magnitude-aware flatness sigma (Jiang et al. 2020)",
+    "mag_sharpness": "magnitude-aware sharpness (Jiang et al. 2020)",
+    "effective_invariance": "effective invariance (Deng et al. 2022)",
+    "local_ensemble_score": "local-ensemble score (Madras et al. 2019)",
 }
 
 
@@ -188,6 +206,8 @@ def baseline_table(merged: pd.DataFrame, probe_map: dict | None = None, probe_sc
                     | {"direction_source": "definition" if column != PROBE else "frozen protocol (issue 12)"})
     for column, name in (extra or {}).items():
         score = merged[column].to_numpy(dtype=np.float64)
+        if not np.isfinite(score).all():
+            continue
         rho = spearman_rho(score, truth)
         direction = -1 if np.isfinite(rho) and rho < 0 else 1
         rows.append(method_row(name, "clean-data measure", score, truth, direction, **common)
@@ -226,6 +246,17 @@ def population_estimates(population_dir: Path, manifest: dict, indices: list[int
     return estimates
 
 
+def population_clean_measures(population_dir: Path, manifest: dict, indices: list[int], seed: int = 0) -> pd.DataFrame:
+    """:func:`src.interpret.clean_measures.clean_data_measures` of the listed networks on the clean test set
+    (read through :func:`src.interpret.diagnostics.clean_split`), one row each with ``model_index``."""
+    from ..nets.model_folders import load_model
+
+    clean = clean_split(Path(manifest["data_dir"]), 0.0)
+    X, y = clean["X"][:, None], clean["labels"]
+    return pd.DataFrame([{"model_index": i, **clean_data_measures(load_model(population_dir / model_dir_name(i)), X, y,
+                                                                   seed=seed)} for i in indices])
+
+
 def run_baselines(population_dir: str | Path, unlabeled_seed: int = UNLABELED_SEED, threads: int | None = None,
                   device: str | None = None, probe_map_path: str | Path | None = None, seed: int = 0,
                   n_bootstrap: int = 2000, n_permutations: int = 10_000) -> BaselineResult:
@@ -233,7 +264,8 @@ def run_baselines(population_dir: str | Path, unlabeled_seed: int = UNLABELED_SE
 
     ``probe_map_path``: a frozen probe map (:func:`fit_probe_map`); if it names no file, the map is fit on this
     population and written there. Without it the map is fit in sample and written as ``probe_ood_map.json``
-    in the population folder. The folder is held (one writer) while its files are computed and written.
+    in the population folder. ``seed``: of the bootstrap, the permutations and the clean measures' random draws.
+    The folder is held (one writer) while its files are computed and written.
     """
     from ..ood.population_tables import load_population
 
@@ -248,6 +280,8 @@ def _run_baselines(population_dir: Path, population, unlabeled_seed: int, thread
     stats = population.stats[["model_index", "test_accuracy", "ood_accuracy"]]
     indices = [int(i) for i in stats["model_index"]]
     estimates = population_estimates(population_dir, population.manifest, indices, unlabeled_seed, threads, device)
+    estimates = estimates.merge(population_clean_measures(population_dir, population.manifest, indices, seed),
+                                on="model_index")
     merged = stats.merge(estimates, on="model_index")
     probe_map, scope = None, ""
     if (population_dir / DIAGNOSTICS_FILE).is_file():
@@ -257,7 +291,7 @@ def _run_baselines(population_dir: Path, population, unlabeled_seed: int, thread
         estimates = estimates.merge(merged[["model_index"]], on="model_index")
         estimates["probe_estimate"] = apply_probe_map(probe_map, merged[PROBE].to_numpy())
     estimates["ood_accuracy"] = merged["ood_accuracy"].to_numpy()  # the truth, for scoring and figures only
-    table = baseline_table(merged, probe_map, scope, n_bootstrap=n_bootstrap, n_permutations=n_permutations, seed=seed)
+    table = baseline_table(merged, probe_map, scope, CLEAN_MEASURES, n_bootstrap, n_permutations, seed)
     paths = tuple(_write_csv(population_dir / name, frame) for name, frame in
                   ((BASELINES_FILE, table), (ESTIMATES_FILE, estimates)))
     return BaselineResult(table, estimates, paths)
