@@ -2,8 +2,10 @@
 
 Times each stage of :mod:`src.interpret.baselines` on the shipped seed-0 population, read only (nothing is
 written into it): drawing the 3,000 unlabeled chains, every network's softmax on them and on the clean test
-set (model loading included), the label-free estimates, and the table (bootstrap CIs and permutation lifts).
-Stages cheaper than the softmax are repeated and their median taken; the softmax runs ``--softmax-repeats``
+set (model loading included), the label-free estimates, the clean-data measures of
+:mod:`src.interpret.clean_measures` (one thread each, model loading included), and the table (bootstrap CIs and
+permutation lifts).
+Cheap stages are repeated and their median taken; the softmax and the clean measures run ``--softmax-repeats``
 times (default 1). Prints each stage, the total and its ratio to the issue's target of 5 minutes on 2 cores.
 
 Usage: ``.venv/bin/python benchmarks/bench_baselines.py [--threads 2] [--repeats 3] [--softmax-repeats 1]``
@@ -20,7 +22,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from src.interpret.baselines import CLEAN_METHODS, baseline_table, network_estimates  # noqa: E402
+from src.interpret.baselines import (  # noqa: E402
+    CLEAN_MEASURES,
+    CLEAN_METHODS,
+    baseline_table,
+    network_estimates,
+    population_clean_measures,
+)
 from src.interpret.diagnostics import load_diagnostics  # noqa: E402
 from src.nets.training_utils import model_dir_name  # noqa: E402
 from src.ood.population import ensure_datasets  # noqa: E402
@@ -61,11 +69,15 @@ def main() -> None:
         lambda: population_softmax(dirs, {"target": chains["X"], "source": source["X"]}, args.threads), args.softmax_repeats)
     estimates, stages["estimates"] = timed(
         lambda: network_estimates(softmax["target"], softmax["source"], source["labels"]), args.repeats)
+    measures, stages["clean-data measures"] = timed(
+        lambda: population_clean_measures(args.population, manifest, indices), args.softmax_repeats)
     clean = [c for c in CLEAN_METHODS if c != "test_accuracy"]
     merged = (population.stats[["model_index", "test_accuracy", "ood_accuracy"]]
               .merge(estimates.assign(model_index=indices), on="model_index")
+              .merge(measures, on="model_index")
               .merge(load_diagnostics(args.population)[["model_index", *clean]], on="model_index"))
-    _, stages["table (bootstrap, permutations)"] = timed(lambda: baseline_table(merged), args.repeats)
+    _, stages["table (bootstrap, permutations)"] = timed(lambda: baseline_table(merged, extra=CLEAN_MEASURES),
+                                                         args.repeats)
     print(f"{len(dirs)} networks, {len(chains['X'])} unlabeled chains + {len(source['X'])} clean test chains, "
           f"{args.threads} threads")
     for name, seconds in stages.items():
