@@ -184,8 +184,9 @@ def test_the_report_quotes_the_table(tmp_path):
     rng = np.random.default_rng(5)
     truth = rng.uniform(0.5, 0.9, 30)
     merged = pd.DataFrame({"model_index": range(30), "ood_accuracy": truth, "ac": 1.2 - truth,
-                           "agreement": truth + 0.05, PROBE: -truth})
-    table = baseline_table(merged, fit_probe_map(-truth, truth, "here"), "in-sample", n_bootstrap=50, n_permutations=50)
+                           "agreement": truth + 0.05, PROBE: -truth, "ei": truth ** 2, "norm": rng.random(30)})
+    table = baseline_table(merged, fit_probe_map(-truth, truth, "here"), "in-sample", {"ei": "EI", "norm": "a norm"},
+                           n_bootstrap=50, n_permutations=50)
     table.to_csv(tmp_path / BASELINES_FILE, index=False)
     pd.DataFrame({"model_index": range(30), "model_seed": 0, "test_accuracy": 0.97, "ood_accuracy": truth,
                   "mae": 1 - truth, "rmse": 1 - truth}).to_csv(tmp_path / ESTIMATES_FILE, index=False)
@@ -197,3 +198,4 @@ def test_the_report_quotes_the_table(tmp_path):
     assert "closest label-free estimator (agreement (Jiang et al. 2022, Baek et al. 2022)) | 0.000 / 0.050 |" in rows
     text = findings_markdown(tmp_path)
     assert "the probe's Spearman with OOD accuracy is -1.00" in text and "MAE ranges from 0.05 (agreement" in text
+    assert "the strongest clean-data generalization measure is EI at +1.00" in text

@@ -82,8 +82,8 @@ def test_the_field_estimators_against_the_probe():
     tables = [pd.read_csv(folder / "baselines.csv").set_index("method")
               for folder in (SEED1.parent / "100_CNNs", SEED1)]
 
-    def pair(method: str, column: str, digits: int = 2) -> str:
-        return " / ".join(_number(table.loc[method, column], digits) for table in tables)
+    def pair(method: str, column: str, digits: int = 2, sign: bool = False) -> str:
+        return " / ".join(_number(table.loc[method, column], digits, sign) for table in tables)
 
     for method, label in (("AC (Hendrycks & Gimpel 2017)", "average confidence AC (Hendrycks & Gimpel 2017)"),
                           ("DoC (Guillory et al. 2021)", "DoC (Guillory et al. 2021)"),
@@ -97,3 +97,6 @@ def test_the_field_estimators_against_the_probe():
     mae = [table.loc[probe, "mae"] for table in tables]
     assert f"MAE {mae[0]:.3f} in sample and **{mae[1]:.3f} on seed 1**" in readme
     assert tables[1].loc[probe, "mae_scope"].startswith("out-of-sample")
+    ei = "effective invariance (Deng et al. 2022)"
+    assert f"gives {pair(ei, 'spearman', sign=True)} (seed 1: 95 % CI [{_number(tables[1].loc[ei, 'spearman_low'], sign=True)}, " \
+        f"{_number(tables[1].loc[ei, 'spearman_high'], sign=True)}])" in readme

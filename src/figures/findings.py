@@ -218,6 +218,10 @@ def _baselines_paragraph(label: str, table: pd.DataFrame) -> str:
         if len(values):
             parts.append(f"the estimators' {what} ranges from {values.min():{sign}.2f} ({values.idxmin()}) to "
                          f"{values.max():{sign}.2f} ({values.idxmax()})")
+    measures = rows.loc[rows["family"] == "clean-data measure", "spearman"].dropna()
+    if len(measures):
+        strongest = measures.abs().idxmax()
+        parts.append(f"the strongest clean-data generalization measure is {strongest} at {measures[strongest]:+.2f}")
     return "; ".join(parts) + "."
 
 
