@@ -287,7 +287,8 @@ def clean_data_measures(
 
     Parameters
     ----------
-    model : a trained network (e.g. ``CNN_SSH``) returning logits (N, K); left in eval mode, unchanged.
+    model : a trained network (e.g. ``CNN_SSH``) returning logits (N, K); moved to the CPU and put in eval
+        mode (its parameters are not changed).
     X : (N, C, H, W) float32 clean images (the caller passes ~1,000 clean test chains).
     y : (N,) int labels.
     seed : every random draw (subsets, weight noise, pixel noise, Lanczos start) comes from it.
