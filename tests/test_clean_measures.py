@@ -201,7 +201,22 @@ def test_local_ensemble_score_removes_the_top_curvature_directions():
     coefficients = rng.normal(size=(5, 6))
     gradients = torch.tensor(coefficients @ Q.T)
     expected = np.linalg.norm(coefficients[:, :3], axis=1).mean()
-    assert cm.local_ensemble_score(hessian, gradients, top=3) == pytest.approx(expected, rel=1e-10)
+    assert cm.local_ensemble_score(cm.top_eigenvectors(hessian, top=3), gradients) == pytest.approx(expected, rel=1e-10)
+
+
+def test_lanczos_finds_the_top_eigenvectors_of_a_quadratic_loss():
+    # L(theta) = theta^T A theta / 2 over two parameter tensors: Hessian A, top-3 eigenvectors = Q[:, -3:]
+    rng = np.random.default_rng(1)
+    Q, _ = np.linalg.qr(rng.normal(size=(40, 40)))
+    A = torch.tensor(Q @ np.diag(np.r_[np.linspace(0.0, 1.0, 37), 5.0, 8.0, 13.0]) @ Q.T)
+    params = {"a": torch.zeros(4, 5, dtype=torch.float64), "b": torch.zeros(20, dtype=torch.float64)}
+
+    def loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
+        theta = torch.cat([p["a"].reshape(-1), p["b"]])
+        return 0.5 * theta @ A @ theta
+
+    U = cm.hessian_top_eigenvectors(loss, params, top=3, seed=0).numpy()
+    np.testing.assert_allclose(U @ U.T, Q[:, -3:] @ Q[:, -3:].T, atol=1e-6)  # same subspace
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,3 +236,7 @@ def test_clean_data_measures_on_a_cnn_is_seeded_and_restores_threads():
     assert all(math.isfinite(value) for value in first.values())
     assert first["mag_sharpness"] == pytest.approx(first["mag_flatness_sigma"] ** -2)
     assert 0 <= first["effective_invariance"] <= 1
+    exact = cm.clean_data_measures(model, X, y, seed=7, exact_hessian=True)
+    assert {k: v for k, v in exact.items() if k != "local_ensemble_score"} == {
+        k: v for k, v in first.items() if k != "local_ensemble_score"}
+    assert math.isfinite(exact["local_ensemble_score"])
