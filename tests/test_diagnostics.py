@@ -277,12 +277,14 @@ def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
         "FIGURES_DIR": str(figures), "N_BOOTSTRAP": 50,
     })
     for name in ("Fig_predictors", "Fig_lift_curves", "Fig_probe_images", "Fig_recall_by_band", "Fig_precise_bn",
-                 "Fig_protocol_validation"):
+                 "Fig_protocol_validation", "Fig_baseline_estimates"):
         assert (figures / f"{name}.png").is_file() and (figures / f"{name}.pdf").is_file(), name
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs)
     assert "4 validation networks" in text and not any(o.get("output_type") == "error" for o in outputs)
     assert (folders[1] / DIAGNOSTICS_FILE).is_file() and (folders[0] / "precise_bn.csv").is_file()
+    assert "probe_mid_bulk_shift (issue 12)" in text and (folders[0] / "probe_ood_map.json").is_file()
+    assert "out-of-sample: map frozen on" in (folders[1] / "baselines.csv").read_text()
     assert any("text/markdown" in o.get("data", {}) for o in outputs)  # the findings
     # the same through the command line: freeze on one population, validate on the other, precise BN
     from src.commands.cli import main

@@ -74,3 +74,29 @@ def test_precise_batchnorm_on_the_validation_population():
         trained = table[name].corr(table["ood_accuracy"], method="spearman")
         precise = table[name].corr(table["ood_accuracy_precise"], method="spearman")
         assert f"{label} {_number(trained)} → {_number(precise)}" in readme, name
+
+
+def test_the_field_estimators_against_the_probe():
+    """The README's baselines paragraph quotes both populations' baselines.csv (seed 0 / seed 1)."""
+    readme = _readme()
+    tables = [pd.read_csv(folder / "baselines.csv").set_index("method")
+              for folder in (SEED1.parent / "100_CNNs", SEED1)]
+
+    def pair(method: str, column: str, digits: int = 2, sign: bool = False) -> str:
+        return " / ".join(_number(table.loc[method, column], digits, sign) for table in tables)
+
+    for method, label in (("AC (Hendrycks & Gimpel 2017)", "average confidence AC (Hendrycks & Gimpel 2017)"),
+                          ("DoC (Guillory et al. 2021)", "DoC (Guillory et al. 2021)"),
+                          ("ATC-MC (Garg et al. 2022)", "ATC (Garg et al. 2022)"),
+                          ("agreement (Jiang et al. 2022, Baek et al. 2022)",
+                           "agreement with the rest of the population (Jiang et al. 2022, Baek et al. 2022)")):
+        assert f"{label}: {pair(method, 'spearman')}, MAE {pair(method, 'mae')}" in readme, method
+    assert f"(Deng et al. 2023): {pair('nuclear norm (Deng et al. 2023)', 'spearman')};" in readme
+    probe = "probe_mid_bulk_shift (issue 12)"
+    assert f"`probe_mid_bulk_shift`: {pair(probe, 'spearman')}." in readme
+    mae = [table.loc[probe, "mae"] for table in tables]
+    assert f"MAE {mae[0]:.3f} in sample and **{mae[1]:.3f} on seed 1**" in readme
+    assert tables[1].loc[probe, "mae_scope"].startswith("out-of-sample")
+    ei = "effective invariance (Deng et al. 2022)"
+    assert f"gives {pair(ei, 'spearman', sign=True)} (seed 1: 95 % CI [{_number(tables[1].loc[ei, 'spearman_low'], sign=True)}, " \
+        f"{_number(tables[1].loc[ei, 'spearman_high'], sign=True)}])" in readme

@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_record_files_parser(subparsers)
     for command in subparsers.choices.values():
         for action in command._actions:
-            if action.dest in ("seed", "data_seed"):
+            if action.dest in ("seed", "data_seed", "unlabeled_seed"):
                 action.type = seed_argument
         command.add_argument("--allow-shipped", action="store_true",
                              help="allow writing into the data shipped in 00_demonstrations_data (default: refused)")

@@ -130,7 +130,8 @@ NOTEBOOK_FIGURES = {
     "05": ("Fig_6", "Fig_target_diagram"),
     "06": ("Fig_population_summary",),
     "07": ("Fig_thermometer", "Fig_thermometer_generalization", "Fig_thermometer_generalization_precise_bn"),
-    "08": ("Fig_predictors", "Fig_lift_curves", "Fig_probe_images", "Fig_recall_by_band", "Fig_precise_bn"),
+    "08": ("Fig_predictors", "Fig_lift_curves", "Fig_probe_images", "Fig_recall_by_band", "Fig_precise_bn",
+           "Fig_baseline_estimates"),
     # the validation figures (Fig_recipes_ood, ...) are drawn only once the seed-2 populations exist
     "09": ("Fig_ceiling", "Fig_recipes_development"),
 }

@@ -8,7 +8,9 @@ quick run without diagnostics gets a shorter text, never an error or an invented
 - ``predictors.csv`` (:mod:`src.interpret.generalization_prediction`, best first): the best clean-data predictor and the
   paper's CAM score;
 - ``precise_bn_summary.json`` (the precise-BatchNorm study): medians as trained and recalibrated;
-- ``protocol_validation.json`` in the validation population: the frozen protocol tested out of sample.
+- ``protocol_validation.json`` in the validation population: the frozen protocol tested out of sample;
+- ``baselines.csv`` (:mod:`src.interpret.baselines`) in either population: the probe against the field's
+  label-free estimators of OOD accuracy.
 
 The paper column of :func:`key_numbers` holds only what the project has from the paper (``../shared/SPEC.md``
 and its per-network table, :mod:`src.ood.paper_reference`).
@@ -22,6 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..base.io_utils import load_json
+from ..interpret.baselines import BASELINES_FILE, load_baselines
+from ..interpret.baselines import PROBE as BASELINE_PROBE
 from ..interpret.generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE, spearman_rho
 from ..ood.batchnorm_study import SUMMARY_FILE as PRECISE_BN_SUMMARY_FILE
 from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
@@ -104,13 +108,37 @@ def key_numbers(stats: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> li
     return rows
 
 
+def baseline_rows(table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """Key-number rows from a ``baselines.csv``: the probe against the label-free estimators, Spearman with OOD
+    accuracy (sign as measured) and MAE of the accuracy estimate (the paper studies neither)."""
+    rows = table.set_index("method")
+    probe = rows[rows.index.str.startswith(BASELINE_PROBE)]
+    others = rows[rows["family"] == "unlabeled OOD chains"]
+    out = []
+    for column, what, best in (("spearman", "Spearman with OOD accuracy: the probe / the label-free estimator of "
+                                           "largest absolute Spearman", "abs"),
+                               ("mae", "MAE of the OOD accuracy estimate: the probe's map / the closest label-free "
+                                       "estimator", "min")):
+        values = others[column].dropna()
+        if len(probe) and pd.notna(probe[column].iloc[0]) and len(values):
+            name = values.abs().idxmax() if best == "abs" else values.idxmin()
+            out.append((f"{what} ({name})",
+                        f"{probe[column].iloc[0]:.3f} / {values[name]:.3f}", "not studied"))
+    return out
+
+
 def key_numbers_markdown(population_dir: str | Path) -> str:
-    """The key-number table (Markdown) of a population, with a note on the paper column; "" without stats."""
+    """The key-number table (Markdown) of a population, with a note on the paper column; "" without stats.
+
+    With a ``baselines.csv`` the table gets the rows of :func:`baseline_rows`."""
     stats = load_stats(population_dir)
     if stats is None:
         return ""
+    rows = key_numbers(stats)
+    if (Path(population_dir) / BASELINES_FILE).is_file():
+        rows += baseline_rows(load_baselines(population_dir)[0])
     lines = ["| quantity | this run | paper |", "|---|---|---|"]
-    lines += [f"| {quantity} | {ours} | {paper} |" for quantity, ours, paper in key_numbers(stats)]
+    lines += [f"| {quantity} | {ours} | {paper} |" for quantity, ours, paper in rows]
     lines += ["", "OOD: out of distribution, the generalization grid W = 0 to 5. The paper column holds only what this "
               "project has from the paper: its per-network table of 100 CNNs "
               "(`00_demonstrations_data/reference/paper_all_stats_10_real_100_slices.csv`) and its demo network; "
@@ -175,6 +203,28 @@ def _validation_paragraph(validation: dict) -> str:
             f"p = {rule['p_value']:.2g}).")
 
 
+def _baselines_paragraph(label: str, table: pd.DataFrame) -> str:
+    rows = table.set_index("method")
+    probe = [m for m in rows.index if m.startswith(BASELINE_PROBE)]
+    if not probe:
+        return ""
+    p = rows.loc[probe[0]]
+    mae = f", its frozen isotonic map's MAE {p['mae']:.3f} ({p['mae_scope']})" if pd.notna(p["mae"]) else ""
+    parts = [f"Against the field's label-free OOD accuracy estimators ({label}, {int(p['n'])} networks): the probe's "
+             f"Spearman with OOD accuracy is {p['spearman']:+.2f}{mae}"]
+    others = rows[rows["family"] == "unlabeled OOD chains"]
+    for column, what, sign in (("spearman", "Spearman", "+"), ("mae", "MAE", "")):
+        values = others[column].dropna()
+        if len(values):
+            parts.append(f"the estimators' {what} ranges from {values.min():{sign}.2f} ({values.idxmin()}) to "
+                         f"{values.max():{sign}.2f} ({values.idxmax()})")
+    measures = rows.loc[rows["family"] == "clean-data measure", "spearman"].dropna()
+    if len(measures):
+        strongest = measures.abs().idxmax()
+        parts.append(f"the strongest clean-data generalization measure is {strongest} at {measures[strongest]:+.2f}")
+    return "; ".join(parts) + "."
+
+
 def findings_markdown(population_dir: str | Path, validation_dir: str | Path | None = None,
                       threshold: float = DEFAULT_THRESHOLD) -> str:
     """The findings as Markdown paragraphs, each built from one file of the population, with its numbers.
@@ -205,4 +255,7 @@ def findings_markdown(population_dir: str | Path, validation_dir: str | Path | N
         paragraphs.append(_precise_bn_paragraph(load_json(population_dir / PRECISE_BN_SUMMARY_FILE)))
     if validation_dir is not None and (Path(validation_dir) / VALIDATION_FILE).is_file():
         paragraphs.append(_validation_paragraph(load_json(Path(validation_dir) / VALIDATION_FILE)))
+    for label, folder in (("this population", population_dir), ("validation population", validation_dir)):
+        if folder is not None and (Path(folder) / BASELINES_FILE).is_file():
+            paragraphs.append(_baselines_paragraph(label, load_baselines(folder)[0]))
     return "\n\n".join(p for p in paragraphs if p)

@@ -349,12 +349,24 @@ def add_predict_parser(subparsers) -> None:
     parser.add_argument("--k", type=int, default=10, help="with --freeze: k of the selection rule (default 10)")
     parser.add_argument("--protocol", type=Path, default=None, help="validate this frozen protocol on the population")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutations (default 0)")
+    parser.add_argument("--baselines", action="store_true",
+                        help="instead: the probe against the field's label-free OOD accuracy estimators (AC, DoC, ATC, "
+                        "agreement, nuclear norm); writes baselines.csv and baseline_estimates.csv")
+    parser.add_argument("--unlabeled-seed", type=int, default=2021,
+                        help="with --baselines: seed of the unlabeled disordered chains (default 2021)")
+    parser.add_argument("--threads", type=int, default=None, help="with --baselines: CPU threads (default: torch's)")
+    parser.add_argument("--device", default=None, help="with --baselines: cpu, cuda, mps (default: the best present)")
+    parser.add_argument("--probe-map", type=Path, default=None,
+                        help="with --baselines: the probe's frozen isotonic map (JSON); fit here and written there if "
+                        "missing (default: fit on this population, written as probe_ood_map.json in it)")
     parser.set_defaults(func=_run_predict)
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     from ..ood.population_tables import load_population
 
+    if args.baselines:
+        return _run_baselines(args)
     with hold_folder(args.population):  # one writer of the population's derived files
         table = merged_table(load_diagnostics(args.population), load_population(args.population).stats)
         directions = None
@@ -382,3 +394,15 @@ def _run_predict(args: argparse.Namespace) -> int:
             print(f"{result['n_replicated']} of {result['n_tested']} diagnostics replicate on {result['n_models']} networks; "
                   f"{describe_rule(result['rule'])}")
         return 0
+
+
+def _run_baselines(args: argparse.Namespace) -> int:
+    from .baselines import format_table, run_baselines
+
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be a positive integer, got {args.threads}")
+    result = run_baselines(args.population, args.unlabeled_seed, args.threads, args.device, args.probe_map, seed=args.seed)
+    print(format_table(result.table))
+    for path in result.paths:
+        print(f"wrote {path}")
+    return 0
