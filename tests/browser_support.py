@@ -16,7 +16,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -97,14 +96,7 @@ def _stop(process: subprocess.Popen) -> None:
         family = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         family = []
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)  # the server shuts its kernels down on SIGTERM
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    servers.stop(process)  # SIGTERM to the group (the server shuts its kernels down), SIGKILL if needed
     for child in family:
         with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()
