@@ -324,6 +324,8 @@ def test_notebook_05_in_jupyterlab(lab):
 
 def test_notebook_06_as_a_voila_dashboard(notebooks, tmp_path):
     with jupyter_server("voila", notebooks, tmp_path, notebook="06.ipynb") as server, chromium_page() as page:
+        console: list[str] = []
+        page.on("console", lambda message: console.append(message.text))
         page.goto(server.page("/"), timeout=240_000)  # Voilà runs the whole notebook before the page loads
         page.wait_for_selector(".js-plotly-plot .scatterlayer path.point", timeout=60_000)
         body = page.locator("body").inner_text()
@@ -337,6 +339,9 @@ def test_notebook_06_as_a_voila_dashboard(notebooks, tmp_path):
         view = page.locator(".widget-image").last
         assert changes(page, view, lambda: click_point(page, 0)), "clicking a network did not show it"
         assert changes(page, view, lambda: page.get_by_role("button", name="training history").click())
+    # the widget manager's labextension and Voilà's bundled JupyterLab share their singletons without conflict
+    mismatches = [text for text in console if "Unsatisfied version" in text]
+    assert not mismatches, f"{len(mismatches)} shared-module version warnings, e.g. {mismatches[0]}"
 
 
 KERNEL_ID = "() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId"
