@@ -22,6 +22,7 @@ import atexit
 import html
 import os
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -212,7 +213,8 @@ class _NotebookThread(threading.Thread):
                     os.killpg(group, signal.SIGKILL)
                 else:
                     process.kill()
-            except ProcessLookupError:
+                process.wait(STOP_GRACE_S)  # reap it: a killed child left unwaited stays a zombie of this process
+            except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
         if self.loop is not None and self.task is not None:
             try:
