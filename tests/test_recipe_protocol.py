@@ -8,18 +8,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.base.io_utils import save_json
+from src.base.io_utils import load_json, save_json
 from src.base.notebook_runner import run_notebook
 from src.base.paths import DEMO_DIR, REPO_ROOT
+from src.interpret.generalization_prediction import DISORDER_BANDS, recall_by_band
 from src.interpret.recipe_protocol import (
     PROTOCOL_FILE,
     check_protocol,
     committee_members,
+    goals_table,
     population_outcomes,
     protocol_outcomes,
     recipes_fingerprint,
 )
+from src.interpret.recipe_results import ceiling_gap_by_band, diagnostics_within_populations
 from src.ood.committee import majority_vote
+from src.ood.model_evaluation import load_result
+from src.physics.ceiling import band_rows
 
 
 def _protocol(**changes) -> dict:
@@ -92,12 +97,47 @@ def test_majority_vote_and_outcomes():
     assert protocol_outcomes(_protocol(), {})["held"].tolist() == [None]
 
 
+def test_goals_are_scored_in_their_direction_and_malformed_ones_refused():
+    protocol = {"goals": {"median_ood_accuracy": ">= 0.90", "min_ood_accuracy": ">= 0.75", "spread": "<= 0.1"}}
+    table = goals_table(protocol, {"median_ood_accuracy": 0.83, "min_ood_accuracy": 0.75, "spread": 0.05})
+    assert table["met"].tolist() == [False, True, True]
+    assert goals_table(protocol, {})["met"].tolist() == [None, None, None]
+    with pytest.raises(ValueError, match="spread"):
+        goals_table({"goals": {"spread": "about 0.1"}}, {})
+
+
+def test_band_accuracies_average_back_to_the_network_accuracy():
+    """The bands partition the grid's W rows, so their accuracies weighted by row count give the overall one."""
+    model = DEMO_DIR / "100_CNNs" / "model_000"
+    bands = recall_by_band(model)
+    result = load_result(model)  # for its grid
+    rows = dict(band_rows(result.grid.W_values, DISORDER_BANDS))
+    weighted = sum(bands[f"accuracy_W{band}"] * r.sum() for band, r in rows.items()) / len(result.grid.W_values)
+    pooled = load_json(model / "generalization_metrics.json")["ood"]["accuracy"]  # over all 200,000 chains
+    assert weighted == pytest.approx(pooled, abs=1e-6)  # set accuracies are stored as float32
+
+
+def test_gap_to_the_ceiling_and_within_population_ranks():
+    stats = pd.DataFrame({"model_index": [0, 1, 2, 3], "ood_accuracy": [0.9, 0.6, 0.8, 0.7]})
+    diagnostics = pd.DataFrame({"model_index": [3, 2, 1, 0], "probe_mid_bulk_shift": [0.3, 0.2, 0.4, 0.1],
+                                "cam_score": [0.5, 0.5, 0.1, 0.9]})
+    recalls = pd.DataFrame({"model_index": [0, 1, 2, 3], "accuracy_W0-0.5": [1.0, 0.9, 0.8, 0.7]})
+    results = {"A": {"stats": stats, "diagnostics": diagnostics, "recalls": recalls}}
+    gap = ceiling_gap_by_band(results, {"0-0.5": 0.99, "3-5": 0.97})
+    assert gap.loc["W in [0, 0.5]", "A"] == pytest.approx(0.85)
+    assert gap.loc["W in [0, 0.5]", "A gap"] == pytest.approx(0.14)
+    assert np.isnan(gap.loc["W in [3, 5]", "A"])  # a band the grid lacks
+    table = diagnostics_within_populations(results, ("probe_mid_bulk_shift",)).iloc[0]
+    assert table["spearman_ood"] == pytest.approx(-1.0) and table["median"] == pytest.approx(0.25)
+    assert table["n_models"] == 4
+
+
 def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
     from src.ood.population import run_population
 
     root = tmp_path / "validation"
     run_population("smoke", 2, root / "defects", data_dir=tmp_path / "data", recipe="defects", progress=False)
-    protocol = _protocol(populations={"defects": {"n_models": 50}})
+    protocol = _protocol(populations={"defects": {"n_models": 50}}, goals={"median_ood_accuracy": ">= 0.90"})
     protocol["recipes_fingerprint"] = recipes_fingerprint(["defects"])
     save_json(tmp_path / "protocol.json", protocol)
     development = pd.DataFrame({"run": "test", "recipe": ["paper", "paper", "defects", "defects"], "model_index": [0, 1, 0, 1],
@@ -107,7 +147,7 @@ def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
                                     "probe_remove_zero_modes_shift", "cam_zero_mode_correlation", "epochs_run")}})
     development.to_csv(tmp_path / "development.csv", index=False)
     figures = tmp_path / "fig"
-    run_notebook(REPO_ROOT / "09_making_networks_generalize.ipynb", tmp_path / "09.ipynb", {
+    executed = run_notebook(REPO_ROOT / "09_making_networks_generalize.ipynb", tmp_path / "09.ipynb", {
         "PRESET": "smoke", "FIGURES_DIR": str(figures), "PROTOCOL": str(tmp_path / "protocol.json"),
         "DEVELOPMENT": str(tmp_path / "development.csv"), "VALIDATION_ROOT": str(root), "PAPER_POPULATIONS": {}})
     for name in ("Fig_ceiling", "Fig_recipes_development", "Fig_recipes_ood", "Fig_recipes_median_diagrams",
@@ -115,3 +155,5 @@ def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
         for ext in ("pdf", "png"):
             assert (figures / f"{name}.{ext}").stat().st_size > 1000, name
     assert (root / "defects" / "committee.json").is_file()
+    shown = str([cell.get("outputs") for cell in executed.cells])
+    assert ">= 0.90" in shown and "gap" in shown and "spearman_ood" in shown  # goals, ceiling gap, diagnostics

@@ -229,11 +229,11 @@ DISORDER_BANDS = ((0.0, 0.5), (0.5, 1.5), (1.5, 3.0), (3.0, 5.0))
 
 
 def recall_by_band(model_dir: str | Path, bands: Sequence[tuple[float, float]] = DISORDER_BANDS) -> dict[str, float]:
-    """Each class's recall averaged over the (W, realization) test sets of each disorder band [low, high).
+    """Each class's recall, and the accuracy, averaged over the (W, realization) test sets of each disorder band [low, high).
 
     The last band includes its upper end; a band without grid rows is left out. Read from the model's ``phase_diagram.npz`` (OOD data: use it to
     explain a result, never as a predictor). Keys ``recall_<class>_W<low>-<high>`` for class trivial and
-    topological.
+    topological, and ``accuracy_W<low>-<high>``.
     """
     from ..ood.model_evaluation import load_result
 
@@ -243,6 +243,7 @@ def recall_by_band(model_dir: str | Path, bands: Sequence[tuple[float, float]] =
     for band, rows in band_rows(W, bands):  # a coarse grid (smoke preset) can miss a band
         for name in ("trivial", "topological"):
             out[f"recall_{name}_W{band}"] = float(np.mean(result.set_metrics[f"recall_{name}"][rows]))
+        out[f"accuracy_W{band}"] = float(np.mean(result.set_metrics["accuracy"][rows]))
     return out
 
 

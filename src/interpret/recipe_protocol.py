@@ -124,3 +124,19 @@ def protocol_outcomes(protocol: Mapping, outcomes: Mapping[str, Mapping[str, flo
                          "observed": observed, "held": held})
     return pd.DataFrame(rows)
 
+
+def goals_table(protocol: Mapping, outcomes: Mapping[str, float]) -> pd.DataFrame:
+    """The issue's goals (``protocol["goals"]``, e.g. ``{"median_ood_accuracy": ">= 0.90"}``) against one
+    recipe's observed ``outcomes``: one row per goal with ``goal``, ``target``, ``observed`` (NaN if not
+    measured) and ``met`` (None if not measured); no rows for a protocol without goals."""
+    rows = []
+    for outcome, text in protocol.get("goals", {}).items():
+        op, _, value = str(text).partition(" ")
+        if op not in (">=", "<=") or not value:
+            raise ValueError(f"goal {outcome!r} must read '>= x' or '<= x', got {text!r}")
+        target = float(value)
+        observed = float(outcomes.get(outcome, np.nan))
+        met = None if not np.isfinite(observed) else bool(observed >= target if op == ">=" else observed <= target)
+        rows.append({"goal": outcome, "target": text, "observed": observed, "met": met})
+    return pd.DataFrame(rows, columns=["goal", "target", "observed", "met"])
+

@@ -105,3 +105,45 @@ def validation_results(folder: str | Path, committee: Mapping | None = None, ban
         out["outcomes"]["committee_ood_accuracy"] = float(stored["ood_accuracy"])
     return out
 
+
+def ceiling_gap_by_band(results: Mapping[str, Mapping], ceiling_accuracy: Mapping[str, float]) -> pd.DataFrame:
+    """Median over networks of the OOD accuracy in each disorder band, per population, beside the ceiling.
+
+    ``results``: label -> :func:`validation_results` of a population; ``ceiling_accuracy``: band ``"low-high"``
+    -> the Bayes classifier's accuracy there (:func:`src.physics.ceiling.band_means`). One row per band with
+    ``ceiling`` and, per population, ``<label>`` (the median network-wise band accuracy) and ``<label> gap``
+    (ceiling minus it). Bands a population's grid lacks are NaN.
+    """
+    rows = []
+    for band, ceiling in ceiling_accuracy.items():
+        row = {"band": f"W in [{band.replace('-', ', ')}]", "ceiling": float(ceiling)}
+        for label, result in results.items():
+            column = f"accuracy_W{band}"
+            median = float(result["recalls"][column].median()) if column in result["recalls"] else float("nan")
+            row[label] = median
+            row[f"{label} gap"] = float(ceiling) - median
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("band")
+
+
+def diagnostics_within_populations(results: Mapping[str, Mapping],
+                                   columns: Sequence[str] = ("probe_mid_bulk_shift", "cam_score",
+                                                             "cam_zero_mode_score")) -> pd.DataFrame:
+    """Does a clean-data diagnostic still rank networks within a recipe, and where does the CAM sit?
+
+    One row per population and diagnostic: its median over the networks, and the Spearman correlation with OOD
+    accuracy across the population's networks with its two-sided p-value (``scipy.stats.spearmanr``). For
+    ``cam_score`` the median is the share of the above-average topological CAM in the edge-state region, so a
+    larger median means a CAM that lights the edge states more.
+    """
+    from scipy.stats import spearmanr
+
+    rows = []
+    for label, result in results.items():
+        merged = result["stats"][["model_index", "ood_accuracy"]].merge(result["diagnostics"], on="model_index")
+        for column in columns:
+            rho, p = spearmanr(merged[column], merged["ood_accuracy"])
+            rows.append({"population": label, "diagnostic": column, "n_models": len(merged),
+                         "median": float(merged[column].median()), "spearman_ood": float(rho), "p_value": float(p)})
+    return pd.DataFrame(rows)
+
