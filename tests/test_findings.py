@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from src.base.io_utils import save_json
-from src.figures.findings import findings_markdown, key_numbers, key_numbers_markdown
+from src.figures.findings import findings_markdown, key_numbers, key_numbers_markdown, recipes_markdown
 
 STATS = pd.DataFrame({
     "model_index": range(5),
@@ -80,3 +80,22 @@ def test_findings_leave_out_what_is_missing(tmp_path):
     only_stats = findings_markdown(_population(tmp_path / "pop", predictors=False, precise_bn=False), tmp_path)
     assert "2 of 5 (40%)" in only_stats and "\n\n" not in only_stats
     assert "predictor" not in only_stats and "BatchNorm" not in only_stats and "independent" not in only_stats
+
+
+def test_recipes_table_carries_each_evaluated_population_and_waits_for_a_named_one(tmp_path):
+    protocol = {"frozen": "2026-12-03T08:58:51+0000", "master_seed": 2, "main_recipe": "defects",
+                "populations": {"defects": {"n_models": 50, "out": "val/defects"},
+                                "mirror": {"n_models": 20, "out": "val/mirror"}},
+                "comparison_populations": ["paper_pop"]}
+    save_json(tmp_path / "recipes_protocol.json", protocol)
+    _population(tmp_path / "paper_pop", predictors=False, precise_bn=False)
+    assert recipes_markdown(tmp_path / "recipes_protocol.json", tmp_path) == ""  # only the comparison exists
+    assert recipes_markdown(tmp_path / "missing.json", tmp_path) == ""
+    _population(tmp_path / "val" / "defects", predictors=False, precise_bn=False)
+    save_json(tmp_path / "val" / "defects" / "committee.json", {"ood_accuracy": 0.8761})
+    table = recipes_markdown(tmp_path / "recipes_protocol.json", tmp_path)
+    defects = next(line for line in table.splitlines() if line.startswith("| defects (seed 2)"))
+    assert "0.500 / 0.700 / 0.950" in defects and "| 40% |" in defects and "| 0.950 |" in defects and "0.876" in defects
+    assert "mirror" not in table  # not evaluated yet
+    paper = next(line for line in table.splitlines() if line.startswith("| paper recipe, paper_pop"))
+    assert paper.endswith("not evaluated |")

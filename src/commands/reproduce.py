@@ -473,7 +473,7 @@ def report_markdown(ctx: Context, records: list[dict]) -> str:
     ctx : the run (preset, seed, folders; the population's files feed the numbers and findings).
     records : one stamp per pipeline step (``step``, ``seconds``, ``numbers``, ``skipped``).
     """
-    from ..figures.findings import findings_markdown, key_numbers_markdown
+    from ..figures.findings import findings_markdown, key_numbers_markdown, recipes_markdown
 
     lines = [f"# Reproduction report: preset `{ctx.preset.name}`, seed {ctx.seed}", "", _summary(ctx, records), ""]
     table = key_numbers_markdown(ctx.population_dir)
@@ -481,6 +481,9 @@ def report_markdown(ctx: Context, records: list[dict]) -> str:
     findings = findings_markdown(ctx.population_dir, ctx.validation_dir)
     if findings:
         lines += ["## Findings", "", findings, ""]
+    recipes = recipes_markdown(DEMO_DIR / "recipes_protocol.json", REPO_ROOT)
+    if recipes:
+        lines += ["## Training recipes that generalize (shipped validation populations)", "", recipes, ""]
     lines += ["## Figures", "", *_figures_markdown(ctx)]
     lines += ["## Steps", "", "| step | time (s) | key numbers |", "|---|---:|---|"]
     for record in records:

@@ -10,7 +10,9 @@ quick run without diagnostics gets a shorter text, never an error or an invented
 - ``precise_bn_summary.json`` (the precise-BatchNorm study): medians as trained and recalibrated;
 - ``protocol_validation.json`` in the validation population: the frozen protocol tested out of sample;
 - ``baselines.csv`` (:mod:`src.interpret.baselines`) in either population: the probe against the field's
-  label-free estimators of OOD accuracy.
+  label-free estimators of OOD accuracy;
+- ``recipes_protocol.json`` and the validation populations it names (issue 20): each training recipe's
+  networks beside the paper recipe's (:func:`recipes_markdown`).
 
 The paper column of :func:`key_numbers` holds only what the project has from the paper (``../shared/SPEC.md``
 and its per-network table, :mod:`src.ood.paper_reference`).
@@ -27,6 +29,8 @@ from ..base.io_utils import load_json
 from ..interpret.baselines import BASELINES_FILE, load_baselines
 from ..interpret.baselines import PROBE as BASELINE_PROBE
 from ..interpret.generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE, spearman_rho
+from ..interpret.recipe_protocol import population_outcomes
+from ..interpret.recipe_results import COMMITTEE_FILE
 from ..ood.batchnorm_study import SUMMARY_FILE as PRECISE_BN_SUMMARY_FILE
 from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
 from ..ood.paper_reference import paper_network_metrics
@@ -259,3 +263,39 @@ def findings_markdown(population_dir: str | Path, validation_dir: str | Path | N
         if folder is not None and (Path(folder) / BASELINES_FILE).is_file():
             paragraphs.append(_baselines_paragraph(label, load_baselines(folder)[0]))
     return "\n\n".join(p for p in paragraphs if p)
+
+
+def recipes_markdown(protocol_path: str | Path, repo_root: str | Path = ".") -> str:
+    """The training recipes' validation populations (issue 20) beside the paper recipe's, as a Markdown table.
+
+    Reads the frozen protocol (``recipes_protocol.json``) for the populations it names and its comparison
+    populations (folders relative to ``repo_root``), and of each evaluated one its ``stats.csv`` and, if
+    cached, ``committee.json``. One row per population: networks, OOD accuracy min / median / max, share with
+    MAE <= 0.2, median clean test accuracy, the clean-data committee's OOD accuracy. "" when the protocol is
+    missing or no population it names is evaluated yet.
+    """
+    protocol_path, repo_root = Path(protocol_path), Path(repo_root)
+    if not protocol_path.is_file():
+        return ""
+    protocol = load_json(protocol_path)
+    named = {f"{name} (seed {protocol['master_seed']})": entry["out"] for name, entry in protocol["populations"].items()}
+    compared = {f"paper recipe, {Path(folder).name}": folder for folder in protocol.get("comparison_populations", [])}
+    rows, evaluated = [], 0
+    for label, folder in {**named, **compared}.items():
+        stats = load_stats(repo_root / folder)
+        if stats is None or not len(stats):
+            continue
+        evaluated += label in named
+        outcomes = population_outcomes(stats)
+        committee = repo_root / folder / COMMITTEE_FILE
+        vote = f"{load_json(committee)['ood_accuracy']:.3f}" if committee.is_file() else "not evaluated"
+        rows.append(f"| {label} | {len(stats)} | {_spread(stats['ood_accuracy'])} | "
+                    f"{outcomes['fraction_mae_le_0.2']:.0%} | {outcomes['median_test_accuracy']:.3f} | {vote} |")
+    if not evaluated:
+        return ""
+    return "\n".join(["| population | networks | OOD accuracy, min / median / max | MAE ≤ 0.2 | clean test accuracy, "
+                      "median | committee of 10 lowest-probe networks, OOD accuracy |", "|---|---:|---|---:|---:|---:|",
+                      *rows, "", f"Paper preset. Main recipe `{protocol['main_recipe']}`; the protocol, frozen "
+                      f"{protocol['frozen'][:10]} before any of these networks was evaluated out of distribution, is "
+                      "scored in notebook 09."])
+
