@@ -111,6 +111,8 @@ SECTIONS: tuple[Section, ...] = (
                                                    "of each recipe"),
         FigureEntry("Fig_recipes_recall_by_band", "Median recall of each class per disorder band, per recipe, with "
                                                   "the ceiling's recall (dotted)"),
+        FigureEntry("Fig_recipes_cams", "The median network of each population: class activation maps averaged over "
+                                        "clean topological chains, edge-state region boxed, with its CAM score"),
     )),
 )
 #: heading of the section listing the figures found in the folder but absent from :data:`SECTIONS`
