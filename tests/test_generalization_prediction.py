@@ -129,7 +129,9 @@ def test_recall_by_band_averages_the_stored_set_metrics(tmp_path):
     W = grid.W_values  # 0, 1, 2, 3, 4, 5: rows 0-1 below 2, rows 2-5 in [2, 5]
     assert recalls["recall_trivial_W0-2"] == pytest.approx(np.float32(sets["recall_trivial"][W < 2]).mean(), rel=1e-6)
     assert recalls["recall_topological_W2-5"] == pytest.approx(np.float32(sets["recall_topological"][W >= 2]).mean(), rel=1e-6)
-    assert gp.recall_by_band(tmp_path, bands=((0.0, 2.0), (5.5, 6.0))).keys() == {"recall_trivial_W0-2", "recall_topological_W0-2"}
+    assert recalls["accuracy_W2-5"] == pytest.approx(np.float32(sets["accuracy"][W >= 2]).mean(), rel=1e-6)
+    assert gp.recall_by_band(tmp_path, bands=((0.0, 2.0), (5.5, 6.0))).keys() == {
+        "recall_trivial_W0-2", "recall_topological_W0-2", "accuracy_W0-2"}
 
 
 def test_spearman_rho_matches_scipy_and_is_nan_without_a_warning_for_constant_input(tmp_path):
