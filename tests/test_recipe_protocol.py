@@ -104,6 +104,8 @@ def test_goals_are_scored_in_their_direction_and_malformed_ones_refused():
     assert goals_table(protocol, {})["met"].tolist() == [None, None, None]
     with pytest.raises(ValueError, match="spread"):
         goals_table({"goals": {"spread": "about 0.1"}}, {})
+    with pytest.raises(ValueError, match="number"):
+        goals_table({"goals": {"spread": ">= high"}}, {})
 
 
 def test_band_accuracies_average_back_to_the_network_accuracy():

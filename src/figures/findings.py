@@ -298,4 +298,3 @@ def recipes_markdown(protocol_path: str | Path, repo_root: str | Path = ".") -> 
                       *rows, "", f"Paper preset. Main recipe `{protocol['main_recipe']}`; the protocol, frozen "
                       f"{protocol['frozen'][:10]} before any of these networks was evaluated out of distribution, is "
                       "scored in notebook 09."])
-

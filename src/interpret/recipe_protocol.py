@@ -110,6 +110,13 @@ def population_outcomes(stats: pd.DataFrame, diagnostics: pd.DataFrame | None = 
     return out
 
 
+def _bound_held(observed: float, op: str, value: float) -> bool | None:
+    """Whether ``observed op value`` holds (``op`` is ">=" or "<="); None if ``observed`` is not measured (NaN)."""
+    if not np.isfinite(observed):
+        return None
+    return bool(observed >= value if op == ">=" else observed <= value)
+
+
 def protocol_outcomes(protocol: Mapping, outcomes: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     """Each prediction of the protocol against the observed ``outcomes[recipe][outcome]``: one row each, with
     ``observed`` (NaN if not yet measured) and ``held`` (None if not yet measured)."""
@@ -118,8 +125,7 @@ def protocol_outcomes(protocol: Mapping, outcomes: Mapping[str, Mapping[str, flo
     for recipe, predictions in protocol["predictions"].items():
         for outcome, bound in predictions.items():
             observed = outcomes.get(recipe, {}).get(outcome, np.nan)
-            held = None if not np.isfinite(observed) else bool(
-                observed >= bound["value"] if bound["op"] == ">=" else observed <= bound["value"])
+            held = _bound_held(observed, bound["op"], bound["value"])
             rows.append({"recipe": recipe, "outcome": outcome, "predicted": f"{bound['op']} {bound['value']}",
                          "observed": observed, "held": held})
     return pd.DataFrame(rows)
@@ -132,11 +138,12 @@ def goals_table(protocol: Mapping, outcomes: Mapping[str, float]) -> pd.DataFram
     rows = []
     for outcome, text in protocol.get("goals", {}).items():
         op, _, value = str(text).partition(" ")
-        if op not in (">=", "<=") or not value:
-            raise ValueError(f"goal {outcome!r} must read '>= x' or '<= x', got {text!r}")
-        target = float(value)
+        try:
+            target = float(value)
+        except ValueError:
+            target = None
+        if op not in (">=", "<=") or target is None:
+            raise ValueError(f"goal {outcome!r} must read '>= x' or '<= x' with a number x, got {text!r}")
         observed = float(outcomes.get(outcome, np.nan))
-        met = None if not np.isfinite(observed) else bool(observed >= target if op == ">=" else observed <= target)
-        rows.append({"goal": outcome, "target": text, "observed": observed, "met": met})
+        rows.append({"goal": outcome, "target": text, "observed": observed, "met": _bound_held(observed, op, target)})
     return pd.DataFrame(rows, columns=["goal", "target", "observed", "met"])
-

@@ -146,4 +146,3 @@ def diagnostics_within_populations(results: Mapping[str, Mapping],
             rows.append({"population": label, "diagnostic": column, "n_models": len(merged),
                          "median": float(merged[column].median()), "spearman_ood": float(rho), "p_value": float(p)})
     return pd.DataFrame(rows)
-
