@@ -3,7 +3,7 @@
 (PCA, Fig. 4; UMAP, Figs. 12-13).
 
 By default it analyses the four highlighted networks in ``00_demonstrations_data/models/<category>/``
-(chosen by ``python -m src highlight``); any folder of model folders (each holding ``weights.pt`` and
+(chosen by ``python -m ssh_ood highlight``); any folder of model folders (each holding ``weights.pt`` and
 ``config.json``) works with ``--models-dir``. Per-model results go to ``--out/<model>/cam/`` or
 ``--out/<model>/{pca,umap}/``; figures (PDF + PNG) to ``--figures``. Clustering results already saved
 for the same weights, data and settings are loaded instead of recomputed (notebook 04 reuses them too).
@@ -27,8 +27,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from tqdm.auto import tqdm
 
-from src.base.paths import DEMO_DIR, FIGURES_DIR, HIGHLIGHTED_MODELS_DIR, datasets_dir
-from src.base.presets import PRESET_NAMES, get_preset
+from ssh_ood.base.paths import DEMO_DIR, FIGURES_DIR, HIGHLIGHTED_MODELS_DIR, datasets_dir
+from ssh_ood.base.presets import PRESET_NAMES, get_preset
 
 DEFAULT_OUT = DEMO_DIR / "analysis"
 FIG4_ROWS = ("well_misleading", "poorly_good")  # rows of Fig. 4 and the networks of Figs. 12 and 13
@@ -115,7 +115,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 def ensure_datasets(preset, seed: int, data_dir: Path, progress: bool) -> Path:
     """The datasets folder, generated with ``write_datasets`` when its clean test set is missing."""
-    from src.physics.datasets import dataset_filename, write_datasets
+    from ssh_ood.physics.datasets import dataset_filename, write_datasets
 
     if not (data_dir / dataset_filename("test", 0.0)).is_file():
         print(f"datasets not found in {data_dir}: generating the {preset.name} preset (seed {seed})")
@@ -125,8 +125,8 @@ def ensure_datasets(preset, seed: int, data_dir: Path, progress: bool) -> Path:
 
 def load_models(models_dir: Path) -> list[tuple[str, Path, object]]:
     """(name, folder, model) of every model folder under ``models_dir``, in category order."""
-    from src.interpret.highlighted_models import discover_models
-    from src.nets.training_utils import load_model
+    from ssh_ood.interpret.highlighted_models import discover_models
+    from ssh_ood.nets.training_utils import load_model
 
     loaded = []
     for name, folder in discover_models(models_dir):
@@ -139,7 +139,7 @@ def load_models(models_dir: Path) -> list[tuple[str, Path, object]]:
 
 def read_phase_diagrams(models: Sequence[tuple[str, Path, object]]):
     """(W, v, target, {name: predicted}) from each model's phase_diagram.npz, or None if any is missing."""
-    from src.base.io_utils import load_npz
+    from ssh_ood.base.io_utils import load_npz
 
     loaded = {}
     for name, folder, _ in models:
@@ -155,11 +155,11 @@ def read_phase_diagrams(models: Sequence[tuple[str, Path, object]]):
 
 
 def run_cam(args, preset, data_dir: Path, models) -> None:
-    from src.base.figure_files import save_figure
-    from src.base.io_utils import load_npz
-    from src.figures.interpretation_figures import figure_averaged_cams, figure_cam_comparison
-    from src.interpret.cam_utils import analyze_model_cam, toy_model_cam
-    from src.interpret.highlighted_models import category_title
+    from ssh_ood.base.figure_files import save_figure
+    from ssh_ood.base.io_utils import load_npz
+    from ssh_ood.figures.interpretation_figures import figure_averaged_cams, figure_cam_comparison
+    from ssh_ood.interpret.cam_utils import analyze_model_cam, toy_model_cam
+    from ssh_ood.interpret.highlighted_models import category_title
 
     reference_W = (0.0, *preset.perturbative_W) if args.perturb else (0.0,)
     summaries, maps = {}, {}
@@ -195,10 +195,10 @@ def run_cam(args, preset, data_dir: Path, models) -> None:
 
 
 def run_clustering(args, preset, data_dir: Path, models) -> None:
-    from src.base.figure_files import save_figure
-    from src.figures.interpretation_figures import figure_pca_gap, figure_umap_layers
-    from src.interpret.clustering_utils import analyze_model_clustering, explained_variance_table
-    from src.interpret.highlighted_models import category_title
+    from ssh_ood.base.figure_files import save_figure
+    from ssh_ood.figures.interpretation_figures import figure_pca_gap, figure_umap_layers
+    from ssh_ood.interpret.clustering_utils import analyze_model_clustering, explained_variance_table
+    from ssh_ood.interpret.highlighted_models import category_title
 
     reference_W = (0.0, *preset.perturbative_W) if args.perturb else (0.0,)
     names = [name for name, _, _ in models]

@@ -11,22 +11,23 @@ PRESET ?= quick
 SEED ?= 0
 STAMP := $(VENV)/.requirements-installed
 
-# empty: JupyterLab on 8888, the dashboard on 8866 (src/commands/servers.py)
+# empty: JupyterLab on 8888, the dashboard on 8866 (src/ssh_ood/commands/servers.py)
 PORT ?=
 
 .PHONY: reproduce test lint bench clean-generated venv lab dashboard
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(PY) -m src reproduce --preset $(PRESET) --seed $(SEED)
+	$(PY) -m ssh_ood reproduce --preset $(PRESET) --seed $(SEED)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -36,7 +37,7 @@ test: $(STAMP)
 # The notebooks are the project's own: signing them (the signature lives in the user's Jupyter data folder, the
 # files are unchanged) keeps the server from logging "Notebook ... is not trusted" on every open
 TRUST_NOTEBOOKS := $(VENV)/bin/jupyter-trust *.ipynb $(wildcard 00_demonstrations_data/executed_notebooks/*.ipynb) >/dev/null
-SERVE := $(PY) -m src.commands.servers
+SERVE := $(PY) -m ssh_ood.commands.servers
 
 # each prints one line, the address on 127.0.0.1 with a fresh token; Ctrl-C stops it
 lab: $(STAMP)

@@ -3,16 +3,14 @@
 The decision rule was fixed before the development numbers were read (this script was written while the
 development runs trained). Run: .venv/bin/python 00_demonstrations_data/recipes_freeze.py (rewrites the protocol with a new timestamp).
 """
-import sys
 import time
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
-from src.base.io_utils import save_json
-from src.interpret.recipe_protocol import check_protocol, recipes_fingerprint
-from src.interpret.recipe_results import development_summary
+from ssh_ood.base.io_utils import save_json
+from ssh_ood.interpret.recipe_protocol import check_protocol, recipes_fingerprint
+from ssh_ood.interpret.recipe_results import development_summary
 
 DEMO = str(__import__("pathlib").Path(__file__).resolve().parent)
 CHOICE_RUN = "quick 30 epochs"  # the only run with every recipe
@@ -85,7 +83,7 @@ protocol = {
     "populations": populations,
     "comparison_populations": ["00_demonstrations_data/100_CNNs", "00_demonstrations_data/100_CNNs_seed1"],
     "committee": {"diagnostic": "probe_mid_bulk_shift", "direction": "low", "k": 10,
-                  "vote": "majority of the k networks, ties trivial (src.ood.committee)"},
+                  "vote": "majority of the k networks, ties trivial (ssh_ood.ood.committee)"},
     "predictions": predictions,
     "forecast_median_ood_accuracy": forecasts,
     "goals": {"median_ood_accuracy": ">= 0.90", "fraction_mae_le_0.2": ">= 0.80", "min_ood_accuracy": ">= 0.75",

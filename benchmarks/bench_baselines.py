@@ -1,9 +1,9 @@
-"""Benchmark of the baselines table (``python -m src predict --baselines``) on a 100-network population.
+"""Benchmark of the baselines table (``python -m ssh_ood predict --baselines``) on a 100-network population.
 
-Times each stage of :mod:`src.interpret.baselines` on the shipped seed-0 population, read only (nothing is
+Times each stage of :mod:`ssh_ood.interpret.baselines` on the shipped seed-0 population, read only (nothing is
 written into it): drawing the 3,000 unlabeled chains, every network's softmax on them and on the clean test
 set (model loading included), the label-free estimates, the clean-data measures of
-:mod:`src.interpret.clean_measures` (one thread each, model loading included), and the table (bootstrap CIs and
+:mod:`ssh_ood.interpret.clean_measures` (one thread each, model loading included), and the table (bootstrap CIs and
 permutation lifts).
 Cheap stages are repeated and their median taken; the softmax and the clean measures run ``--softmax-repeats``
 times (default 1). Prints each stage, the total and its ratio to the issue's target of 5 minutes on 2 cores.
@@ -14,27 +14,24 @@ Usage: ``.venv/bin/python benchmarks/bench_baselines.py [--threads 2] [--repeats
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from src.interpret.baselines import (  # noqa: E402
+from ssh_ood.interpret.baselines import (  # noqa: E402
     CLEAN_MEASURES,
     CLEAN_METHODS,
     baseline_table,
     network_estimates,
     population_clean_measures,
 )
-from src.interpret.diagnostics import load_diagnostics  # noqa: E402
-from src.nets.training_utils import model_dir_name  # noqa: E402
-from src.ood.population import ensure_datasets  # noqa: E402
-from src.ood.population_tables import load_population  # noqa: E402
-from src.ood.unlabeled_softmax import population_softmax, unlabeled_chains  # noqa: E402
-from src.physics.datasets import load_split  # noqa: E402
+from ssh_ood.interpret.diagnostics import load_diagnostics  # noqa: E402
+from ssh_ood.nets.training_utils import model_dir_name  # noqa: E402
+from ssh_ood.ood.population import ensure_datasets  # noqa: E402
+from ssh_ood.ood.population_tables import load_population  # noqa: E402
+from ssh_ood.ood.unlabeled_softmax import population_softmax, unlabeled_chains  # noqa: E402
+from ssh_ood.physics.datasets import load_split  # noqa: E402
 
 TARGET_S = 300.0
 

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_clean_measures.py [--population DIR] [--models 5] [--chains 1000]
 
 Generates ``--chains`` clean test chains in memory (``generate_dataset("test", n, W=0, seed=0)``, nothing
-written), runs :func:`src.interpret.clean_measures.clean_data_measures` once on the first network as a
+written), runs :func:`ssh_ood.interpret.clean_measures.clean_data_measures` once on the first network as a
 warm-up, then on the first ``--models`` networks of the shipped population, and prints the median seconds
 per network, its ratio to the 2 s goal and the projected time for 100 networks.
 """
@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from src.base.paths import POPULATION_DIR  # noqa: E402
-from src.interpret.clean_measures import clean_data_measures  # noqa: E402
-from src.nets.model_folders import load_model  # noqa: E402
-from src.physics.data_generation import generate_dataset  # noqa: E402
+from ssh_ood.base.paths import POPULATION_DIR  # noqa: E402
+from ssh_ood.interpret.clean_measures import clean_data_measures  # noqa: E402
+from ssh_ood.nets.model_folders import load_model  # noqa: E402
+from ssh_ood.physics.data_generation import generate_dataset  # noqa: E402
 
 GOAL_SECONDS = 2.0
 

@@ -25,9 +25,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from src.physics import data_generation as dg  # noqa: E402
+from ssh_ood.physics import data_generation as dg  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:
@@ -55,7 +53,7 @@ def numpy_observables_and_labels(v_n: np.ndarray, w_n: np.ndarray) -> tuple[np.n
 
 
 def jit_times() -> tuple[float, float]:
-    code = "import time; t=time.perf_counter(); from src.physics import data_generation as dg; import numpy as np; " \
+    code = "import time; t=time.perf_counter(); from ssh_ood.physics import data_generation as dg; import numpy as np; " \
            "dg.observables(np.ones((2, 5)), np.ones((2, 5))); dg.winding_number(np.ones((2, 5)), np.ones((2, 5))); " \
            "print(time.perf_counter()-t)"
     root = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_diagnostics.py [--population DIR] [--models 10] [--rounds 3]
 
 Diagnoses the first ``--models`` networks of the shipped population (paper datasets, 500 test chains per
-W) in interleaved rounds, once with :func:`src.interpret.diagnostics.diagnose_population`'s single-thread setting and
+W) in interleaved rounds, once with :func:`ssh_ood.interpret.diagnostics.diagnose_population`'s single-thread setting and
 once with torch's and BLAS's default thread counts, and prints the medians, their ratio and the projected
 time for 100 networks (goal: <= 5 min on the project's 2-core CPU).
 """
@@ -16,15 +16,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import torch  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from src.base.io_utils import load_json  # noqa: E402
-from src.base.paths import POPULATION_DIR  # noqa: E402
-from src.interpret.diagnostics import CleanData, model_diagnostics  # noqa: E402
-from src.ood.population import ensure_datasets  # noqa: E402
+from ssh_ood.base.io_utils import load_json  # noqa: E402
+from ssh_ood.base.paths import POPULATION_DIR  # noqa: E402
+from ssh_ood.interpret.diagnostics import CleanData, model_diagnostics  # noqa: E402
+from ssh_ood.ood.population import ensure_datasets  # noqa: E402
 
 
 def diagnose(dirs: list[Path], data: CleanData, threads: int | None) -> float:

@@ -1,8 +1,8 @@
 """Out-of-distribution evaluation speed: one model vs an ensemble of K evaluated together, side by side.
 
 (1) Full evaluation (chain generation + winding-number labels + inference + metrics), the code path of
-    ``python -m src population`` (:func:`src.ood.generalization.evaluate_grid` with a
-    :class:`~src.ood.generalization.CNNEnsemble`), on ``--rows`` rows of the paper's grid (R = 10
+    ``python -m ssh_ood population`` (:func:`ssh_ood.ood.generalization.evaluate_grid` with a
+    :class:`~ssh_ood.ood.generalization.CNNEnsemble`), on ``--rows`` rows of the paper's grid (R = 10
     realizations x 200 values of v = 2,000 chains per row) for 1 model and for K models. Reported:
     chains/s and model-chains/s, and the extrapolation to the paper's 200,000-chain grid for 1 model
     and for 100 models (evaluated in ensembles of K).
@@ -25,23 +25,19 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from src.base.device import select_device  # noqa: E402
-from src.base.presets import get_preset  # noqa: E402
-from src.nets.architecture import CNN_SSH  # noqa: E402
-from src.nets.data_loaders import TensorSplit  # noqa: E402
-from src.nets.ensemble_training import evaluate_models  # noqa: E402
-from src.nets.training_utils import available_cpus, tune_malloc  # noqa: E402
-from src.ood.generalization import CNNEnsemble, GeneralizationGrid, evaluate_grid, thread_limits  # noqa: E402
-from src.physics.data_generation import observables, winding_number  # noqa: E402
+from ssh_ood.base.device import select_device  # noqa: E402
+from ssh_ood.base.presets import get_preset  # noqa: E402
+from ssh_ood.nets.architecture import CNN_SSH  # noqa: E402
+from ssh_ood.nets.data_loaders import TensorSplit  # noqa: E402
+from ssh_ood.nets.ensemble_training import evaluate_models  # noqa: E402
+from ssh_ood.nets.training_utils import available_cpus, tune_malloc  # noqa: E402
+from ssh_ood.ood.generalization import CNNEnsemble, GeneralizationGrid, evaluate_grid, thread_limits  # noqa: E402
+from ssh_ood.physics.data_generation import observables, winding_number  # noqa: E402
 
 PAPER = get_preset("paper")
 PAPER_GRID_CHAINS = PAPER.grid_n_W * PAPER.grid_n_realizations * PAPER.grid_n_v

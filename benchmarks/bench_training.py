@@ -3,8 +3,8 @@
 (a) plain: one ``CNN_SSH`` with ``nn.Dropout``, ``torch.optim.SGD``, 2 threads (the paper's loop); also
     shown with 1 thread, a reference that other processes on the machine disturb less (2-thread OpenMP
     regions stall when a core is busy elsewhere).
-(b) ensemble: the engine of ``python -m src train`` on CPU: 2 worker processes (one thread each), each
-    stepping its share of the K models with the fused kernels (``src.nets.ensemble_training``).
+(b) ensemble: the engine of ``python -m ssh_ood train`` on CPU: 2 worker processes (one thread each), each
+    stepping its share of the K models with the fused kernels (``ssh_ood.nets.ensemble_training``).
 
 Both do the paper recipe on the paper's data: 6,000 training samples (5,000 clean + 2 x 500
 perturbative) in batches of 64 (94 steps per epoch) and a validation pass over 2,000 samples per epoch.
@@ -18,7 +18,7 @@ resident set (``ru_maxrss``) of the main process plus the workers' own peaks, fo
     python benchmarks/bench_training.py --device cuda --models 100            # GPU: stacked engine, 1 process
     python benchmarks/bench_training.py --models 8 --recipes paper defects mirror bulk_insensitive
 
-``--recipes``: the ensemble rows are measured for each training recipe of :mod:`src.nets.recipes` (the
+``--recipes``: the ensemble rows are measured for each training recipe of :mod:`ssh_ood.nets.recipes` (the
 recipe column): its own data (the defects recipe trains on 1.5x the clean samples, so more steps per
 epoch), its batch construction and its step, scaled to its own number of steps per epoch.
 """
@@ -38,12 +38,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from src.base.presets import get_preset  # noqa: E402
-from src.nets.architecture import CNN_SSH  # noqa: E402
-from src.nets.data_loaders import batch_slices, fixed_order, load_training_data, training_batch  # noqa: E402
-from src.nets.ensemble_training import (  # noqa: E402
+from ssh_ood.base.presets import get_preset  # noqa: E402
+from ssh_ood.nets.architecture import CNN_SSH  # noqa: E402
+from ssh_ood.nets.data_loaders import batch_slices, fixed_order, load_training_data, training_batch  # noqa: E402
+from ssh_ood.nets.ensemble_training import (  # noqa: E402
     ModelState,
     SGDRecipe,
     default_engine,
@@ -52,9 +50,9 @@ from src.nets.ensemble_training import (  # noqa: E402
     initial_model,
     train_step,
 )
-from src.nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES, get_recipe, load_recipe_data  # noqa: E402
-from src.nets.training_utils import tune_malloc  # noqa: E402
-from src.physics.datasets import write_datasets  # noqa: E402
+from ssh_ood.nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES, get_recipe, load_recipe_data  # noqa: E402
+from ssh_ood.nets.training_utils import tune_malloc  # noqa: E402
+from ssh_ood.physics.datasets import write_datasets  # noqa: E402
 
 PRESET = get_preset("paper")
 RECIPE = SGDRecipe(PRESET.lr, PRESET.momentum, PRESET.weight_decay)

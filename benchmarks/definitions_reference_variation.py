@@ -1,9 +1,9 @@
 """How much do the diagnostics of the reference network vary with the machine's arithmetic? (the tolerance of
-:mod:`src.interpret.definitions_check`)
+:mod:`ssh_ood.interpret.definitions_check`)
 
     .venv/bin/python benchmarks/definitions_reference_variation.py [--json OUT]
 
-Computes :func:`src.interpret.definitions_check.reference_network_values` once per configuration, each in
+Computes :func:`ssh_ood.interpret.definitions_check.reference_network_values` once per configuration, each in
 its own process (environment variables must be set before torch and numpy load):
 
 - ``default``: torch's and OpenBLAS's default thread counts;
@@ -42,7 +42,7 @@ and batch-5, and differs for openblas-Prescott (67bd112a), openblas-Sandybridge 
     CAM values                                  <= 5.3e-08 <= 2.5e-07
     accuracies, flips, margin_median            0          0
 
-The tolerance of :mod:`src.interpret.definitions_check` (5e-4 + 2e-3 |reference|) is derived from these.
+The tolerance of :mod:`ssh_ood.interpret.definitions_check` (5e-4 + 2e-3 |reference|) is derived from these.
 """
 
 from __future__ import annotations
@@ -55,8 +55,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 CONFIGS: dict[str, dict] = {
     "default": {},
     "torch-1-thread": {"torch_threads": 1},
@@ -84,8 +82,8 @@ def child(config: dict) -> dict[str, float]:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from src.interpret import clustering_utils, diagnostics
-    from src.interpret.definitions_check import reference_network_values
+    from ssh_ood.interpret import clustering_utils, diagnostics
+    from ssh_ood.interpret.definitions_check import reference_network_values
 
     if "torch_threads" in config:
         torch.set_num_threads(config["torch_threads"])
@@ -96,7 +94,7 @@ def child(config: dict) -> dict[str, float]:
                                                             batch_size=config["batch_size"])
         clustering_utils.check_batch_size = lambda _size, size=config["batch_size"]: size
     if config.get("float64"):
-        from src.interpret import cam_utils
+        from ssh_ood.interpret import cam_utils
 
         original = cam_utils.as_input_tensor
 
@@ -117,7 +115,7 @@ def main() -> int:
     if args.child is not None:
         json.dump(child(CONFIGS[args.child]), sys.stdout)
         return 0
-    from src.interpret.definitions_check import values_fingerprint
+    from ssh_ood.interpret.definitions_check import values_fingerprint
 
     results = {}
     for name, config in CONFIGS.items():

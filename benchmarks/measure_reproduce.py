@@ -1,4 +1,4 @@
-"""Wall time and peak memory of the whole pipeline (``python -m src reproduce``), step by step.
+"""Wall time and peak memory of the whole pipeline (``python -m ssh_ood reproduce``), step by step.
 
 Runs the pipeline in a child process on a fresh output folder and samples, every ``--interval``
 seconds, the resident memory of the child and all its descendants (notebook kernels, training
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix=f"reproduce_{args.preset}_"))
     if out.exists() and any(out.iterdir()):
         parser.error(f"--out {out} is not empty: the measurement needs a fresh folder (every step must run)")
-    command = [sys.executable, "-m", "src", "reproduce", "--preset", args.preset, "--seed", str(args.seed),
+    command = [sys.executable, "-m", "ssh_ood", "reproduce", "--preset", args.preset, "--seed", str(args.seed),
                "--out", str(out), "--quiet"]
     print("running:", " ".join(command), flush=True)
     start = time.perf_counter()

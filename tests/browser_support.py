@@ -29,8 +29,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from src.base.paths import REPO_ROOT
-from src.commands import servers
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.commands import servers
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -110,7 +110,7 @@ def jupyter_server(kind: str, root: Path, home: Path, notebook: str | None = Non
     """Start ``kind`` (``"lab"`` or ``"voila"``) on ``root``; yield a :class:`Server`; stop it afterwards.
 
     The servers are started with the commands of ``make lab`` and ``make dashboard``
-    (:mod:`src.commands.servers`), on a free port, with the test's own settings folders. ``notebook`` (a
+    (:mod:`ssh_ood.commands.servers`), on a free port, with the test's own settings folders. ``notebook`` (a
     path relative to ``root``) is the app Voilà serves; JupyterLab serves the folder. ``cull_idle_s`` and
     ``cull_interval_s`` set Voilà's kernel culling. The server's log goes to ``home / f"{kind}.log"``
     (shown when it fails to start).
@@ -191,7 +191,7 @@ def copy_notebook(source: Path, destination: Path, parameters: dict | None = Non
     """Copy a committed notebook into a test folder, with ``parameters`` injected after its parameters cell."""
     import nbformat
 
-    from src.base.notebook_runner import inject_parameters
+    from ssh_ood.base.notebook_runner import inject_parameters
 
     destination.parent.mkdir(parents=True, exist_ok=True)
     if not parameters:

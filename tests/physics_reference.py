@@ -1,6 +1,6 @@
 """Independent, slow reference implementations used only by the tests.
 
-Nothing here is imported by ``src``: the Hamiltonian is assembled entry by entry in the site basis,
+Nothing here is imported by ``ssh_ood``: the Hamiltonian is assembled entry by entry in the site basis,
 diagonalized densely, and the winding number is measured as the phase winding of det u(k) on a k grid.
 """
 

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.base.io_utils import load_json, save_npz
-from src.base.paths import REPO_ROOT
-from src.base.presets import get_preset
-from src.nets.training_utils import train_models
-from src.physics.data_generation import target_diagram
-from src.physics.datasets import write_datasets
+from ssh_ood.base.io_utils import load_json, save_npz
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.base.presets import get_preset
+from ssh_ood.nets.training_utils import train_models
+from ssh_ood.physics.data_generation import target_diagram
+from ssh_ood.physics.datasets import write_datasets
 
 SCRIPT = REPO_ROOT / "04a_figure_models_analysis.py"
 OPTIONS = ("--CAM", "--perturb", "--exclude_transition", "--batch-size", "--models-dir", "--out", "--seed",

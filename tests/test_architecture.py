@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from src.nets.architecture import CNN_SSH, CNN_SSH_ThermEncod, build_model, count_parameters
+from ssh_ood.nets.architecture import CNN_SSH, CNN_SSH_ThermEncod, build_model, count_parameters
 
 PAPER_KEYS = [
     "cnn_layers_1.0.weight",

@@ -1,4 +1,4 @@
-"""The probe against the field's OOD accuracy estimators (src.interpret.baselines, src.ood.unlabeled_softmax)."""
+"""The probe against the field's OOD accuracy estimators (ssh_ood.interpret.baselines, ssh_ood.ood.unlabeled_softmax)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from src.base.presets import get_preset
-from src.interpret.baselines import (
+from ssh_ood.base.presets import get_preset
+from ssh_ood.interpret.baselines import (
     BASELINES_FILE,
     ESTIMATES_FILE,
     PROBE,
@@ -19,7 +19,7 @@ from src.interpret.baselines import (
     fit_probe_map,
     network_estimates,
 )
-from src.ood.unlabeled_softmax import softmax_outputs, unlabeled_chains
+from ssh_ood.ood.unlabeled_softmax import softmax_outputs, unlabeled_chains
 
 
 def test_unlabeled_chains_cover_the_grid_and_depend_on_their_seed_only():
@@ -50,7 +50,7 @@ class Constant(nn.Module):
 def test_softmax_outputs_in_batches():
     P = softmax_outputs(Constant(np.log(3.0)).eval(), np.zeros((7, 4, 4), dtype=np.float32), batch_size=3)
     assert P.shape == (7, 2) and np.allclose(P, [[0.25, 0.75]] * 7)
-    from src.nets.architecture import build_model
+    from ssh_ood.nets.architecture import build_model
 
     with pytest.raises(ValueError, match="real-valued"):
         softmax_outputs(build_model(3).eval(), np.zeros((2, 50, 50), dtype=np.float32))
@@ -128,8 +128,8 @@ def test_table_scores_a_perfect_and_a_useless_estimator():
 
 @pytest.fixture(scope="module")
 def smoke_population(tmp_path_factory):
-    from src.interpret.diagnostics import diagnose_population
-    from src.ood.population import run_population
+    from ssh_ood.interpret.diagnostics import diagnose_population
+    from ssh_ood.ood.population import run_population
 
     root = tmp_path_factory.mktemp("baselines")
     run_population("smoke", 0, root / "population", model_indices=range(4), data_dir=root / "data", progress=False)
@@ -138,8 +138,8 @@ def smoke_population(tmp_path_factory):
 
 
 def test_baselines_command_writes_the_table_and_a_frozen_map(smoke_population, tmp_path, capsys):
-    from src.base.file_records import read_record
-    from src.commands.cli import main
+    from ssh_ood.base.file_records import read_record
+    from ssh_ood.commands.cli import main
 
     probe_map = tmp_path / "map.json"
     assert main(["predict", "--population", str(smoke_population), "--baselines", "--threads", "1",
@@ -179,7 +179,7 @@ def test_baselines_command_writes_the_table_and_a_frozen_map(smoke_population, t
 
 
 def test_the_report_quotes_the_table(tmp_path):
-    from src.figures.findings import findings_markdown, key_numbers_markdown
+    from ssh_ood.figures.findings import findings_markdown, key_numbers_markdown
 
     rng = np.random.default_rng(5)
     truth = rng.uniform(0.5, 0.9, 30)

@@ -1,4 +1,4 @@
-"""The precise-BN study of a population (src.ood.batchnorm_study) on a smoke population."""
+"""The precise-BN study of a population (ssh_ood.ood.batchnorm_study) on a smoke population."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from src.base.io_utils import load_json, load_npz
-from src.ood.batchnorm_study import COLUMNS, load_study, precise_bn_study, summarize_study
-from src.ood.population import run_population
-from src.ood.population_tables import load_population
+from ssh_ood.base.io_utils import load_json, load_npz
+from ssh_ood.ood.batchnorm_study import COLUMNS, load_study, precise_bn_study, summarize_study
+from ssh_ood.ood.population import run_population
+from ssh_ood.ood.population_tables import load_population
 
 
 @pytest.fixture(scope="module")
@@ -76,5 +76,5 @@ def test_summary_of_a_known_table():
 
 
 def test_missing_study_names_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m src precise-bn"):
+    with pytest.raises(FileNotFoundError, match="python -m ssh_ood precise-bn"):
         load_study(tmp_path)

@@ -1,5 +1,5 @@
-"""CAM, Grad-CAM, the CAM quality score and the choice of the highlighted networks (src.interpret.cam_utils,
-src.interpret.highlighted_models)."""
+"""CAM, Grad-CAM, the CAM quality score and the choice of the highlighted networks (ssh_ood.interpret.cam_utils,
+ssh_ood.interpret.highlighted_models)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 from skimage.transform import resize
 
-from src.base.file_records import record_existing
-from src.base.io_utils import load_json
-from src.interpret.cam_utils import (
+from ssh_ood.base.file_records import record_existing
+from ssh_ood.base.io_utils import load_json
+from ssh_ood.interpret.cam_utils import (
     EDGE_STATE_REGION,
     EdgeStateRegion,
     averaged_class_activation_maps,
@@ -26,7 +26,7 @@ from src.interpret.cam_utils import (
     toy_model_cam,
     upsample_maps,
 )
-from src.interpret.highlighted_models import (
+from ssh_ood.interpret.highlighted_models import (
     CATEGORIES,
     PROVENANCE_FILE,
     SelectionRule,
@@ -35,9 +35,9 @@ from src.interpret.highlighted_models import (
     select_highlighted,
     write_highlighted,
 )
-from src.nets.architecture import CNN_SSH
-from src.ood.generalization_metrics import GeneralizationCut
-from src.physics.data_generation import observables, sample_hoppings
+from ssh_ood.nets.architecture import CNN_SSH
+from ssh_ood.ood.generalization_metrics import GeneralizationCut
+from ssh_ood.physics.data_generation import observables, sample_hoppings
 
 
 def random_model(seed: int) -> CNN_SSH:
@@ -297,7 +297,7 @@ def test_feature_map_footprint_of_an_edge_state_pixel():
 # figures
 # ----------------------------------------------------------------------------------------------
 def test_colours_are_fixed_by_class_name():
-    from src.figures.interpretation_figures import CLASS_COLORS, class_colors
+    from ssh_ood.figures.interpretation_figures import CLASS_COLORS, class_colors
 
     assert class_colors([1, 0, 1], "dark") == [CLASS_COLORS["Topological"]["dark"], CLASS_COLORS["Trivial"]["dark"],
                                                CLASS_COLORS["Topological"]["dark"]]
@@ -307,14 +307,14 @@ def test_colours_are_fixed_by_class_name():
 def test_figures_on_smoke_data(tmp_path):
     import matplotlib.pyplot as plt
 
-    from src.figures.interpretation_figures import (
+    from ssh_ood.figures.interpretation_figures import (
         figure_cam_comparison,
         figure_cam_score_scatter,
         figure_model_cam_view,
         figure_model_pca_view,
     )
-    from src.interpret.cam_utils import cam_score, clean_topological_test_set
-    from src.physics.datasets import write_datasets
+    from ssh_ood.interpret.cam_utils import cam_score, clean_topological_test_set
+    from ssh_ood.physics.datasets import write_datasets
 
     write_datasets("smoke", 0, tmp_path, progress=False)
     model = random_model(7)
@@ -343,10 +343,10 @@ def test_figures_on_smoke_data(tmp_path):
 def test_highlight_models_scores_selects_and_writes(tmp_path):
     import pandas as pd
 
-    from src.interpret.cam_utils import cam_score, clean_topological_test_set
-    from src.interpret.highlighted_models import highlight_models
-    from src.nets.training_utils import load_model
-    from src.physics.datasets import write_datasets
+    from ssh_ood.interpret.cam_utils import cam_score, clean_topological_test_set
+    from ssh_ood.interpret.highlighted_models import highlight_models
+    from ssh_ood.nets.training_utils import load_model
+    from ssh_ood.physics.datasets import write_datasets
 
     write_datasets("smoke", 0, tmp_path / "data", progress=False)
     model_dirs = {}
@@ -377,8 +377,8 @@ def test_highlight_models_scores_selects_and_writes(tmp_path):
 
 def test_notebook_03_runs_on_smoke(tmp_path):
     """Notebook 03 headless on the smoke preset: it makes the datasets and a fallback population itself."""
-    from src.base.notebook_runner import run_notebook
-    from src.base.paths import REPO_ROOT
+    from ssh_ood.base.notebook_runner import run_notebook
+    from ssh_ood.base.paths import REPO_ROOT
 
     parameters = {
         "PRESET": "smoke", "SEED": 0, "POPULATION_DIR": str(tmp_path / "missing"), "RUN_DIR": str(tmp_path / "population"),
@@ -390,7 +390,7 @@ def test_notebook_03_runs_on_smoke(tmp_path):
         assert (tmp_path / "figures" / f"{name}.png").stat().st_size > 0
     assert [name for name, _ in discover_models(tmp_path / "models")] == list(CATEGORIES)
     # the same selection from the command line, on the population the notebook made
-    from src.commands.cli import main
+    from ssh_ood.commands.cli import main
 
     args = ["highlight", "--population", str(tmp_path / "population"), "--preset", "smoke", "--data",
             str(tmp_path / "data"), "--out", str(tmp_path / "cli_models"), "--quiet"]
@@ -398,8 +398,8 @@ def test_notebook_03_runs_on_smoke(tmp_path):
     assert load_json(tmp_path / "cli_models" / "selection.json") == load_json(tmp_path / "models" / "selection.json")
     assert main(["highlight", "--population", str(tmp_path / "missing")]) == 2
     # the CAM and PCA views offered to notebook 06's browser
-    from src.figures.interpretation_figures import render_cam_view, render_pca_view
-    from src.ood.population_tables import load_population
+    from ssh_ood.figures.interpretation_figures import render_cam_view, render_pca_view
+    from ssh_ood.ood.population_tables import load_population
 
     population = load_population(tmp_path / "population")
     index = population.indices[-1]
@@ -413,8 +413,8 @@ def test_pca_figure_insets_sit_in_the_emptiest_corner_with_their_titles_inside_t
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from src.figures.interpretation_figures import emptiest_corner, figure_pca_gap
-    from src.interpret.clustering_utils import Projection
+    from ssh_ood.figures.interpretation_figures import emptiest_corner, figure_pca_gap
+    from ssh_ood.interpret.clustering_utils import Projection
 
     x = np.linspace(0, 1, 200)
     assert emptiest_corner(x, x, (0, 1), (0, 1)) == "upper left"  # a rising diagonal leaves that corner empty

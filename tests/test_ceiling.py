@@ -1,12 +1,12 @@
-"""The accuracy ceiling (src.physics.ceiling) against Monte Carlo over the closing bond."""
+"""The accuracy ceiling (ssh_ood.physics.ceiling) against Monte Carlo over the closing bond."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from src.physics.ceiling import band_means, bayes_accuracy, ceiling_grid, label_probability
-from src.physics.data_generation import sample_hoppings, winding_number
+from ssh_ood.physics.ceiling import band_means, bayes_accuracy, ceiling_grid, label_probability
+from ssh_ood.physics.data_generation import sample_hoppings, winding_number
 
 
 def _monte_carlo_p(v_n: np.ndarray, w_n: np.ndarray, W: float, n_draws: int, rng: np.random.Generator) -> np.ndarray:
@@ -58,7 +58,7 @@ def test_ceiling_grid_against_monte_carlo_bayes_accuracy():
     assert np.all(ceiling["accuracy"][0] == 1.0)  # clean chains: the open chain fixes the label
     assert np.all(ceiling["accuracy"] >= 0.5)
     # the Bayes classifier's accuracy by simulation: fixed decision p > 1/2, fresh closing bonds
-    from src.physics.data_generation import phase_diagram_hoppings
+    from ssh_ood.physics.data_generation import phase_diagram_hoppings
 
     rng = np.random.default_rng(3)
     for row, W in enumerate(W_values):

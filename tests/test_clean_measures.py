@@ -1,4 +1,4 @@
-"""Clean-data generalization measures against closed forms on tiny models (src/interpret/clean_measures.py)."""
+"""Clean-data generalization measures against closed forms on tiny models (src/ssh_ood/interpret/clean_measures.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from src.interpret import clean_measures as cm
-from src.nets.architecture import CNN_SSH
-from src.physics.data_generation import generate_dataset, observables, sample_hoppings, winding_number
+from ssh_ood.interpret import clean_measures as cm
+from ssh_ood.nets.architecture import CNN_SSH
+from ssh_ood.physics.data_generation import generate_dataset, observables, sample_hoppings, winding_number
 
 
 def _linear_bn_linear(seed: int = 0, shifted: bool = True) -> nn.Sequential:

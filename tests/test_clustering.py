@@ -1,4 +1,4 @@
-"""Activations by hooks, PCA fit on clean data only, seeded UMAP, saving (src.interpret.clustering_utils)."""
+"""Activations by hooks, PCA fit on clean data only, seeded UMAP, saving (ssh_ood.interpret.clustering_utils)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.base.presets import get_preset
-from src.interpret.clustering_utils import (
+from ssh_ood.base.presets import get_preset
+from ssh_ood.interpret.clustering_utils import (
     LAYER_NAMES,
     ActivationSet,
     Projection,
@@ -22,8 +22,8 @@ from src.interpret.clustering_utils import (
     save_projection,
     transition_window_mask,
 )
-from src.nets.architecture import CNN_SSH
-from src.physics.datasets import write_datasets
+from ssh_ood.nets.architecture import CNN_SSH
+from ssh_ood.physics.datasets import write_datasets
 
 EXPECTED_WIDTH = {"input": 2500, "conv1": 5 * 26 * 26, "block1": 7 * 26 * 26, "block2": 9 * 26 * 26, "gap": 9}
 
@@ -182,7 +182,7 @@ def test_analysis_of_one_model_writes_every_layer_and_W(model, data_dir, tmp_pat
 
 
 def test_saved_analysis_is_reused_only_for_the_same_model_and_settings(model, data_dir, tmp_path, monkeypatch):
-    import src.interpret.clustering_utils as cu
+    import ssh_ood.interpret.clustering_utils as cu
 
     args = (data_dir, tmp_path, (0.0,), (0.5,))
     first = analyze_model_clustering(model, *args, umap_n_neighbors=None)
@@ -227,8 +227,8 @@ def test_cluster_drift_in_units_of_the_clean_separation():
 
 def test_notebook_04_runs_on_smoke(tmp_path):
     """Notebook 04 headless on the smoke preset, starting without highlighted networks (it makes them)."""
-    from src.base.notebook_runner import run_notebook
-    from src.base.paths import REPO_ROOT
+    from ssh_ood.base.notebook_runner import run_notebook
+    from ssh_ood.base.paths import REPO_ROOT
 
     parameters = {
         "PRESET": "smoke", "SEED": 0, "POPULATION_DIR": str(tmp_path / "missing"), "RUN_DIR": str(tmp_path / "population"),

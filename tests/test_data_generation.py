@@ -1,12 +1,12 @@
-"""Physics and robustness tests of the SSH data generator (src/physics/data_generation.py)."""
+"""Physics and robustness tests of the SSH data generator (src/ssh_ood/physics/data_generation.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from src.base.paths import REFERENCE_TARGET_DIAGRAM
-from src.physics import data_generation as dg
+from ssh_ood.base.paths import REFERENCE_TARGET_DIAGRAM
+from ssh_ood.physics import data_generation as dg
 from tests.physics_reference import numerical_winding_number, open_chain_hamiltonian
 
 REFERENCE = REFERENCE_TARGET_DIAGRAM

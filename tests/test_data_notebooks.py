@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from src.base.notebook_runner import run_notebook
-from src.base.paths import REPO_ROOT
-from src.figures.data_figures import fidelity_curves
-from src.physics import data_generation as dg
-from src.physics import winding_number as wn
-from src.physics.datasets import dataset_specs, load_dataset, load_split, read_manifest, write_datasets
+from ssh_ood.base.notebook_runner import run_notebook
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.figures.data_figures import fidelity_curves
+from ssh_ood.physics import data_generation as dg
+from ssh_ood.physics import winding_number as wn
+from ssh_ood.physics.datasets import dataset_specs, load_dataset, load_split, read_manifest, write_datasets
 
 
 @pytest.mark.parametrize("n_cells,W", [(3, 0.0), (3, 2.0), (25, 1.0), (25, 3.0)])
@@ -60,7 +60,7 @@ def test_open_chain_hamiltonian_spectrum_is_chiral():
 
 def test_data_command_writes_every_dataset_and_resumes(tmp_path):
     out = tmp_path / "data"
-    cmd = [sys.executable, "-m", "src", "data", "--preset", "smoke", "--seed", "4", "--out", str(out), "--quiet"]
+    cmd = [sys.executable, "-m", "ssh_ood", "data", "--preset", "smoke", "--seed", "4", "--out", str(out), "--quiet"]
     result = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     specs = dataset_specs("smoke")
@@ -78,7 +78,7 @@ def test_data_command_writes_every_dataset_and_resumes(tmp_path):
 
 
 def test_malformed_dataset_files_give_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m src data"):
+    with pytest.raises(FileNotFoundError, match="python -m ssh_ood data"):
         load_split(tmp_path, "test", 0.15)
     bad = tmp_path / "test_W0.npz"
     bad.write_bytes(b"not a zip archive")

@@ -1,4 +1,4 @@
-"""The frozen protocol's definitions check (src/interpret/definitions_check.py): the committed protocol passes on
+"""The frozen protocol's definitions check (src/ssh_ood/interpret/definitions_check.py): the committed protocol passes on
 this machine with its own reference values, a real change of a definition is caught and named, and the
 tolerance separates float noise from definition changes."""
 
@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from src.base.io_utils import load_json
-from src.base.paths import DEMO_DIR
-from src.interpret import definitions_check as dc
+from ssh_ood.base.io_utils import load_json
+from ssh_ood.base.paths import DEMO_DIR
+from ssh_ood.interpret import definitions_check as dc
 
 PROTOCOL = DEMO_DIR / "diagnostics_protocol.json"
 
@@ -53,7 +53,7 @@ def test_the_committed_protocol_passes_here_and_a_changed_definition_is_named(mo
     protocol = load_json(PROTOCOL)
     values = dc.reference_network_values()
     dc.check_definitions(protocol, values)
-    from src.physics import interventions
+    from ssh_ood.physics import interventions
 
     monkeypatch.setattr(interventions, "DEFAULT_DECAY", 0.6)
     monkeypatch.setattr(interventions.probe_responses, "__defaults__", (0.6,))

@@ -1,4 +1,4 @@
-"""Clean-data diagnostics (src.interpret.diagnostics, src.physics.interventions): known answers, no OOD data, determinism."""
+"""Clean-data diagnostics (ssh_ood.interpret.diagnostics, ssh_ood.physics.interventions): known answers, no OOD data, determinism."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.interpret import diagnostics as diag
-from src.interpret.cam_utils import EDGE_STATE_REGION, upsample_maps
-from src.interpret.diagnostics import (
+from ssh_ood.interpret import diagnostics as diag
+from ssh_ood.interpret.cam_utils import EDGE_STATE_REGION, upsample_maps
+from ssh_ood.interpret.diagnostics import (
     DIAGNOSTIC_W,
     DIAGNOSTICS_FILE,
     CleanData,
@@ -25,9 +25,9 @@ from src.interpret.diagnostics import (
     network_diagnostics,
     resized_feature_centre,
 )
-from src.ood.population import run_population
-from src.physics.data_generation import generate_dataset
-from src.physics.interventions import (
+from ssh_ood.ood.population import run_population
+from ssh_ood.physics.data_generation import generate_dataset
+from ssh_ood.physics.interventions import (
     bulk_columns,
     insert_localized_density,
     localized_density,
@@ -237,7 +237,7 @@ def test_diagnostics_need_no_out_of_distribution_file(smoke_population, tmp_path
 
 
 def test_diagnose_command_and_errors(smoke_population, tmp_path, capsys):
-    from src.commands.cli import main
+    from ssh_ood.commands.cli import main
 
     population = smoke_population / "population"
     assert main(["diagnose", "--population", str(population), "--data-dir", str(smoke_population / "data"), "--quiet"]) == 0
@@ -249,18 +249,18 @@ def test_diagnose_command_and_errors(smoke_population, tmp_path, capsys):
     assert "beyond" in capsys.readouterr().err
     assert main(["diagnose", "--population", str(tmp_path)]) == 2
     assert "not a population folder" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="python -m src diagnose"):
+    with pytest.raises(FileNotFoundError, match="python -m ssh_ood diagnose"):
         load_diagnostics(tmp_path)
 
 
 def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
     """Notebook 08 headless: a 4-network smoke discovery population, a protocol frozen on it, a 4-network
     seed-1 population validated against it; figures, findings and the validation output appear."""
-    from src.base.io_utils import save_json
-    from src.base.notebook_runner import run_notebook
-    from src.base.paths import REPO_ROOT
-    from src.interpret.generalization_prediction import make_protocol, merged_table, predictor_table
-    from src.ood.population_tables import load_population
+    from ssh_ood.base.io_utils import save_json
+    from ssh_ood.base.notebook_runner import run_notebook
+    from ssh_ood.base.paths import REPO_ROOT
+    from ssh_ood.interpret.generalization_prediction import make_protocol, merged_table, predictor_table
+    from ssh_ood.ood.population_tables import load_population
 
     folders = {}
     for seed in (0, 1):
@@ -287,7 +287,7 @@ def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
     assert "out-of-sample: map frozen on" in (folders[1] / "baselines.csv").read_text()
     assert any("text/markdown" in o.get("data", {}) for o in outputs)  # the findings
     # the same through the command line: freeze on one population, validate on the other, precise BN
-    from src.commands.cli import main
+    from ssh_ood.commands.cli import main
 
     assert main(["predict", "--population", str(folders[0]), "--freeze", str(tmp_path / "cli_protocol.json")]) == 0
     assert main(["predict", "--population", str(folders[1]), "--protocol", str(tmp_path / "cli_protocol.json")]) == 0

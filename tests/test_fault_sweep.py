@@ -3,7 +3,7 @@
 One clean smoke pipeline (datasets, a two-model population with diagnostics, predictors and the precise-BN
 study, the highlighted networks, the reproduce step stamps) is built once at a fixed place, saved, and put
 back before every cell, so the absolute paths its manifests hold stay valid. A cell is (file kind, fault,
-command): the file is damaged, the command runs in-process (``src.commands.cli.main``; the notebook 06
+command): the file is damaged, the command runs in-process (``ssh_ood.commands.cli.main``; the notebook 06
 loader as a call), and the outcome must be
 
 * **repaired**: exit 0, and afterwards the file verifies against its folder's record and, where the
@@ -32,12 +32,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.base.file_records import RECORD_FILE, folder_problems, problem
-from src.base.io_utils import atomic_write_bytes
-from src.commands import reproduce
-from src.commands.cli import main
-from src.nets import training_utils
-from src.ood.population import load_or_create_population
+from ssh_ood.base.file_records import RECORD_FILE, folder_problems, problem
+from ssh_ood.base.io_utils import atomic_write_bytes
+from ssh_ood.commands import reproduce
+from ssh_ood.commands.cli import main
+from ssh_ood.nets import training_utils
+from ssh_ood.ood.population import load_or_create_population
 
 FAULTS = ("deleted", "truncated", "zero-length", "flipped", "edited", "copied")
 
@@ -135,7 +135,7 @@ def _cpu_seconds() -> float:
 
 def _restore(clean: Path, work: Path) -> None:
     """Put the clean pipeline back at ``work`` as hard links: every writer of the project replaces files
-    (a new inode, :func:`src.base.io_utils.replace_atomically`) and every fault below unlinks first, so the
+    (a new inode, :func:`ssh_ood.base.io_utils.replace_atomically`) and every fault below unlinks first, so the
     clean files are never changed through a link. The folder locks, written in place, are left out."""
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(clean, work, copy_function=os.link, ignore=shutil.ignore_patterns(".run.lock"))

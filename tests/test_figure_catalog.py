@@ -1,11 +1,11 @@
-"""The figure catalogue (src/figures/figure_catalog.py) and the gallery captions taken from it."""
+"""The figure catalogue (src/ssh_ood/figures/figure_catalog.py) and the gallery captions taken from it."""
 
 from __future__ import annotations
 
-from src.base.paths import REPO_ROOT
-from src.commands.reproduce import NOTEBOOK_FIGURES
-from src.figures.figure_catalog import CAPTIONS, OTHER_SECTION, SECTIONS, present_sections
-from src.figures.gallery import GALLERY, gallery_markdown
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.commands.reproduce import NOTEBOOK_FIGURES
+from ssh_ood.figures.figure_catalog import CAPTIONS, OTHER_SECTION, SECTIONS, present_sections
+from ssh_ood.figures.gallery import GALLERY, gallery_markdown
 
 
 def test_every_figure_of_the_pipeline_is_catalogued_once_with_a_one_line_caption():

@@ -1,4 +1,4 @@
-"""Issue 22: the record of every file's hash (src.base.file_records), a full disk, a datasets folder shared by
+"""Issue 22: the record of every file's hash (ssh_ood.base.file_records), a full disk, a datasets folder shared by
 two runs, and the shipped data verifying file by file."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import textwrap
 
 import pytest
 
-from src.base import io_utils
-from src.base.file_records import (
+from ssh_ood.base import io_utils
+from ssh_ood.base.file_records import (
     RECORD_FILE,
     UnverifiedFile,
     folder_problems,
@@ -22,12 +22,12 @@ from src.base.file_records import (
     remove,
     verified_bytes,
 )
-from src.base.io_utils import load_json, save_json
-from src.base.paths import DEMO_DIR, REPO_ROOT
-from src.commands.cli import main
-from src.interpret.diagnostics import load_diagnostics
-from src.ood.population_tables import check_phase_diagrams, load_population
-from src.physics.datasets import dataset_specs
+from ssh_ood.base.io_utils import load_json, save_json
+from ssh_ood.base.paths import DEMO_DIR, REPO_ROOT
+from ssh_ood.commands.cli import main
+from ssh_ood.interpret.diagnostics import load_diagnostics
+from ssh_ood.ood.population_tables import check_phase_diagrams, load_population
+from ssh_ood.physics.datasets import dataset_specs
 
 SHIPPED = ("100_CNNs", "100_CNNs_seed1", "models", "thermometer_comparison", "reference")
 
@@ -119,14 +119,14 @@ def test_two_runs_sharing_one_datasets_folder_write_each_file_once_and_read_the_
     data, log = tmp_path / "data", tmp_path / "generated.log"
     script = textwrap.dedent(f"""
         import sys
-        from src.physics import datasets
+        from ssh_ood.physics import datasets
         real = datasets.generate_dataset
         def logged(split, n, W, seed, **kw):
             with open({str(log)!r}, "a") as fh:
                 fh.write(f"{{split}} {{W}}\\n")
             return real(split, n, W, seed, **kw)
         datasets.generate_dataset = logged
-        from src.commands.cli import main
+        from ssh_ood.commands.cli import main
         sys.exit(main(sys.argv[1:]))
     """)
     runs = [subprocess.Popen([sys.executable, "-c", script, "population", "--preset", "smoke", "--seed", "0",

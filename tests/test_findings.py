@@ -1,12 +1,12 @@
-"""What a run finds (src/figures/findings.py): the key-number rows and the findings sentences carry the numbers of
+"""What a run finds (src/ssh_ood/figures/findings.py): the key-number rows and the findings sentences carry the numbers of
 tiny synthetic population files, and leave out what is missing."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from src.base.io_utils import save_json
-from src.figures.findings import findings_markdown, key_numbers, key_numbers_markdown, recipes_markdown
+from ssh_ood.base.io_utils import save_json
+from ssh_ood.figures.findings import findings_markdown, key_numbers, key_numbers_markdown, recipes_markdown
 
 STATS = pd.DataFrame({
     "model_index": range(5),

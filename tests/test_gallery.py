@@ -1,4 +1,4 @@
-"""The README gallery's thumbnails (src/figures/gallery.py)."""
+"""The README gallery's thumbnails (src/ssh_ood/figures/gallery.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.figures.gallery import GALLERY, thumbnail, write_gallery
+from ssh_ood.figures.gallery import GALLERY, thumbnail, write_gallery
 
 
 def _png(path, width, height):

@@ -1,4 +1,4 @@
-"""Out-of-distribution evaluation (src.ood.generalization): oracle = target, metrics, image metrics, files."""
+"""Out-of-distribution evaluation (ssh_ood.ood.generalization): oracle = target, metrics, image metrics, files."""
 
 from __future__ import annotations
 
@@ -9,28 +9,34 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from src.base.file_records import record_existing
-from src.base.io_utils import save_npz
-from src.nets.architecture import CNN_SSH, CNN_SSH_ThermEncod
-from src.nets.metrics import METRIC_NAMES
-from src.ood import generalization as gen
-from src.ood import model_evaluation as evaluation
-from src.ood.generalization import (
+from ssh_ood.base.file_records import record_existing
+from ssh_ood.base.io_utils import save_npz
+from ssh_ood.nets.architecture import CNN_SSH, CNN_SSH_ThermEncod
+from ssh_ood.nets.metrics import METRIC_NAMES
+from ssh_ood.ood import generalization as gen
+from ssh_ood.ood import model_evaluation as evaluation
+from ssh_ood.ood.generalization import (
     CNNEnsemble,
     GeneralizationGrid,
     GridBatch,
     evaluate_grid,
     evaluate_models_on_grid,
 )
-from src.ood.generalization_metrics import (
+from ssh_ood.ood.generalization_metrics import (
     GeneralizationCut,
     diagram_mae,
     diagram_rmse,
     diagram_ssim,
 )
-from src.ood.model_evaluation import evaluate_model_dirs, is_evaluated, load_metrics, load_result, save_result
-from src.physics.data_generation import target_diagram
-from src.physics.thermometer_encoding import thermometer_encode
+from ssh_ood.ood.model_evaluation import (
+    evaluate_model_dirs,
+    is_evaluated,
+    load_metrics,
+    load_result,
+    save_result,
+)
+from ssh_ood.physics.data_generation import target_diagram
+from ssh_ood.physics.thermometer_encoding import thermometer_encode
 
 GRID = GeneralizationGrid(n_W=6, W_max=5.0, n_realizations=3, n_v=24, v_max=2.0, seed=3)
 
@@ -173,7 +179,7 @@ def test_ensemble_predictions_equal_each_module_alone():
     grid = GeneralizationGrid(n_W=2, W_max=1.0, n_realizations=2, n_v=30, v_max=2.0, seed=0)
     models = random_models(3) + random_models(1, seed=5, levels=3)
     v_n, w_n = grid.row_hoppings(1)
-    from src.physics.data_generation import observables, winding_number
+    from ssh_ood.physics.data_generation import observables, winding_number
 
     X = observables(v_n, w_n).astype(np.float32)
     batch = GridBatch(X=X, labels=winding_number(v_n, w_n), v_n=v_n, w_n=w_n, W=1.0)

@@ -1,4 +1,4 @@
-"""Statistics of src.interpret.generalization_prediction: correlations with CIs, selection lift, the frozen protocol."""
+"""Statistics of ssh_ood.interpret.generalization_prediction: correlations with CIs, selection lift, the frozen protocol."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from src.figures.prediction_figures import figure_protocol_validation
-from src.interpret import generalization_prediction as gp
-from src.interpret.generalization_prediction import (
+from ssh_ood.figures.prediction_figures import figure_protocol_validation
+from ssh_ood.interpret import generalization_prediction as gp
+from ssh_ood.interpret.generalization_prediction import (
     correlation_with_ci,
     make_protocol,
     predictor_table,
@@ -114,10 +114,10 @@ def test_error_metric_fits_recover_a_known_line():
 
 
 def test_recall_by_band_averages_the_stored_set_metrics(tmp_path):
-    from src.base.file_records import open_folder
-    from src.nets.metrics import METRIC_NAMES
-    from src.ood.generalization import GeneralizationGrid, GeneralizationResult
-    from src.ood.model_evaluation import save_result
+    from ssh_ood.base.file_records import open_folder
+    from ssh_ood.nets.metrics import METRIC_NAMES
+    from ssh_ood.ood.generalization import GeneralizationGrid, GeneralizationResult
+    from ssh_ood.ood.model_evaluation import save_result
 
     open_folder(tmp_path, {"kind": "model"})  # a model folder records its files as they are written
     grid = GeneralizationGrid(n_W=6, W_max=5.0, n_realizations=2, n_v=4, v_max=2.0, seed=0)
@@ -137,8 +137,8 @@ def test_recall_by_band_averages_the_stored_set_metrics(tmp_path):
 def test_spearman_rho_matches_scipy_and_is_nan_without_a_warning_for_constant_input(tmp_path):
     import warnings
 
-    from src.figures.findings import findings_markdown
-    from src.interpret.generalization_prediction import spearman_rho
+    from ssh_ood.figures.findings import findings_markdown
+    from ssh_ood.interpret.generalization_prediction import spearman_rho
 
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=30), rng.normal(size=30)

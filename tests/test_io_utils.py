@@ -1,4 +1,4 @@
-"""Atomic writes (src/base/io_utils.py): content, no temporary file left behind, permissions from the umask."""
+"""Atomic writes (src/ssh_ood/base/io_utils.py): content, no temporary file left behind, permissions from the umask."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from src.base.io_utils import atomic_write_bytes, current_umask
+from ssh_ood.base.io_utils import atomic_write_bytes, current_umask
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])

@@ -4,11 +4,11 @@ import nbformat
 import pandas as pd
 import torch
 
-from src.base.notebook_runner import run_notebook
-from src.base.paths import REPO_ROOT
-from src.figures.training_figures import disorder_reports, layer_table
-from src.nets.architecture import CNN_SSH
-from src.nets.training_utils import is_complete, load_model, train_models
+from ssh_ood.base.notebook_runner import run_notebook
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.figures.training_figures import disorder_reports, layer_table
+from ssh_ood.nets.architecture import CNN_SSH
+from ssh_ood.nets.training_utils import is_complete, load_model, train_models
 
 FIGURES = ("Fig_architecture", "Fig_training_inputs", "Fig_training_curves", "Fig_test_probability_vs_v", "Fig_accuracy_vs_W")
 
@@ -40,7 +40,7 @@ def test_layer_table_matches_the_architecture():
 
 
 def test_disorder_reports_score_the_model_on_each_test_set(tmp_path):
-    from src.physics.datasets import load_split, write_datasets
+    from ssh_ood.physics.datasets import load_split, write_datasets
 
     write_datasets("smoke", 0, tmp_path / "data", progress=False)
     folder = train_models("smoke", tmp_path / "data", tmp_path / "run", [0], progress=False, n_workers=1, max_epochs=1)[0]

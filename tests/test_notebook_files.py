@@ -16,13 +16,13 @@ import pytest
 from ipykernel.ipkernel import IPythonKernel
 from jupyter_client.kernelspec import KernelSpecManager
 
-from src.base.paths import REPO_ROOT
+from ssh_ood.base.paths import REPO_ROOT
 
 NOTEBOOKS = sorted(REPO_ROOT.glob("[0-9][0-9]_*.ipynb"))
 
 
 def test_every_notebook_is_checked():
-    from src.commands.reproduce import NOTEBOOKS as PIPELINE_NOTEBOOKS
+    from ssh_ood.commands.reproduce import NOTEBOOKS as PIPELINE_NOTEBOOKS
 
     assert [p.name for p in NOTEBOOKS] == sorted(PIPELINE_NOTEBOOKS.values())  # 01-08, all in the pipeline
 

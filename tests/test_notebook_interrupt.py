@@ -18,11 +18,11 @@ import nbformat
 import psutil
 import pytest
 
-from src.base.paths import REPO_ROOT
+from ssh_ood.base.paths import REPO_ROOT
 
 DRIVER = """
 import sys
-from src.commands import cli, reproduce
+from ssh_ood.commands import cli, reproduce
 reproduce.NOTEBOOKS.clear()
 reproduce.NOTEBOOKS["99"] = sys.argv[1]
 reproduce.NOTEBOOK_FIGURES["99"] = ()

@@ -1,4 +1,4 @@
-"""Headless notebook execution (src.base.notebook_runner): parameters injected, repository root as working
+"""Headless notebook execution (ssh_ood.base.notebook_runner): parameters injected, repository root as working
 directory, a quiet kernel, and no kernel left running, whether the notebook succeeds or fails."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import psutil
 import pytest
 from nbclient.exceptions import CellExecutionError
 
-from src.base.notebook_runner import run_notebook, stream_line, widget_line
-from src.base.paths import REPO_ROOT
+from ssh_ood.base.notebook_runner import run_notebook, stream_line, widget_line
+from ssh_ood.base.paths import REPO_ROOT
 
 
 def _notebook(path, code: str):

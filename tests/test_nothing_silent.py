@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from src.base.paths import HIGHLIGHTED_MODELS_DIR, POPULATION_DIR, REPO_ROOT
-from src.base.presets import get_preset
-from src.commands.cli import build_parser, main
-from src.nets import training_utils
-from src.nets.data_loaders import load_training_data
-from src.nets.training_utils import data_fingerprint, is_complete, load_config, load_model, train_models
-from src.physics.datasets import dataset_filename, write_datasets
+from ssh_ood.base.paths import HIGHLIGHTED_MODELS_DIR, POPULATION_DIR, REPO_ROOT
+from ssh_ood.base.presets import get_preset
+from ssh_ood.commands.cli import build_parser, main
+from ssh_ood.nets import training_utils
+from ssh_ood.nets.data_loaders import load_training_data
+from ssh_ood.nets.training_utils import data_fingerprint, is_complete, load_config, load_model, train_models
+from ssh_ood.physics.datasets import dataset_filename, write_datasets
 
 SMOKE = get_preset("smoke")
 FAST = {"n_workers": 1, "progress": False}
@@ -46,7 +46,7 @@ def trained(tmp_path_factory, data_dir):
 
 
 def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "src", *args]
+    return [sys.executable, "-m", "ssh_ood", *args]
 
 
 def _wait_for(predicate, timeout_s: float = 60.0) -> None:
@@ -63,7 +63,7 @@ def _rewrite_npz(path, **changes) -> None:
         data = {key: archive[key] for key in archive.files}
     data.update(changes)
     if "content_sha256" in data:
-        from src.physics.datasets import content_sha256
+        from ssh_ood.physics.datasets import content_sha256
 
         data["content_sha256"] = np.asarray(content_sha256(data))
     np.savez_compressed(path, **data)
@@ -107,7 +107,7 @@ def test_an_identical_command_waits_for_the_holder_and_another_is_refused(tmp_pa
     fd = os.open(out / ".run.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)  # this test plays the first command: same command line, same host
     (out / ".run.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": "t",
-                                               "started": "now", "command": "python -m src " + " ".join(args)}))
+                                               "started": "now", "command": "python -m ssh_ood " + " ".join(args)}))
     try:
         other = subprocess.run(_command(*args[:4], "1", *args[5:]), cwd=REPO_ROOT, capture_output=True, text=True,
                                timeout=120)
@@ -176,8 +176,8 @@ def test_non_finite_loss_stops_that_model_only_and_the_run_fails(tmp_path, data_
 
 
 def test_non_finite_weights_and_logits_are_refused(tmp_path, trained):
-    from src.ood.generalization import GeneralizationGrid, evaluate_models_on_grid
-    from src.ood.model_evaluation import evaluate_model_dirs
+    from ssh_ood.ood.generalization import GeneralizationGrid, evaluate_models_on_grid
+    from ssh_ood.ood.model_evaluation import evaluate_model_dirs
 
     broken = tmp_path / "model_000"
     broken.mkdir()
@@ -213,7 +213,7 @@ def test_a_dataset_under_another_name_is_refused_and_regenerated(tmp_path):
 
 
 def test_up_to_date_check_verifies_content_and_old_folders_are_regenerated_identically(tmp_path):
-    from src.ood.population import ensure_datasets
+    from ssh_ood.ood.population import ensure_datasets
 
     folder = tmp_path / "data"
     write_datasets(SMOKE, 0, folder, progress=False)
@@ -242,7 +242,7 @@ def test_up_to_date_check_verifies_content_and_old_folders_are_regenerated_ident
 # 4. unbounded or partial input
 # ----------------------------------------------------------------------------------------------
 def test_model_ranges_are_bounded_before_they_are_expanded():
-    from src.ood.population import parse_model_indices
+    from ssh_ood.ood.population import parse_model_indices
 
     started = time.monotonic()
     with pytest.raises(ValueError, match="99999999999 is beyond the population's 100 models"):
@@ -294,8 +294,8 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path, data_dir):
 # 5. shipped data is read-only by default
 # ----------------------------------------------------------------------------------------------
 def test_no_default_output_points_into_shipped_data_and_writing_there_needs_the_flag():
-    from src.base.paths import is_shipped
-    from src.base.run_folders import allow_shipped_writes, hold_folder
+    from ssh_ood.base.paths import is_shipped
+    from ssh_ood.base.run_folders import allow_shipped_writes, hold_folder
 
     args = build_parser().parse_args(["highlight", "--population", "somewhere"])
     assert not is_shipped(args.out)
@@ -313,9 +313,9 @@ def test_no_default_output_points_into_shipped_data_and_writing_there_needs_the_
 def test_re_evaluation_on_another_grid_is_refused_unless_asked_and_then_rewrites_everything(
     tmp_path, data_dir, capsys
 ):
-    from src.ood.model_evaluation import load_metrics
-    from src.ood.population import run_population
-    from src.ood.population_tables import MANIFEST_FILE, STATS_FILE
+    from ssh_ood.ood.model_evaluation import load_metrics
+    from ssh_ood.ood.population import run_population
+    from ssh_ood.ood.population_tables import MANIFEST_FILE, STATS_FILE
 
     folder = tmp_path / "population"
     run_population("smoke", 0, folder, data_dir=data_dir, train_workers=1, progress=False)

@@ -1,11 +1,11 @@
-"""The label-free OOD accuracy estimators (src.ood.ood_estimators) on synthetic cases with known answers."""
+"""The label-free OOD accuracy estimators (ssh_ood.ood.ood_estimators) on synthetic cases with known answers."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from src.ood.ood_estimators import (
+from ssh_ood.ood.ood_estimators import (
     atc_estimate,
     atc_threshold,
     average_confidence,

@@ -1,4 +1,4 @@
-"""The paper's per-network table (src/ood/paper_reference.py) and every number the README and the report quote
+"""The paper's per-network table (src/ssh_ood/ood/paper_reference.py) and every number the README and the report quote
 from it: read by position despite its header quirk, and the quotes computed back from the file."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from src.base.paths import REPO_ROOT
-from src.figures.findings import key_numbers
-from src.interpret.generalization_prediction import PAPER_RMSE_FIT
-from src.ood.paper_reference import PAPER_TABLE, load_paper_table, paper_network_metrics
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.figures.findings import key_numbers
+from ssh_ood.interpret.generalization_prediction import PAPER_RMSE_FIT
+from ssh_ood.ood.paper_reference import PAPER_TABLE, load_paper_table, paper_network_metrics
 from tests.test_findings import STATS
 
 

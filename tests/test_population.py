@@ -1,4 +1,4 @@
-"""The CNN population (src.ood.population), its browser (src.figures.population_browser) and notebook 06."""
+"""The CNN population (ssh_ood.ood.population), its browser (ssh_ood.figures.population_browser) and notebook 06."""
 
 from __future__ import annotations
 
@@ -9,25 +9,25 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.base.notebook_runner import run_notebook
-from src.base.paths import REPO_ROOT
-from src.commands.cli import main
-from src.figures import population_browser
-from src.figures.population_browser import (
+from ssh_ood.base.notebook_runner import run_notebook
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.commands.cli import main
+from ssh_ood.figures import population_browser
+from ssh_ood.figures.population_browser import (
     PopulationBrowser,
     message_figure,
     register_view,
     select_models,
     smooth,
 )
-from src.figures.population_summary import correlation_table, summary_figure, summary_text
-from src.nets.training_utils import load_history
-from src.ood import population_tables as tables
-from src.ood.generalization_metrics import GeneralizationCut, diagram_rmse
-from src.ood.model_evaluation import load_metrics
-from src.ood.population import load_or_create_population, parse_model_indices, run_population
-from src.ood.population_tables import COLUMNS, load_population
-from src.physics.datasets import write_datasets
+from ssh_ood.figures.population_summary import correlation_table, summary_figure, summary_text
+from ssh_ood.nets.training_utils import load_history
+from ssh_ood.ood import population_tables as tables
+from ssh_ood.ood.generalization_metrics import GeneralizationCut, diagram_rmse
+from ssh_ood.ood.model_evaluation import load_metrics
+from ssh_ood.ood.population import load_or_create_population, parse_model_indices, run_population
+from ssh_ood.ood.population_tables import COLUMNS, load_population
+from ssh_ood.physics.datasets import write_datasets
 
 PRESET = "smoke"
 FAST = {"train_workers": 1, "progress": False}
@@ -128,7 +128,7 @@ def test_load_population_accessors(full_run):
 
 
 def test_missing_population_is_created_or_explained(tmp_path, data_dir, full_run):
-    with pytest.raises(FileNotFoundError, match="python -m src population"):
+    with pytest.raises(FileNotFoundError, match="python -m ssh_ood population"):
         load_or_create_population(tmp_path / "absent", PRESET, create=False)
     created = load_or_create_population(tmp_path / "absent", PRESET, 0, fallback_dir=tmp_path / "fallback",
                                         data_dir=data_dir, **FAST)
@@ -152,7 +152,7 @@ def test_dask_scheduler_runs_chunks_like_one_process(tmp_path, data_dir, full_ru
 
 
 def test_bad_inputs_give_clear_errors(tmp_path, data_dir, full_run):
-    with pytest.raises(FileNotFoundError, match="python -m src population"):
+    with pytest.raises(FileNotFoundError, match="python -m ssh_ood population"):
         load_population(tmp_path / "nowhere")
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -17,10 +17,10 @@ import psutil
 import pytest
 from plotly.callbacks import InputDeviceState, Points
 
-from src.base.paths import REPO_ROOT
-from src.figures import interpretation_figures, population_browser
-from src.figures.column_labels import column_label, format_value, is_integer_column
-from src.figures.population_browser import (
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.figures import interpretation_figures, population_browser
+from ssh_ood.figures.column_labels import column_label, format_value, is_integer_column
+from ssh_ood.figures.population_browser import (
     MAX_WIDTH_PX,
     PIXELS_PER_INCH,
     PNG_SCALE,
@@ -28,10 +28,10 @@ from src.figures.population_browser import (
     png_size,
     scatter_figure,
 )
-from src.ood.generalization_metrics import GeneralizationCut
-from src.ood.population import run_population
-from src.ood.population_tables import load_population
-from src.physics.datasets import write_datasets
+from ssh_ood.ood.generalization_metrics import GeneralizationCut
+from ssh_ood.ood.population import run_population
+from ssh_ood.ood.population_tables import load_population
+from ssh_ood.physics.datasets import write_datasets
 from tests import browser_support
 from tests.browser_support import chromium_page, copy_notebook, jupyter_server, require_browser
 

@@ -1,4 +1,4 @@
-"""The population summary (src/figures/population_summary.py): the paper's numbers beside ours, read from
+"""The population summary (src/ssh_ood/figures/population_summary.py): the paper's numbers beside ours, read from
 the paper's file, and figures whose texts do not run into each other or into the data."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.patches import Polygon, Rectangle
 
-from src.base.paths import REFERENCE_DIR
-from src.figures.population_summary import paper_summary_text, summary_figure
-from src.ood.generalization_metrics import GeneralizationCut
-from src.ood.paper_reference import paper_network_metrics
+from ssh_ood.base.paths import REFERENCE_DIR
+from ssh_ood.figures.population_summary import paper_summary_text, summary_figure
+from ssh_ood.ood.generalization_metrics import GeneralizationCut
+from ssh_ood.ood.paper_reference import paper_network_metrics
 
 PAPER_FILE = REFERENCE_DIR / "paper_all_stats_10_real_100_slices.csv"
 

@@ -1,4 +1,4 @@
-"""Precise BatchNorm statistics (src/nets/precise_batchnorm.py)."""
+"""Precise BatchNorm statistics (src/ssh_ood/nets/precise_batchnorm.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from src.nets.data_loaders import TensorSplit
-from src.nets.ensemble_training import initial_model
-from src.nets.precise_batchnorm import CALIBRATION_FILE, recalibrate_batchnorm, write_recalibrated_copy
+from ssh_ood.nets.data_loaders import TensorSplit
+from ssh_ood.nets.ensemble_training import initial_model
+from ssh_ood.nets.precise_batchnorm import CALIBRATION_FILE, recalibrate_batchnorm, write_recalibrated_copy
 
 
 def _split(n: int, seed: int = 0) -> TensorSplit:
@@ -59,7 +59,7 @@ def test_recalibration_averages_batches_and_leaves_the_model_alone():
     norms = [m for m in calibrated.modules() if isinstance(m, nn.BatchNorm2d)]
     assert all(norm.momentum == 0.1 and norm.num_batches_tracked.item() == 4 for norm in norms)
     # the first BatchNorm sees conv1's output: its running mean is the mean over the 4 batch means
-    from src.nets.data_loaders import encode_input
+    from ssh_ood.nets.data_loaders import encode_input
 
     conv = calibrated.cnn_layers_1[0]
     with torch.no_grad():
@@ -76,9 +76,9 @@ def test_bad_inputs_are_rejected():
 
 
 def test_recalibrated_copy_of_a_trained_model(tmp_path):
-    from src.nets.data_loaders import load_training_data
-    from src.nets.training_utils import is_complete, load_model, train_models
-    from src.physics.datasets import write_datasets
+    from ssh_ood.nets.data_loaders import load_training_data
+    from ssh_ood.nets.training_utils import is_complete, load_model, train_models
+    from ssh_ood.physics.datasets import write_datasets
 
     data = tmp_path / "data"
     write_datasets("smoke", 0, data, progress=False)

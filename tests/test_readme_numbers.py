@@ -13,7 +13,7 @@ import re
 import pandas as pd
 import pytest
 
-from src.base.paths import REPO_ROOT
+from ssh_ood.base.paths import REPO_ROOT
 
 SEED1 = REPO_ROOT / "00_demonstrations_data" / "100_CNNs_seed1"
 

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.base.io_utils import load_json, save_json
-from src.base.notebook_runner import run_notebook
-from src.base.paths import DEMO_DIR, REPO_ROOT
-from src.interpret.generalization_prediction import DISORDER_BANDS, recall_by_band
-from src.interpret.recipe_protocol import (
+from ssh_ood.base.io_utils import load_json, save_json
+from ssh_ood.base.notebook_runner import run_notebook
+from ssh_ood.base.paths import DEMO_DIR, REPO_ROOT
+from ssh_ood.interpret.generalization_prediction import DISORDER_BANDS, recall_by_band
+from ssh_ood.interpret.recipe_protocol import (
     PROTOCOL_FILE,
     check_protocol,
     committee_members,
@@ -21,10 +21,10 @@ from src.interpret.recipe_protocol import (
     protocol_outcomes,
     recipes_fingerprint,
 )
-from src.interpret.recipe_results import ceiling_gap_by_band, diagnostics_within_populations
-from src.ood.committee import majority_vote
-from src.ood.model_evaluation import load_result
-from src.physics.ceiling import band_rows
+from ssh_ood.interpret.recipe_results import ceiling_gap_by_band, diagnostics_within_populations
+from ssh_ood.ood.committee import majority_vote
+from ssh_ood.ood.model_evaluation import load_result
+from ssh_ood.physics.ceiling import band_rows
 
 
 def _protocol(**changes) -> dict:
@@ -59,7 +59,7 @@ def test_check_protocol_accepts_the_rules_and_refuses_each_break():
 
 
 def test_committed_protocol_keeps_the_rules():
-    from src.base.io_utils import load_json
+    from ssh_ood.base.io_utils import load_json
 
     path = DEMO_DIR / PROTOCOL_FILE
     if not path.is_file():
@@ -135,7 +135,7 @@ def test_gap_to_the_ceiling_and_within_population_ranks():
 
 
 def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
-    from src.ood.population import run_population
+    from ssh_ood.ood.population import run_population
 
     root = tmp_path / "validation"
     run_population("smoke", 2, root / "defects", data_dir=tmp_path / "data", recipe="defects", progress=False)

@@ -1,4 +1,4 @@
-"""Training recipes (src.nets.recipes): each trains on smoke on both engines, records itself, keeps the
+"""Training recipes (ssh_ood.nets.recipes): each trains on smoke on both engines, records itself, keeps the
 paper's record unchanged; the constructions are labelled by physics; the no-peeking guard refuses W > 0.05."""
 
 from __future__ import annotations
@@ -9,17 +9,23 @@ import numpy as np
 import pytest
 import torch
 
-from src.base.presets import get_preset
-from src.interpret.diagnostics import clean_split
-from src.nets.data_loaders import load_training_data
-from src.nets.model_folders import load_model
-from src.nets.recipes import RECIPE_NAMES, BulkInsensitivity, get_recipe, load_recipe_data, symmetrize_kernels
-from src.nets.training_recipe import RunSettings
-from src.nets.training_utils import train_models
-from src.physics.constructions import EDGE_ROWS, bond_defect_hoppings, localized_column_edits
-from src.physics.data_generation import observables, winding_number
-from src.physics.datasets import write_datasets
-from src.physics.no_peeking import require_clean
+from ssh_ood.base.presets import get_preset
+from ssh_ood.interpret.diagnostics import clean_split
+from ssh_ood.nets.data_loaders import load_training_data
+from ssh_ood.nets.model_folders import load_model
+from ssh_ood.nets.recipes import (
+    RECIPE_NAMES,
+    BulkInsensitivity,
+    get_recipe,
+    load_recipe_data,
+    symmetrize_kernels,
+)
+from ssh_ood.nets.training_recipe import RunSettings
+from ssh_ood.nets.training_utils import train_models
+from ssh_ood.physics.constructions import EDGE_ROWS, bond_defect_hoppings, localized_column_edits
+from ssh_ood.physics.data_generation import observables, winding_number
+from ssh_ood.physics.datasets import write_datasets
+from ssh_ood.physics.no_peeking import require_clean
 
 SMOKE = get_preset("smoke")
 
@@ -96,7 +102,7 @@ def test_defect_chains_are_labelled_by_exact_winding(smoke_data):
     assert n_defects.min() >= 0 and n_defects.max() <= 3 and n_defects.mean() > 1.5
     assert np.all(w_n[:, -1] == 1.0)  # the closing bond is never a defect
     # an independent label: the slow numerical winding integral on a few chains
-    from src.physics.winding_number import winding_integral
+    from ssh_ood.physics.winding_number import winding_integral
 
     labels = winding_number(v_n, w_n)
     for s in rng.choice(len(v), 6, replace=False):
@@ -140,7 +146,7 @@ def test_no_peeking_guard_refuses_out_of_distribution_data(smoke_data, tmp_path)
 
 
 def test_population_refuses_another_recipe(tmp_path):
-    from src.ood.population import run_population
+    from ssh_ood.ood.population import run_population
 
     out = tmp_path / "population"
     run_population("smoke", 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="mirror", train_only=True,

@@ -1,4 +1,4 @@
-"""The run report (src/commands/reproduce.py write_report, src/figures/html_report.py) without a pipeline run: a fake context,
+"""The run report (src/ssh_ood/commands/reproduce.py write_report, src/ssh_ood/figures/html_report.py) without a pipeline run: a fake context,
 step records, tiny PNG figures and the synthetic population of tests/test_findings.py."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.base.presets import get_preset
-from src.commands.reproduce import Context, write_report
-from src.figures.figure_catalog import CAPTIONS, OTHER_SECTION
-from src.figures.html_report import embed_images
+from ssh_ood.base.presets import get_preset
+from ssh_ood.commands.reproduce import Context, write_report
+from ssh_ood.figures.figure_catalog import CAPTIONS, OTHER_SECTION
+from ssh_ood.figures.html_report import embed_images
 from tests.test_findings import _population
 
 
@@ -68,7 +68,7 @@ def test_embedding_refuses_a_missing_image_and_keeps_data_uris(tmp_path):
 
 
 def test_steps_read_as_text_and_the_summary_counts_only_what_exists(tmp_path):
-    from src.commands.reproduce import format_step_number
+    from ssh_ood.commands.reproduce import format_step_number
 
     ctx = Context(get_preset("smoke"), 1, tmp_path, progress=False)
     _population(ctx.population_dir)
@@ -91,7 +91,7 @@ def test_executed_notebooks_are_signed_so_jupyter_trusts_them(tmp_path, monkeypa
     import nbformat
     from nbformat.sign import NotebookNotary
 
-    from src.commands.reproduce import _sign_notebook
+    from ssh_ood.commands.reproduce import _sign_notebook
 
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))  # a fresh signature store
     cell = nbformat.v4.new_code_cell("print(1)", outputs=[nbformat.v4.new_output("display_data", {"text/html": "<b>1</b>"})])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from src.base.paths import REPO_ROOT
-from src.commands.reproduce import NOTEBOOK_FIGURES, pipeline_steps, run_pipeline
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.commands.reproduce import NOTEBOOK_FIGURES, pipeline_steps, run_pipeline
 
 
 def test_reproduce_smoke_end_to_end_and_resume(tmp_path):
@@ -32,13 +32,13 @@ def test_reproduce_smoke_end_to_end_and_resume(tmp_path):
 
 
 def _context(out_dir):
-    from src.base.presets import get_preset
-    from src.commands.reproduce import Context
+    from ssh_ood.base.presets import get_preset
+    from ssh_ood.commands.reproduce import Context
 
     return Context(get_preset("smoke"), 1, out_dir, progress=False)
 
 
 def test_reproduce_rejects_bad_arguments():
-    result = subprocess.run([sys.executable, "-m", "src", "reproduce", "--preset", "huge"], cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, "-m", "ssh_ood", "reproduce", "--preset", "huge"], cwd=REPO_ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 2 and "invalid choice" in result.stderr

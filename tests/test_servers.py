@@ -1,4 +1,4 @@
-"""``make lab`` / ``make dashboard`` (src/commands/servers.py): ports, address line, Ctrl-C, a port in use."""
+"""``make lab`` / ``make dashboard`` (src/ssh_ood/commands/servers.py): ports, address line, Ctrl-C, a port in use."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import urllib.request
 import psutil
 import pytest
 
-from src.base.paths import REPO_ROOT
-from src.commands import servers
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.commands import servers
 from tests.browser_support import free_port
 
 
@@ -32,7 +32,7 @@ def test_lab_and_dashboard_default_to_distinct_local_ports():
 
 
 def start(kind: str, port: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "src.commands.servers", kind, "--port", str(port)], cwd=REPO_ROOT,
+    return subprocess.Popen([sys.executable, "-m", "ssh_ood.commands.servers", kind, "--port", str(port)], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

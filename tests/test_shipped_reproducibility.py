@@ -16,9 +16,9 @@ import pytest
 import torch
 from torch.nn.functional import cross_entropy
 
-from src.base.paths import REPO_ROOT
-from src.nets.data_loaders import generate_training_data
-from src.nets.model_folders import load_history, load_model
+from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.nets.data_loaders import generate_training_data
+from ssh_ood.nets.model_folders import load_history, load_model
 
 POPULATIONS = {0: REPO_ROOT / "00_demonstrations_data" / "100_CNNs",
                1: REPO_ROOT / "00_demonstrations_data" / "100_CNNs_seed1"}

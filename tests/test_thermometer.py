@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from src.nets.architecture import CNN_SSH_ThermEncod, count_parameters
-from src.physics.thermometer_encoding import thermometer_decode, thermometer_encode, thresholds
+from ssh_ood.nets.architecture import CNN_SSH_ThermEncod, count_parameters
+from ssh_ood.physics.thermometer_encoding import thermometer_decode, thermometer_encode, thresholds
 
 
 def _pixels(values):
@@ -94,8 +94,8 @@ def test_encoded_network_size_and_shapes(levels):
 
 
 def test_explorer_sliders_change_what_is_shown():
-    from src.figures.thermometer_figures import ThermometerExplorer, figure_thermometer
-    from src.physics.data_generation import generate_dataset
+    from ssh_ood.figures.thermometer_figures import ThermometerExplorer, figure_thermometer
+    from ssh_ood.physics.data_generation import generate_dataset
 
     X = generate_dataset("test", 5, 0.0, seed=0)["X"][1]
     explorer = ThermometerExplorer(X, levels=15)
@@ -113,9 +113,9 @@ def test_explorer_sliders_change_what_is_shown():
 
 
 def test_notebook_07_runs_and_compares_both_encodings(tmp_path):
-    from src.base.notebook_runner import run_notebook
-    from src.base.paths import REPO_ROOT
-    from src.nets.training_utils import load_config
+    from ssh_ood.base.notebook_runner import run_notebook
+    from ssh_ood.base.paths import REPO_ROOT
+    from ssh_ood.nets.training_utils import load_config
 
     params = {"PRESET": "smoke", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
               "FIGURES_DIR": str(tmp_path / "fig"), "COMPARE_LEVELS": 3, "N_MODELS": 1}
@@ -140,7 +140,7 @@ def _comparison_table(first_rmse, second_rmse):
 
 
 def test_comparison_summary_pairs_models_and_detects_a_shift():
-    from src.ood.thermometer_experiment import summarize_comparison
+    from ssh_ood.ood.thermometer_experiment import summarize_comparison
 
     rng = np.random.default_rng(3)
     base = rng.uniform(0.1, 0.7, 12)
@@ -160,7 +160,7 @@ def test_comparison_summary_pairs_models_and_detects_a_shift():
 
 
 def test_comparison_summary_rejects_malformed_tables():
-    from src.ood.thermometer_experiment import summarize_comparison
+    from ssh_ood.ood.thermometer_experiment import summarize_comparison
 
     table = _comparison_table([0.1, 0.2], [0.1, 0.3])
     with pytest.raises(ValueError, match="lacks columns"):
@@ -174,7 +174,7 @@ def test_thermometer_compare_cli_writes_table_summary_and_figure(tmp_path):
 
     import pandas as pd
 
-    from src.commands.cli import main
+    from ssh_ood.commands.cli import main
 
     out = tmp_path / "cmp"
     rc = main(["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3",
@@ -196,8 +196,8 @@ def test_chiral_symmetry_caps_every_site_density_at_one_half(W):
 
     This is why thermometer channels with threshold >= 1/2 never light up and L >= 3 is required.
     """
-    from src.physics.data_generation import observables, sample_hoppings
-    from src.physics.thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS, thresholds
+    from ssh_ood.physics.data_generation import observables, sample_hoppings
+    from ssh_ood.physics.thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS, thresholds
 
     rng = np.random.default_rng(11)
     X = observables(*sample_hoppings(rng.uniform(0, 2, 300), W, rng))
@@ -211,18 +211,18 @@ def test_chiral_symmetry_caps_every_site_density_at_one_half(W):
 
 
 def test_comparison_rejects_uninformative_levels(tmp_path):
-    from src.ood.thermometer_experiment import compare_encodings
+    from ssh_ood.ood.thermometer_experiment import compare_encodings
 
     with pytest.raises(ValueError, match="chiral symmetry"):
         compare_encodings("smoke", 0, 1, 2, tmp_path / "data", tmp_path / "run")
 
 
 def test_comparison_reuses_real_valued_models_of_a_finished_run(tmp_path):
-    from src.nets.training_utils import model_dir_name, train_models
-    from src.ood.generalization import GeneralizationGrid
-    from src.ood.model_evaluation import evaluate_model_dirs
-    from src.ood.thermometer_experiment import compare_encodings
-    from src.physics.datasets import write_datasets
+    from ssh_ood.nets.training_utils import model_dir_name, train_models
+    from ssh_ood.ood.generalization import GeneralizationGrid
+    from ssh_ood.ood.model_evaluation import evaluate_model_dirs
+    from ssh_ood.ood.thermometer_experiment import compare_encodings
+    from ssh_ood.physics.datasets import write_datasets
 
     data = tmp_path / "data"
     write_datasets("smoke", 0, data, progress=False)
@@ -242,7 +242,7 @@ def test_comparison_reuses_real_valued_models_of_a_finished_run(tmp_path):
 def test_thermometer_compare_precise_batchnorm_reuses_the_trained_models(tmp_path):
     import pandas as pd
 
-    from src.commands.cli import main
+    from ssh_ood.commands.cli import main
 
     out, data = tmp_path / "cmp", tmp_path / "data"
     common = ["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3", "--data-dir", str(data),
@@ -263,12 +263,12 @@ def test_real_valued_models_are_only_read_even_from_a_shipped_population(tmp_pat
     carries another well-generalizing cut, which an evaluation in place rewrites), so shipped data is usable."""
     import hashlib
 
-    from src.base import run_folders
-    from src.commands.cli import main
-    from src.nets.training_utils import model_dir_name, train_models
-    from src.ood.generalization import GeneralizationGrid
-    from src.ood.generalization_metrics import GeneralizationCut
-    from src.ood.model_evaluation import evaluate_model_dirs
+    from ssh_ood.base import run_folders
+    from ssh_ood.commands.cli import main
+    from ssh_ood.nets.training_utils import model_dir_name, train_models
+    from ssh_ood.ood.generalization import GeneralizationGrid
+    from ssh_ood.ood.generalization_metrics import GeneralizationCut
+    from ssh_ood.ood.model_evaluation import evaluate_model_dirs
 
     data, population = tmp_path / "data", tmp_path / "population"
     train_models("smoke", _smoke_data(data), population, [0], base_seed=0, progress=False)
@@ -296,13 +296,13 @@ def test_real_valued_models_are_only_read_even_from_a_shipped_population(tmp_pat
         stored["ood"]["accuracy"])
     (population / model_dir_name(0) / "generalization_metrics.json").unlink()  # no evaluation to read
     with pytest.raises(ValueError, match="not evaluated on grid .* only read here"):
-        from src.ood.thermometer_experiment import compare_encodings
+        from ssh_ood.ood.thermometer_experiment import compare_encodings
 
         compare_encodings("smoke", 0, 1, 3, data, out, progress=False, real_valued_dir=population)
 
 
 def _smoke_data(folder):
-    from src.physics.datasets import write_datasets
+    from ssh_ood.physics.datasets import write_datasets
 
     write_datasets("smoke", 0, folder, progress=False)
     return folder
@@ -311,13 +311,13 @@ def _smoke_data(folder):
 def test_shipped_comparison_is_read_checked_and_its_absence_stops_reproduce_before_any_work(tmp_path, monkeypatch):
     import pandas as pd
 
-    from src.commands.cli import main
-    from src.commands.reproduce import StepFailed, run_pipeline
-    from src.ood import thermometer_experiment as experiment
+    from ssh_ood.commands.cli import main
+    from ssh_ood.commands.reproduce import StepFailed, run_pipeline
+    from ssh_ood.ood import thermometer_experiment as experiment
 
     monkeypatch.setattr(experiment, "SHIPPED_COMPARISONS_DIR", tmp_path / "shipped")
     with pytest.raises(StepFailed, match=r"cannot start: .*paper_L3/comparison.json: not found; make it with "
-                                         r"`python -m src thermometer-compare --preset paper --seed 1 --models 16 "
+                                         r"`python -m ssh_ood thermometer-compare --preset paper --seed 1 --models 16 "
                                          r"--levels 3 .*--retrain"):
         run_pipeline("paper", out_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()  # stopped before the first step
@@ -348,11 +348,11 @@ def test_notebook_07_with_the_paper_preset_reads_the_shipped_comparison_and_trai
     notebook); the tables shown must be those numbers, the figures drawn, and no network trained."""
     import nbformat
 
-    from src.base.file_records import open_folder
-    from src.base.io_utils import atomic_write_bytes, save_json
-    from src.base.notebook_runner import run_notebook
-    from src.base.paths import REPO_ROOT
-    from src.ood.thermometer_experiment import comparison_command, summarize_comparison
+    from ssh_ood.base.file_records import open_folder
+    from ssh_ood.base.io_utils import atomic_write_bytes, save_json
+    from ssh_ood.base.notebook_runner import run_notebook
+    from ssh_ood.base.paths import REPO_ROOT
+    from ssh_ood.ood.thermometer_experiment import comparison_command, summarize_comparison
 
     stand_in = tmp_path / "shipped" / "paper_L3"
     open_folder(stand_in, {"kind": "results"})
@@ -364,7 +364,7 @@ def test_notebook_07_with_the_paper_preset_reads_the_shipped_comparison_and_trai
                    "levels": 3, "n_models": 2, "batchnorm": batchnorm, **summarize_comparison(table)})
     notebook = nbformat.read(REPO_ROOT / "07_thermometer_encoding.ipynb", as_version=4)
     notebook.cells.insert(2, nbformat.v4.new_code_cell(
-        f"import src.ood.thermometer_experiment as experiment\nexperiment.SHIPPED_COMPARISONS_DIR = "
+        f"import ssh_ood.ood.thermometer_experiment as experiment\nexperiment.SHIPPED_COMPARISONS_DIR = "
         f"experiment.Path({str(stand_in.parent)!r})"))
     nbformat.write(notebook, tmp_path / "07.ipynb")
     params = {"PRESET": "paper", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
@@ -372,7 +372,7 @@ def test_notebook_07_with_the_paper_preset_reads_the_shipped_comparison_and_trai
     executed = run_notebook(tmp_path / "07.ipynb", tmp_path / "07_executed.ipynb", params)
     assert not (tmp_path / "run").exists()
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
-    assert "shipped comparison, seed 1, 2 models per encoding: python -m src thermometer-compare --preset paper" in printed
+    assert "shipped comparison, seed 1, 2 models per encoding: python -m ssh_ood thermometer-compare --preset paper" in printed
     shown = [o["data"]["text/plain"] for c in executed.cells if c.cell_type == "code" for o in c.outputs
              if o.get("output_type") == "display_data" and "rmse" in o.get("data", {}).get("text/plain", "")]
     assert len(shown) == 2 and all("0.15" in text and "0.7" in text for text in shown)  # the stand-in's RMSEs

@@ -12,18 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.base.presets import get_preset
-from src.commands.cli import main as cli_main
-from src.nets import recipes, training_utils
-from src.nets.architecture import CNN_SSH, CNN_SSH_ThermEncod
-from src.nets.data_loaders import (
+from ssh_ood.base.presets import get_preset
+from ssh_ood.commands.cli import main as cli_main
+from ssh_ood.nets import recipes, training_utils
+from ssh_ood.nets.architecture import CNN_SSH, CNN_SSH_ThermEncod
+from ssh_ood.nets.data_loaders import (
     batch_slices,
     fixed_order,
     generate_training_data,
     load_training_data,
     training_batch,
 )
-from src.nets.ensemble_training import (
+from ssh_ood.nets.ensemble_training import (
     ModelState,
     SGDRecipe,
     dropout_generator,
@@ -33,10 +33,10 @@ from src.nets.ensemble_training import (
     stacked_logits,
     train_step,
 )
-from src.nets.fast_dropout import KEEP_SCALE, apply_keep_mask, draw_keep_masks, draw_words, unpack_bits
-from src.nets.fused_blocks import conv2d, dropout_shapes, fused_train_forward
-from src.nets.metrics import METRIC_NAMES
-from src.nets.training_utils import (
+from ssh_ood.nets.fast_dropout import KEEP_SCALE, apply_keep_mask, draw_keep_masks, draw_words, unpack_bits
+from ssh_ood.nets.fused_blocks import conv2d, dropout_shapes, fused_train_forward
+from ssh_ood.nets.metrics import METRIC_NAMES
+from ssh_ood.nets.training_utils import (
     is_complete,
     load_history,
     load_model,
@@ -45,7 +45,7 @@ from src.nets.training_utils import (
     train_models,
     warmup_epochs,
 )
-from src.physics.datasets import write_datasets
+from ssh_ood.physics.datasets import write_datasets
 
 SMOKE = get_preset("smoke")
 
@@ -126,7 +126,7 @@ def test_training_batch_noise_is_seeded_per_epoch_and_batch(smoke_data):
 
 
 def test_loader_errors(smoke_data, tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m src data"):
+    with pytest.raises(FileNotFoundError, match="python -m ssh_ood data"):
         load_training_data(tmp_path / "nowhere", SMOKE)
     with pytest.raises(ValueError, match="expect"):
         load_training_data(smoke_data, "quick")  # smoke files are too small for the quick preset
@@ -485,7 +485,7 @@ def test_resume_after_kill_gives_the_uninterrupted_weights(smoke_data, tmp_path,
 
     # kill 2: in the middle of an epoch (during the 4th training step)
     calls = {"n": 0}
-    original_step = recipes.train_step  # the paper recipe's step (src.nets.recipes.Recipe.step)
+    original_step = recipes.train_step  # the paper recipe's step (ssh_ood.nets.recipes.Recipe.step)
 
     def step(*args, **kwargs):
         calls["n"] += 1
@@ -576,9 +576,9 @@ def test_workers_exit_when_the_parent_is_killed(smoke_data, tmp_path):
 
     import psutil
 
-    from src.base.paths import REPO_ROOT
+    from ssh_ood.base.paths import REPO_ROOT
 
-    script = ("from src.nets.training_utils import train_models; "
+    script = ("from ssh_ood.nets.training_utils import train_models; "
               f"train_models('smoke', {str(smoke_data)!r}, {str(tmp_path / 'run')!r}, [0, 1], max_epochs=100000, "
               "early_stopping=False, n_workers=2, progress=False)")
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT)

@@ -1,2 +1,0 @@
-"""Every figure of the paper and of ours, the 100-CNN browser, the gallery, the figure catalogue, the
-HTML report and the findings it quotes. May use ``src.interpret`` and everything below it."""

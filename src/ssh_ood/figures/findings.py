@@ -1,0 +1,300 @@
+"""What a run finds, in numbers: the report's key-number table and its findings paragraphs.
+
+Everything here is assembled from the files a population folder holds, and only from those that exist, so a
+quick run without diagnostics gets a shorter text, never an error or an invented number:
+
+- ``stats.csv`` (:mod:`ssh_ood.ood.population`): OOD accuracy spread, well-generalizing fractions on both cut
+  metrics, clean accuracy and its rank correlation with OOD accuracy;
+- ``predictors.csv`` (:mod:`ssh_ood.interpret.generalization_prediction`, best first): the best clean-data predictor and the
+  paper's CAM score;
+- ``precise_bn_summary.json`` (the precise-BatchNorm study): medians as trained and recalibrated;
+- ``protocol_validation.json`` in the validation population: the frozen protocol tested out of sample;
+- ``baselines.csv`` (:mod:`ssh_ood.interpret.baselines`) in either population: the probe against the field's
+  label-free estimators of OOD accuracy;
+- ``recipes_protocol.json`` and the validation populations it names (issue 20): each training recipe's
+  networks beside the paper recipe's (:func:`recipes_markdown`).
+
+The paper column of :func:`key_numbers` holds only what the project has from the paper (``../shared/SPEC.md``
+and its per-network table, :mod:`ssh_ood.ood.paper_reference`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ..base.io_utils import load_json
+from ..interpret.baselines import BASELINES_FILE, load_baselines
+from ..interpret.baselines import PROBE as BASELINE_PROBE
+from ..interpret.generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE, spearman_rho
+from ..interpret.recipe_protocol import population_outcomes
+from ..interpret.recipe_results import COMMITTEE_FILE
+from ..ood.batchnorm_study import SUMMARY_FILE as PRECISE_BN_SUMMARY_FILE
+from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
+from ..ood.paper_reference import paper_network_metrics
+from ..ood.population_tables import STATS_FILE
+from .population_summary import well_generalizing_counts
+
+#: the paper's numbers for the key-number rows that its per-network table does not give
+PAPER = {
+    "networks": "100",
+    "rmse": "not given; the paper's 'RMSE' is not a true RMSE",
+    "test_accuracy": "1.00 (the paper's demo network)",
+    "clean_accuracy": "not given",
+}
+
+
+def paper_column(threshold: float = DEFAULT_THRESHOLD) -> dict[str, str]:
+    """The paper column of the key-number table: :data:`PAPER` plus what its per-network table gives
+    (:func:`ssh_ood.ood.paper_reference.paper_network_metrics`): the OOD accuracy spread, the count passing its
+    "RMSE" cut (a column that behaves like our MAE) and the SSIM."""
+    paper = paper_network_metrics()
+    n = len(paper)
+    return {
+        **PAPER,
+        "networks": str(n),
+        "ood_spread": f"{_spread(paper['ood_accuracy'])} (its table)",
+        "mae": f"{_count(int((paper['rmse'] <= threshold).sum()), n)} by its 'RMSE' ≤ {threshold:g}, a column that "
+               "behaves like this MAE (its 'RMSE' ≈ 0.99 (1 - accuracy) + 0.02)",
+        "ssim": f"{_median_range(paper['ssim'])} (its table)",
+    }
+
+
+def load_stats(population_dir: str | Path) -> pd.DataFrame | None:
+    """The population's ``stats.csv``, or ``None`` if it has none (or no row)."""
+    path = Path(population_dir) / STATS_FILE
+    if not path.is_file():
+        return None
+    stats = pd.read_csv(path)
+    return stats if len(stats) else None
+
+
+def _spread(values: pd.Series) -> str:
+    return f"{values.min():.3f} / {values.median():.3f} / {values.max():.3f}"
+
+
+def _median_range(values: pd.Series) -> str:
+    return f"{values.median():.3f} ({values.min():.3f}–{values.max():.3f})"
+
+
+def _count(count: int, n: int) -> str:
+    return f"{count} of {n} ({count / n:.0%})"
+
+
+def key_numbers(stats: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> list[tuple[str, str, str]]:
+    """Rows (quantity, this run, paper) of the report's key-number table, computed from a stats table.
+
+    Parameters
+    ----------
+    stats : a population's ``stats.csv`` (columns ``ood_accuracy``, ``mae``, ``rmse``, ``test_accuracy``,
+        ``clean_accuracy``; a row whose column is absent is left out).
+    threshold : the well-generalizing cut applied to both MAE and RMSE.
+    """
+    n = len(stats)
+    paper = paper_column(threshold)
+    counts = well_generalizing_counts(stats, threshold) if set(CUT_METRICS) <= set(stats.columns) else {}
+    rows = [("networks", str(n), paper["networks"])]
+    if "ood_accuracy" in stats:
+        rows.append(("OOD accuracy, min / median / max", _spread(stats["ood_accuracy"]), paper["ood_spread"]))
+    rows += [(f"well generalizing, {metric.upper()} ≤ {threshold:g}", _count(counts[metric], n), paper[metric])
+             for metric in CUT_METRICS if metric in counts]
+    if "ssim" in stats:
+        rows.append(("SSIM of predicted and target diagram, median (min–max)", _median_range(stats["ssim"]),
+                     paper["ssim"]))
+    if "test_accuracy" in stats:
+        rows.append(("clean test accuracy (in-distribution test set), median (min–max)",
+                     _median_range(stats["test_accuracy"]), paper["test_accuracy"]))
+    if "clean_accuracy" in stats:
+        rows.append(("accuracy on the clean row (W = 0) of the OOD grid, median (min–max)",
+                     _median_range(stats["clean_accuracy"]), paper["clean_accuracy"]))
+    return rows
+
+
+def baseline_rows(table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """Key-number rows from a ``baselines.csv``: the probe against the label-free estimators, Spearman with OOD
+    accuracy (sign as measured) and MAE of the accuracy estimate (the paper studies neither)."""
+    rows = table.set_index("method")
+    probe = rows[rows.index.str.startswith(BASELINE_PROBE)]
+    others = rows[rows["family"] == "unlabeled OOD chains"]
+    out = []
+    for column, what, best in (("spearman", "Spearman with OOD accuracy: the probe / the label-free estimator of "
+                                           "largest absolute Spearman", "abs"),
+                               ("mae", "MAE of the OOD accuracy estimate: the probe's map / the closest label-free "
+                                       "estimator", "min")):
+        values = others[column].dropna()
+        if len(probe) and pd.notna(probe[column].iloc[0]) and len(values):
+            name = values.abs().idxmax() if best == "abs" else values.idxmin()
+            out.append((f"{what} ({name})",
+                        f"{probe[column].iloc[0]:.3f} / {values[name]:.3f}", "not studied"))
+    return out
+
+
+def key_numbers_markdown(population_dir: str | Path) -> str:
+    """The key-number table (Markdown) of a population, with a note on the paper column; "" without stats.
+
+    With a ``baselines.csv`` the table gets the rows of :func:`baseline_rows`."""
+    stats = load_stats(population_dir)
+    if stats is None:
+        return ""
+    rows = key_numbers(stats)
+    if (Path(population_dir) / BASELINES_FILE).is_file():
+        rows += baseline_rows(load_baselines(population_dir)[0])
+    lines = ["| quantity | this run | paper |", "|---|---|---|"]
+    lines += [f"| {quantity} | {ours} | {paper} |" for quantity, ours, paper in rows]
+    lines += ["", "OOD: out of distribution, the generalization grid W = 0 to 5. The paper column holds only what this "
+              "project has from the paper: its per-network table of 100 CNNs "
+              "(`00_demonstrations_data/reference/paper_all_stats_10_real_100_slices.csv`) and its demo network; "
+              "\"not given\" means it has no comparable number."]
+    return "\n".join(lines)
+
+
+def _stats_paragraph(stats: pd.DataFrame, threshold: float) -> str:
+    n = len(stats)
+    sentences = []
+    if {"test_accuracy", "ood_accuracy"} <= set(stats.columns):
+        test, ood = stats["test_accuracy"], stats["ood_accuracy"]
+        sentence = (f"Over the {n} networks, which differ only in their random seeds, the clean test accuracy lies "
+                    f"between {test.min():.3f} and {test.max():.3f} (median {test.median():.3f}) while the OOD accuracy "
+                    f"spreads from {ood.min():.3f} to {ood.max():.3f} (median {ood.median():.3f})")
+        rho = spearman_rho(test, ood)
+        if not math.isnan(rho):
+            sentence += f"; the Spearman correlation between the two is {rho:+.2f}"
+        sentences.append(sentence + ".")
+    if set(CUT_METRICS) <= set(stats.columns):
+        counts = well_generalizing_counts(stats, threshold)
+        sentences.append(f"By MAE ≤ {threshold:g}, the paper's cut on the metric its 'RMSE' column behaves like, "
+                         f"{_count(counts['mae'], n)} generalize well; by a true RMSE ≤ {threshold:g}, "
+                         f"{_count(counts['rmse'], n)}.")
+    return " ".join(sentences)
+
+
+def _rho(row: pd.Series) -> str:
+    return (f"Spearman {row['spearman_ood_accuracy']:+.2f} with OOD accuracy (95 % CI "
+            f"{row['spearman_low_ood_accuracy']:+.2f} to {row['spearman_high_ood_accuracy']:+.2f})")
+
+
+def _predictors_paragraph(predictors: pd.DataFrame) -> str:
+    best = predictors.iloc[0]
+    sentences = [f"The best clean-data predictor (computed from chains with W ≤ 0.05 only) is "
+                 f"`{best['diagnostic']}`: {_rho(best)}; the 10 networks it ranks best have a mean OOD accuracy "
+                 f"{best['lift10']:+.3f} above the population's (permutation p = {best['lift10_p']:.2g})."]
+    cam = predictors.index[predictors["diagnostic"] == "cam_score"]
+    if len(cam):
+        sentences.append(f"The paper's criterion, the CAM score, ranks {cam[0] + 1} of {len(predictors)} "
+                         f"diagnostics: {_rho(predictors.loc[cam[0]])}.")
+    return " ".join(sentences)
+
+
+def _precise_bn_paragraph(summary: dict) -> str:
+    ood = summary["ood_accuracy"]
+    near_half = summary.get("near_half", "OOD accuracy near 0.5")
+    return (f"With precise BatchNorm statistics (averages over the whole training set instead of running averages) "
+            f"the median OOD accuracy goes from {ood['running_median']:.3f} to {ood['precise_median']:.3f} (median "
+            f"paired change {ood['change_median']:+.3f}); networks with {near_half}: "
+            f"{summary['near_half_running']} as trained, {summary['near_half_precise']} with precise BN.")
+
+
+def _validation_paragraph(validation: dict) -> str:
+    rule = validation["rule"]
+    extreme = {"high": "highest", "low": "lowest"}[rule["direction"]]
+    return (f"On an independent population of {validation['n_models']} networks (another master seed), evaluated "
+            f"only after the protocol was frozen, {validation['n_replicated']} of {validation['n_tested']} "
+            f"diagnostics replicate (expected sign, 95 % CI excluding 0); the frozen rule, the {rule['k']} networks "
+            f"with the {extreme} `{rule['diagnostic']}`, picks a mean OOD accuracy of {rule['selected_mean']:.3f} "
+            f"against the population's {rule['population_mean']:.3f} (lift {rule['lift']:+.3f}, permutation "
+            f"p = {rule['p_value']:.2g}).")
+
+
+def _baselines_paragraph(label: str, table: pd.DataFrame) -> str:
+    rows = table.set_index("method")
+    probe = [m for m in rows.index if m.startswith(BASELINE_PROBE)]
+    if not probe:
+        return ""
+    p = rows.loc[probe[0]]
+    mae = f", its frozen isotonic map's MAE {p['mae']:.3f} ({p['mae_scope']})" if pd.notna(p["mae"]) else ""
+    parts = [f"Against the field's label-free OOD accuracy estimators ({label}, {int(p['n'])} networks): the probe's "
+             f"Spearman with OOD accuracy is {p['spearman']:+.2f}{mae}"]
+    others = rows[rows["family"] == "unlabeled OOD chains"]
+    for column, what, sign in (("spearman", "Spearman", "+"), ("mae", "MAE", "")):
+        values = others[column].dropna()
+        if len(values):
+            parts.append(f"the estimators' {what} ranges from {values.min():{sign}.2f} ({values.idxmin()}) to "
+                         f"{values.max():{sign}.2f} ({values.idxmax()})")
+    measures = rows.loc[rows["family"] == "clean-data measure", "spearman"].dropna()
+    if len(measures):
+        strongest = measures.abs().idxmax()
+        parts.append(f"the strongest clean-data generalization measure is {strongest} at {measures[strongest]:+.2f}")
+    return "; ".join(parts) + "."
+
+
+def findings_markdown(population_dir: str | Path, validation_dir: str | Path | None = None,
+                      threshold: float = DEFAULT_THRESHOLD) -> str:
+    """The findings as Markdown paragraphs, each built from one file of the population, with its numbers.
+
+    Parameters
+    ----------
+    population_dir : population folder (``stats.csv``, optionally ``predictors.csv`` and
+        ``precise_bn_summary.json``).
+    validation_dir : the independent validation population, whose ``protocol_validation.json`` (if
+        present) reports the frozen protocol out of sample.
+    threshold : the well-generalizing cut on MAE and RMSE.
+
+    Returns
+    -------
+    str : paragraphs separated by blank lines; a file that does not exist contributes nothing, so the
+        result is "" for an empty folder.
+    """
+    population_dir = Path(population_dir)
+    paragraphs = []
+    stats = load_stats(population_dir)
+    if stats is not None:
+        paragraphs.append(_stats_paragraph(stats, threshold))
+    if (population_dir / PREDICTORS_FILE).is_file():
+        predictors = pd.read_csv(population_dir / PREDICTORS_FILE)
+        if len(predictors):
+            paragraphs.append(_predictors_paragraph(predictors))
+    if (population_dir / PRECISE_BN_SUMMARY_FILE).is_file():
+        paragraphs.append(_precise_bn_paragraph(load_json(population_dir / PRECISE_BN_SUMMARY_FILE)))
+    if validation_dir is not None and (Path(validation_dir) / VALIDATION_FILE).is_file():
+        paragraphs.append(_validation_paragraph(load_json(Path(validation_dir) / VALIDATION_FILE)))
+    for label, folder in (("this population", population_dir), ("validation population", validation_dir)):
+        if folder is not None and (Path(folder) / BASELINES_FILE).is_file():
+            paragraphs.append(_baselines_paragraph(label, load_baselines(folder)[0]))
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def recipes_markdown(protocol_path: str | Path, repo_root: str | Path = ".") -> str:
+    """The training recipes' validation populations (issue 20) beside the paper recipe's, as a Markdown table.
+
+    Reads the frozen protocol (``recipes_protocol.json``) for the populations it names and its comparison
+    populations (folders relative to ``repo_root``), and of each evaluated one its ``stats.csv`` and, if
+    cached, ``committee.json``. One row per population: networks, OOD accuracy min / median / max, share with
+    MAE <= 0.2, median clean test accuracy, the clean-data committee's OOD accuracy. "" when the protocol is
+    missing or no population it names is evaluated yet.
+    """
+    protocol_path, repo_root = Path(protocol_path), Path(repo_root)
+    if not protocol_path.is_file():
+        return ""
+    protocol = load_json(protocol_path)
+    named = {f"{name} (seed {protocol['master_seed']})": entry["out"] for name, entry in protocol["populations"].items()}
+    compared = {f"paper recipe, {Path(folder).name}": folder for folder in protocol.get("comparison_populations", [])}
+    rows, evaluated = [], 0
+    for label, folder in {**named, **compared}.items():
+        stats = load_stats(repo_root / folder)
+        if stats is None or not len(stats):
+            continue
+        evaluated += label in named
+        outcomes = population_outcomes(stats)
+        committee = repo_root / folder / COMMITTEE_FILE
+        vote = f"{load_json(committee)['ood_accuracy']:.3f}" if committee.is_file() else "not evaluated"
+        rows.append(f"| {label} | {len(stats)} | {_spread(stats['ood_accuracy'])} | "
+                    f"{outcomes['fraction_mae_le_0.2']:.0%} | {outcomes['median_test_accuracy']:.3f} | {vote} |")
+    if not evaluated:
+        return ""
+    return "\n".join(["| population | networks | OOD accuracy, min / median / max | MAE ≤ 0.2 | clean test accuracy, "
+                      "median | committee of 10 lowest-probe networks, OOD accuracy |", "|---|---:|---|---:|---:|---:|",
+                      *rows, "", f"Paper preset. Main recipe `{protocol['main_recipe']}`; the protocol, frozen "
+                      f"{protocol['frozen'][:10]} before any of these networks was evaluated out of distribution, is "
+                      "scored in notebook 09."])

@@ -1,0 +1,89 @@
+"""The README's figure gallery: reduced PNG copies of the pipeline's figures, small enough to commit.
+
+    python -m ssh_ood gallery --figures 00_demonstrations_data/figures --out docs/gallery
+
+Each figure named in :data:`GALLERY` is copied from ``<figures>/<name>.png``, scaled down to at most
+``width`` pixels wide (aspect ratio kept, Lanczos filter), reduced to a 256-colour palette and written
+atomically. The README's gallery table is :func:`gallery_markdown` (printed by the command), its captions
+those of :mod:`ssh_ood.figures.figure_catalog`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from ..base.io_utils import atomic_write_bytes
+from ..base.paths import FIGURES_DIR, REPO_ROOT
+from .figure_catalog import CAPTIONS
+
+#: the gallery's figures, in the catalogue's order; captions from :data:`ssh_ood.figures.figure_catalog.CAPTIONS`
+GALLERY = {name: CAPTIONS[name] for name in (
+    "Fig_3", "Fig_6", "Fig_target_diagram", "Fig_2", "Fig_CAM_score_vs_generalization", "Fig_4", "Fig_12",
+    "Fig_population_summary", "Fig_thermometer", "Fig_thermometer_generalization_precise_bn",
+    "Fig_lift_curves", "Fig_recall_by_band", "Fig_probe_images", "Fig_protocol_validation",
+)}
+GALLERY_DIR = REPO_ROOT / "docs" / "gallery"
+
+
+def thumbnail(source: str | Path, destination: str | Path, width: int = 900) -> Path:
+    """Write ``source`` (a PNG) to ``destination``: at most ``width`` pixels wide, 256-colour palette."""
+    if isinstance(width, bool) or not isinstance(width, int) or width < 16:
+        raise ValueError(f"width must be an integer >= 16, got {width!r}")
+    source = Path(source)
+    if not source.is_file():
+        raise FileNotFoundError(f"{source}: figure not found; make it first (make reproduce)")
+    with Image.open(source) as image:
+        image.load()
+        if image.width > width:
+            image = image.resize((width, max(1, round(image.height * width / image.width))), Image.Resampling.LANCZOS)
+        image = image.convert("RGB").quantize(colors=256)  # a 256-colour palette: ~3x smaller files
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=True)
+    return atomic_write_bytes(destination, buffer.getvalue())
+
+
+def write_gallery(figures_dir: str | Path = FIGURES_DIR, out_dir: str | Path = GALLERY_DIR, width: int = 900) -> list[Path]:
+    """Thumbnails of every figure of :data:`GALLERY` found in ``figures_dir``; returns the written paths."""
+    figures_dir = Path(figures_dir)
+    missing = [name for name in GALLERY if not (figures_dir / f"{name}.png").is_file()]
+    if missing:
+        raise FileNotFoundError(f"{figures_dir} lacks {missing}; run `make reproduce` first")
+    return [thumbnail(figures_dir / f"{name}.png", Path(out_dir) / f"{name}.png", width) for name in GALLERY]
+
+
+def gallery_markdown(columns: int = 2, folder: str = "docs/gallery") -> str:
+    """The README's gallery table: rows of ``columns`` thumbnails, each row followed by their captions.
+
+    Parameters
+    ----------
+    columns : thumbnails per row.
+    folder : the thumbnails' folder as the README links it (relative to the repository root).
+    """
+    names = list(GALLERY)
+    lines = ["|" + " |" * columns, "|" + "---|" * columns]
+    for start in range(0, len(names), columns):
+        row = names[start:start + columns] + [""] * (columns - len(names[start:start + columns]))
+        lines.append("| " + " | ".join(f"![{n}]({folder}/{n}.png)" if n else "" for n in row) + " |")
+        lines.append("| " + " | ".join(GALLERY.get(n, "") for n in row) + " |")
+    return "\n".join(lines)
+
+
+def add_gallery_parser(subparsers) -> None:
+    """Register ``python -m ssh_ood gallery``."""
+    parser = subparsers.add_parser("gallery", help="reduced copies of the figures for the README gallery",
+                                   description=__doc__.splitlines()[0])
+    parser.add_argument("--figures", type=Path, default=FIGURES_DIR, help="folder of the full-size PNG figures")
+    parser.add_argument("--out", type=Path, default=GALLERY_DIR, help="gallery folder (default: docs/gallery)")
+    parser.add_argument("--width", type=int, default=900, help="maximum width in pixels (default 900)")
+    parser.set_defaults(func=_run_gallery)
+
+
+def _run_gallery(args: argparse.Namespace) -> int:
+    for path in write_gallery(args.figures, args.out, args.width):
+        print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
+    print("README gallery table:", gallery_markdown(), sep="\n")
+    return 0

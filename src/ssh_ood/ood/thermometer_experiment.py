@@ -1,0 +1,315 @@
+"""The experiment the paper did not run: does thermometer encoding change out-of-distribution generalization?
+
+Two ensembles with the same seeds, recipe and data: ``CNN_SSH`` on the real-valued observables and
+``CNN_SSH_ThermEncod(L)`` on their thermometer encoding. Both are evaluated on the same generalization
+grid (:mod:`ssh_ood.ood.generalization`); the table holds one row per model and encoding.
+
+Training both ensembles with the paper's recipe takes hours on a CPU, so the comparison made with it ships in
+``00_demonstrations_data/thermometer_comparison/paper_L3/`` (seed 1, see :data:`SHIPPED_SEEDS`), in the
+layout ``thermometer-compare --out`` writes; :func:`read_shipped_comparison` reads it back, checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..base.file_records import open_folder
+from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
+from ..base.paths import DEMO_DIR, REPO_ROOT, RUNS_DIR
+from ..base.presets import Preset, get_preset
+from ..base.provenance import git_state
+from ..base.run_folders import hold_folder
+from ..nets.data_loaders import load_training_data
+from ..nets.precise_batchnorm import write_recalibrated_copy
+from ..nets.training_utils import SEED_STRIDE, is_complete, model_dir_name, train_models
+from ..physics.thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS
+from .generalization import GeneralizationGrid
+from .model_evaluation import evaluate_model_dirs
+
+COMPARED_COLUMNS = ("clean_accuracy", "ood_accuracy", "ood_macro_f1", "rmse", "ssim")
+TABLE_COLUMNS = ("encoding", "model", *COMPARED_COLUMNS)
+BATCHNORM_MODES = ("running", "precise")
+#: the shipped comparisons: ``<preset>_L<levels>/`` folders, one per preset, with their ``comparison*.csv/json``
+SHIPPED_COMPARISONS_DIR = DEMO_DIR / "thermometer_comparison"
+#: the master seed each shipped comparison read by :func:`read_shipped_comparison` was run with
+SHIPPED_SEEDS = {"paper": 1}
+
+
+def compare_encodings(
+    preset: Preset | str,
+    seed: int,
+    n_models: int,
+    levels: int,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    progress: bool = True,
+    real_valued_dir: str | Path | None = None,
+    batchnorm: str = "running",
+) -> pd.DataFrame:
+    """Train (or resume) both ensembles under ``out_dir`` and evaluate them on the preset's grid.
+
+    Parameters
+    ----------
+    preset : recipe, data sizes and grid. seed : run seed (model seeds, data order, grid disorder).
+    n_models : models per encoding (model i has the same seed in both).
+    levels : thermometer channels L.
+    data_dir : the preset's datasets folder. out_dir : holds ``real_valued/`` and ``thermometer_L<L>/``.
+    real_valued_dir : take the real-valued models from this finished run instead (e.g. a population
+        trained with the same preset and seed: its model ``i`` is bitwise the one this function would
+        train on CPU). Models ``0 .. n_models-1`` must be complete and evaluated on the preset's grid there;
+        their configuration is checked. The folder is only read (a shipped population is fine).
+    batchnorm : ``"running"`` evaluates the networks as trained (BatchNorm's training-time moving
+        averages); ``"precise"`` evaluates copies under ``out_dir/precise_bn/`` whose BatchNorm statistics
+        are exact averages over the training set (:mod:`ssh_ood.nets.precise_batchnorm`), for both encodings.
+
+    Returns
+    -------
+    DataFrame with columns ``encoding``, ``model`` and :data:`COMPARED_COLUMNS`.
+    """
+    preset = get_preset(preset)
+    if batchnorm not in BATCHNORM_MODES:
+        raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
+    if isinstance(n_models, bool) or not isinstance(n_models, int) or not 1 <= n_models <= SEED_STRIDE:
+        raise ValueError(f"n_models must be an integer between 1 and {SEED_STRIDE}, got {n_models!r}")
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < MIN_INFORMATIVE_LEVELS:
+        raise ValueError(
+            f"levels must be an integer >= {MIN_INFORMATIVE_LEVELS}, got {levels!r}: no site density exceeds "
+            f"{MAX_SITE_DENSITY} (chiral symmetry), so with L = 2 only the channel x > 0 can light up and the "
+            "encoded network has nothing to learn from")
+    out_dir = Path(out_dir)
+    real_dir = out_dir / "real_valued"
+    if real_valued_dir is not None:
+        real_dir = Path(real_valued_dir)
+        missing = [i for i in range(n_models) if not is_complete(real_dir / model_dir_name(i))]
+        if missing:
+            raise ValueError(f"real_valued_dir {real_dir} lacks the finished models {missing}: train them there "
+                             "(python -m ssh_ood population --models ...) or let the comparison train its own")
+    borrowed = {real_dir} if real_valued_dir is not None else set()  # only read
+    runs = {"real-valued": (real_dir, None), f"thermometer L={levels}": (out_dir / f"thermometer_L{levels}", levels)}
+    grid = GeneralizationGrid.from_preset(preset, seed)
+    rows = []
+    training = load_training_data(data_dir, preset).training if batchnorm == "precise" else None
+    for encoding, (run_dir, thermometer_levels) in runs.items():
+        train_models(preset, data_dir, run_dir, range(n_models), base_seed=seed,
+                     thermometer_levels=thermometer_levels, progress=progress, read_only=run_dir in borrowed)
+        model_dirs = [run_dir / model_dir_name(i) for i in range(n_models)]
+        read_only = run_dir in borrowed
+        if batchnorm == "precise":  # the copies are this comparison's own
+            copies = out_dir / "precise_bn" / ("real_valued" if thermometer_levels is None else run_dir.name)
+            model_dirs = [write_recalibrated_copy(d, copies / d.name, training) for d in model_dirs]
+            read_only = False
+        summaries = evaluate_model_dirs(model_dirs, grid, progress=progress, read_only=read_only)
+        for index, summary in enumerate(summaries):
+            rows.append({
+                "encoding": encoding,
+                "model": index,
+                "clean_accuracy": summary["clean"]["accuracy"],
+                "ood_accuracy": summary["ood"]["accuracy"],
+                "ood_macro_f1": summary["ood"]["macro_f1"],
+                "rmse": summary["rmse"],
+                "ssim": summary["ssim"],
+            })
+    return pd.DataFrame(rows)
+
+
+def comparison_command(preset: str, seed: int, n_models: int, levels: int, batchnorm: str = "running",
+                       threshold: float = 0.2) -> str:
+    """The ``thermometer-compare`` command line of a comparison written to its default folder
+    (:func:`default_comparison_dir`)."""
+    return (f"python -m ssh_ood thermometer-compare --preset {preset} --seed {seed} --models {n_models} "
+            f"--levels {levels} --batchnorm {batchnorm} --threshold {threshold}")
+
+
+def default_comparison_dir(preset: str, seed: int) -> Path:
+    """``00_demonstrations_data/runs/thermometer_<preset>_seed<seed>``: the default ``--out``."""
+    return RUNS_DIR / f"thermometer_{preset}_seed{seed}"
+
+
+def shipped_comparison_dir(preset: str, levels: int) -> Path:
+    """``00_demonstrations_data/thermometer_comparison/<preset>_L<levels>/``."""
+    return SHIPPED_COMPARISONS_DIR / f"{preset}_L{levels}"
+
+
+def read_shipped_comparison(preset: Preset | str, levels: int, batchnorm: str = "running") -> tuple[pd.DataFrame, dict]:
+    """The shipped comparison of ``preset`` with ``levels`` channels: its table and its summary.
+
+    Reads ``comparison.csv`` and ``comparison.json`` (``_precise_bn`` with ``batchnorm="precise"``) of
+    :func:`shipped_comparison_dir`, each checked against the folder's ``files.json``, and checks that the
+    summary is of this preset, levels, BatchNorm mode and seed (:data:`SHIPPED_SEEDS`) and that the table has
+    ``n_models`` rows per encoding.
+
+    Raises ``FileNotFoundError`` in one line giving the command that makes the missing file, and
+    ``ValueError`` if what is there is of another comparison.
+    """
+    preset = get_preset(preset)
+    if batchnorm not in BATCHNORM_MODES:
+        raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
+    if preset.name not in SHIPPED_SEEDS:
+        raise ValueError(f"no comparison is shipped for the {preset.name} preset (only for {sorted(SHIPPED_SEEDS)})")
+    seed = SHIPPED_SEEDS[preset.name]
+    folder = shipped_comparison_dir(preset.name, levels)
+    suffix = "_precise_bn" if batchnorm == "precise" else ""
+    summary_path = folder / f"comparison{suffix}.json"
+    if not summary_path.is_file():
+        command = comparison_command(preset.name, seed, preset.thermometer_compare_models, levels, batchnorm)
+        made, shipped = (p.relative_to(REPO_ROOT) if p.is_relative_to(REPO_ROOT) else p
+                         for p in (default_comparison_dir(preset.name, seed), folder))
+        raise FileNotFoundError(
+            f"{summary_path}: not found; make it with `{command}` (hours on a CPU), copy comparison{suffix}.csv, "
+            f"comparison{suffix}.json and Fig_thermometer_generalization{suffix}.pdf/.png from {made}/ to {shipped}/ "
+            f"and record them with `python -m ssh_ood record-files {shipped} --allow-shipped`; or train the comparison "
+            f"in the notebook instead (`python -m ssh_ood reproduce --preset {preset.name} --retrain`)")
+    summary = load_json(summary_path)
+    expected = {"preset": preset.name, "seed": seed, "levels": levels, "batchnorm": batchnorm}
+    found = {key: summary.get(key) for key in expected}
+    if found != expected:
+        raise ValueError(f"{summary_path}: a comparison of {found}, expected {expected}")
+    table = load_documented_table(folder / f"comparison{suffix}.csv", TABLE_COLUMNS, summary["command"])
+    counts = table.groupby("encoding").size().to_dict()
+    wanted = {"real-valued": summary["n_models"], f"thermometer L={levels}": summary["n_models"]}
+    if counts != wanted:
+        raise ValueError(f"{folder / f'comparison{suffix}.csv'}: {counts} models per encoding, its summary says {wanted}")
+    return table, summary
+
+
+def figure_encoding_comparison(table: pd.DataFrame, rmse_threshold: float = 0.2) -> plt.Figure:
+    """OOD accuracy and RMSE of both encodings side by side (one dot per model, box of the spread)."""
+    encodings = list(dict.fromkeys(table["encoding"]))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    rng = np.random.default_rng(0)  # horizontal jitter of the dots only
+    for ax, column, label in zip(axes, ("ood_accuracy", "rmse"), ("OOD accuracy (mean over sets)", "RMSE to target"),
+                                 strict=True):
+        values = [table.loc[table["encoding"] == e, column].to_numpy() for e in encodings]
+        ax.boxplot(values, tick_labels=encodings, widths=0.5, showfliers=False)  # every model is a dot
+        for position, v in enumerate(values, start=1):
+            ax.plot(position + rng.uniform(-0.12, 0.12, v.size), v, "o", alpha=0.7)
+        ax.set_ylabel(label)
+        if column == "rmse":
+            ax.axhline(rmse_threshold, color="k", ls="--", lw=1, label=f"well generalizing: RMSE <= {rmse_threshold}")
+            ax.legend(fontsize=8)
+    fig.suptitle("Same seeds and recipe, two input encodings")
+    return fig
+
+
+def summarize_comparison(table: pd.DataFrame, rmse_threshold: float = 0.2) -> dict:
+    """Per-encoding spread of each compared metric and a paired test between the two encodings.
+
+    Model ``i`` has the same seed (initial weights, batch order, dropout stream) in both ensembles, so
+    the comparison is paired: the Wilcoxon signed-rank test on the per-model differences
+    (second encoding minus first) asks whether the encoding shifts a metric, with the seed-to-seed
+    spread taken out.
+
+    Parameters
+    ----------
+    table : output of :func:`compare_encodings` (columns ``encoding``, ``model`` and
+        :data:`COMPARED_COLUMNS`), exactly two encodings.
+    rmse_threshold : well generalizing iff RMSE <= this.
+
+    Returns
+    -------
+    ``{"encodings": {name: {"n_models", "well_generalizing_fraction", <metric>: {"min", "median",
+    "max", "mean"}}}, "paired": {<metric>: {"n", "median_difference", "wilcoxon_p"}}}``. The p value
+    is ``None`` when every difference is zero (the test is undefined).
+    """
+    missing = {"encoding", "model", *COMPARED_COLUMNS} - set(table.columns)
+    if missing:
+        raise ValueError(f"comparison table lacks columns {sorted(missing)}")
+    encodings = list(dict.fromkeys(table["encoding"]))
+    if len(encodings) != 2:
+        raise ValueError(f"expected exactly two encodings, got {encodings}")
+    summary: dict = {"rmse_threshold": rmse_threshold, "encodings": {}, "paired": {}}
+    for encoding in encodings:
+        rows = table[table["encoding"] == encoding]
+        entry: dict = {"n_models": int(len(rows)),
+                       "well_generalizing_fraction": float(np.mean(rows["rmse"] <= rmse_threshold))}
+        for column in COMPARED_COLUMNS:
+            values = rows[column].to_numpy(dtype=float)
+            entry[column] = {"min": float(values.min()), "median": float(np.median(values)),
+                             "max": float(values.max()), "mean": float(values.mean())}
+        summary["encodings"][encoding] = entry
+    first, second = (table[table["encoding"] == e].set_index("model") for e in encodings)
+    common = first.index.intersection(second.index)
+    for column in COMPARED_COLUMNS:
+        difference = second.loc[common, column].to_numpy(dtype=float) - first.loc[common, column].to_numpy(dtype=float)
+        p_value = None
+        if difference.size and np.any(difference != 0):
+            p_value = float(stats.wilcoxon(difference).pvalue)
+        summary["paired"][column] = {"n": int(difference.size),
+                                     "median_difference": float(np.median(difference)) if difference.size else None,
+                                     "wilcoxon_p": p_value}
+    return summary
+
+
+def add_thermometer_parser(subparsers) -> None:
+    """Register ``python -m ssh_ood thermometer-compare``."""
+    from ..base.presets import PRESET_NAMES
+
+    parser = subparsers.add_parser(
+        "thermometer-compare",
+        help="train and evaluate real-valued vs thermometer-encoded ensembles with the same seeds",
+        description="Train n models on the real-valued observables and n on their thermometer encoding (same "
+        "seeds, recipe and data), evaluate both on the generalization grid, and write comparison.csv, "
+        "comparison.json and Fig_thermometer_generalization (PDF + PNG) to --out. Resumable.",
+    )
+    parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="recipe, data and grid (default: quick)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed (default: 0)")
+    parser.add_argument("--models", type=int, default=None, help="models per encoding (default: the preset's)")
+    parser.add_argument("--levels", type=int, default=None, help="thermometer channels L (default: the preset's)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: the preset's; made if missing)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run folder (default: 00_demonstrations_data/runs/thermometer_<preset>_seed<seed>)")
+    parser.add_argument("--real-valued-from", type=Path, default=None,
+                        help="reuse the real-valued models of this finished and evaluated run with the same preset "
+                        "and seed, e.g. a population folder; it is only read, so a shipped population is fine "
+                        "(default: train them under --out)")
+    parser.add_argument("--batchnorm", choices=BATCHNORM_MODES, default="running",
+                        help="running: evaluate the networks as trained; precise: with BatchNorm statistics "
+                        "averaged over the training set (output names get the suffix _precise_bn) (default: running)")
+    parser.add_argument("--threshold", type=float, default=0.2, help="well generalizing iff RMSE <= this (default 0.2)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run_thermometer_compare)
+
+
+def _run_thermometer_compare(args: argparse.Namespace) -> int:
+    from ..base.figure_files import save_figure
+    from ..base.paths import datasets_dir
+    from ..physics.datasets import write_datasets
+
+    preset = get_preset(args.preset)
+    n_models = args.models if args.models is not None else preset.thermometer_compare_models
+    levels = args.levels if args.levels is not None else preset.thermometer_compare_levels
+    data_dir = args.data_dir or datasets_dir(preset.name)
+    out = args.out or default_comparison_dir(preset.name, args.seed)
+    with hold_folder(out):  # first: a busy, unwritable or shipped folder fails before any work
+        open_folder(out, {"kind": "results"})  # its tables and figures enter the folder's record of files
+        write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
+        table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet,
+                                  real_valued_dir=args.real_valued_from, batchnorm=args.batchnorm)
+        suffix = "_precise_bn" if args.batchnorm == "precise" else ""
+        atomic_write_bytes(out / f"comparison{suffix}.csv", table.to_csv(index=False, lineterminator="\n").encode())
+        summary = summarize_comparison(table, args.threshold)
+        command = comparison_command(preset.name, args.seed, n_models, levels, args.batchnorm, args.threshold)
+        save_json(out / f"comparison{suffix}.json", {"command": command, "preset": preset.name, "seed": args.seed,
+                                                     "levels": levels, "n_models": n_models, "batchnorm": args.batchnorm,
+                                                     "commit": git_state()["commit"], **summary})
+        figure = figure_encoding_comparison(table, args.threshold)
+        if args.batchnorm == "precise":
+            figure.suptitle(f"Same seeds and recipe, two input encodings ({preset.name} preset, {n_models} models each); "
+                            "BatchNorm statistics averaged over the training set")
+        save_figure(figure, f"Fig_thermometer_generalization{suffix}", out)
+    for encoding, entry in summary["encodings"].items():
+        print(f"{encoding:18s} n={entry['n_models']:3d}  well generalizing {entry['well_generalizing_fraction']:.2f}")
+        for column in COMPARED_COLUMNS:
+            m = entry[column]
+            print(f"    {column:15s} min {m['min']:.3f}  median {m['median']:.3f}  max {m['max']:.3f}")
+    for column, paired in summary["paired"].items():
+        p = "n/a" if paired["wilcoxon_p"] is None else f"{paired['wilcoxon_p']:.3g}"
+        print(f"paired {column:15s} median difference {paired['median_difference']:+.3f}  Wilcoxon p = {p}")
+    print(f"wrote {out / f'comparison{suffix}.csv'}")
+    return 0
