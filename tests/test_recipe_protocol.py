@@ -159,3 +159,30 @@ def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
     assert (root / "defects" / "committee.json").is_file()
     shown = str([cell.get("outputs") for cell in executed.cells])
     assert ">= 0.90" in shown and "gap" in shown and "spearman_ood" in shown  # goals, ceiling gap, diagnostics
+
+
+def test_freeze_recipes_command_reproduces_the_shipped_protocol(tmp_path, capsys):
+    """The command decides what the shipped protocol recorded when it was frozen, from the same development table
+    and comparison populations; it writes elsewhere and never over the shipped file without --allow-shipped."""
+    from ssh_ood.commands.cli import main
+
+    shipped_path = DEMO_DIR / PROTOCOL_FILE
+    before = shipped_path.read_bytes()
+    shipped = load_json(shipped_path)
+    check_protocol(shipped)  # its recipes fingerprint still verifies
+    out = tmp_path / "protocol.json"
+    assert main(["freeze-recipes", "--out", str(out)]) == 0
+    assert f"main recipe {shipped['main_recipe']}" in capsys.readouterr().out
+    frozen = load_json(out)
+    check_protocol(frozen)
+    for key in set(shipped) - {"frozen", "issue", "committee"}:
+        assert frozen[key] == shipped[key], key
+    assert {k: v for k, v in frozen["committee"].items() if k != "vote"} == \
+        {k: v for k, v in shipped["committee"].items() if k != "vote"}
+    # refused: the shipped file, a table without the development columns
+    assert main(["freeze-recipes", "--out", str(shipped_path)]) == 2
+    assert "--allow-shipped" in capsys.readouterr().err
+    (tmp_path / "bad.csv").write_text("run,recipe\nquick 30 epochs,paper\n")
+    assert main(["freeze-recipes", "--out", str(out), "--development", str(tmp_path / "bad.csv")]) == 2
+    assert capsys.readouterr().err.startswith("error: development table: missing columns")
+    assert shipped_path.read_bytes() == before

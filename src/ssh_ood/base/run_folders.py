@@ -77,6 +77,13 @@ def allow_shipped_writes(enabled: bool = True) -> Iterator[None]:
         _ALLOW_SHIPPED[0] = previous
 
 
+def check_not_shipped(path: str | Path) -> None:
+    """``ValueError`` in one line if ``path`` lies in the shipped data, unless within :func:`allow_shipped_writes`."""
+    if is_shipped(path) and not _ALLOW_SHIPPED[0]:
+        raise ValueError(f"{path}: part of the data shipped with the repository; write elsewhere, or pass "
+                         "--allow-shipped to change it on purpose")
+
+
 def check_writable_folder(folder: str | Path) -> Path:
     """Create ``folder`` if needed and check a file can be created in it; ``ValueError`` in one line if not."""
     folder = Path(folder)
@@ -151,9 +158,7 @@ def _acquire(folder: Path, token: str | None, shared: dict | None = None) -> Fol
             raise FolderBusy(f"{folder}: the process that handed out this work no longer holds the folder "
                              f"(now: {_holder_text(path)}); run the command again")
         return FolderHold(folder, token, owner=False, fd=None)
-    if is_shipped(folder) and not _ALLOW_SHIPPED[0]:
-        raise ValueError(f"{folder}: part of the data shipped with the repository; write elsewhere, or pass "
-                         "--allow-shipped to change it on purpose")
+    check_not_shipped(folder)
     check_writable_folder(folder)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

@@ -22,6 +22,7 @@ from ..nets.training_recipe import MAX_SEED, check_seed
 from ..ood.batchnorm_study import add_precise_bn_parser
 from ..ood.thermometer_experiment import add_thermometer_parser
 from .population_cli import add_population_parser
+from .recipes_cli import add_freeze_recipes_parser
 from .record_files import add_record_files_parser
 from .reproduce import add_reproduce_parser
 from .training_cli import add_train_parser
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_thermometer_parser(subparsers)
     add_gallery_parser(subparsers)
     add_record_files_parser(subparsers)
+    add_freeze_recipes_parser(subparsers)
     for command in subparsers.choices.values():
         for action in command._actions:
             if action.dest in ("seed", "data_seed", "unlabeled_seed"):
