@@ -32,8 +32,9 @@ realizations and per-set metrics as float32 (``phase_diagram.npz``, compressed).
 keeps the figures.
 
 Scale-out: ``--scheduler tcp://HOST:PORT`` sends chunks of models to a running Dask distributed
-cluster (``dask scheduler`` + ``dask worker``, or dask-jobqueue on an HPC batch system; workers need this
-repository importable and the output folder on a shared file system); each chunk trains and evaluates
+cluster (``dask scheduler`` + ``dask worker``, or dask-jobqueue on an HPC batch system; the scheduler and
+workers need this package installed in their environment, checked before any work is sent
+(:mod:`ssh_ood.ood.dask_workers`), and the output folder on a shared file system); each chunk trains and evaluates
 its models in one worker, on one thread (give each worker one thread; start more workers).
 ``--workers N`` starts such a cluster locally (N single-threaded processes on 127.0.0.1). Without either,
 everything runs in this process: training in the worker processes of the training engine, evaluation as
@@ -74,6 +75,7 @@ from ..nets.training_utils import (
     write_summary,
 )
 from ..physics.datasets import read_manifest, write_datasets
+from .dask_workers import map_on_cluster
 from .generalization import GeneralizationGrid
 from .generalization_metrics import (
     DEFAULT_CUT_METRIC,
@@ -275,7 +277,7 @@ def _run_on_dask(
 
     ``token``: this process's hold on the population folder, which the workers join (:mod:`ssh_ood.base.run_folders`).
     """
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, LocalCluster
 
     cluster = None
     if scheduler is None:
@@ -296,10 +298,9 @@ def _run_on_dask(
         single = {"progress": False, "train_workers": 1, "inference_threads": 1, "generation_threads": 1,
                   "lock_token": token}
         worker_settings = PopulationSettings(**{**asdict(settings), **single})
-        futures = client.map(run_chunk, [worker_settings] * len(chunks), chunks, pure=False)
         with tqdm(total=len(pending), desc="population (dask)", unit="model", disable=not settings.progress) as bar:
-            for future in as_completed(futures):
-                bar.update(len(future.result()))
+            for done in map_on_cluster(client, run_chunk, [worker_settings] * len(chunks), chunks):
+                bar.update(len(done))
         return str(client.scheduler.address)
     finally:
         client.close()
