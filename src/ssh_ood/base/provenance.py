@@ -6,7 +6,7 @@ import platform
 import subprocess
 from importlib import metadata
 
-from .paths import REPO_ROOT
+from .paths import SOURCE_ROOT
 
 PACKAGES = ("numpy", "scipy", "numba", "torch", "scikit-learn", "scikit-image", "umap-learn", "captum", "pandas",
             "matplotlib", "dask", "distributed")
@@ -24,10 +24,13 @@ def package_versions() -> dict[str, str]:
 
 
 def git_state() -> dict:
-    """Commit of the repository and whether the working tree had changes ("unknown" outside git)."""
+    """Commit of the checkout the package runs from and whether its working tree had changes ("unknown" outside
+    git, and for a package installed from a wheel: :data:`ssh_ood.base.paths.SOURCE_ROOT` is None)."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=30).stdout
+        return subprocess.run(["git", *args], cwd=SOURCE_ROOT, capture_output=True, text=True, check=True, timeout=30).stdout
 
+    if SOURCE_ROOT is None:
+        return {"commit": "unknown", "dirty": None}
     try:
         return {"commit": git("rev-parse", "HEAD").strip(), "dirty": bool(git("status", "--porcelain").strip())}
     except (OSError, subprocess.SubprocessError):
