@@ -3,9 +3,9 @@ on 127.0.0.1, as a user starts them; ``python -m ssh_ood population --scheduler`
 
 - With workers in the environment where the package is installed, a smoke population trains the same weights,
   bit for bit, as the in-process run.
-- A worker whose Python lacks the package (a virtual environment with every dependency but not the package,
-  :mod:`tests.isolated_env`) is named in one line with the fix, before any work is sent; and a task that fails
-  on such a worker later (the up-front check disabled) gives the same kind of line.
+- A worker or a scheduler whose Python lacks the package (a virtual environment with every dependency but not
+  the package, :mod:`tests.isolated_env`) is named in one line with the fix, before any work is sent; and a
+  worker lost to its first task later (the up-front check disabled) gives the same kind of line.
 """
 
 from __future__ import annotations
@@ -48,12 +48,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def dask_cluster(folder: Path, workers: dict[str, Path], scheduler_config: dict[str, str] | None = None) -> Iterator[str]:
+def dask_cluster(folder: Path, workers: dict[str, Path], scheduler_config: dict[str, str] | None = None,
+                 scheduler_python: Path | None = None) -> Iterator[str]:
     """A scheduler and one single-threaded worker per ``name -> python``, all with ``folder`` as working directory
     and listening on 127.0.0.1 only (ports chosen by the system); yields the scheduler's address once every worker
     has registered; stops them all, by process group, however the block ends.
 
-    ``scheduler_config``: Dask configuration of the scheduler as ``DASK_...`` environment variables.
+    ``scheduler_config``: Dask configuration of the scheduler as ``DASK_...`` environment variables;
+    ``scheduler_python``: run the scheduler with this Python (default: ``dask scheduler`` of this environment).
     """
     from distributed import Client
 
@@ -67,8 +69,10 @@ def dask_cluster(folder: Path, workers: dict[str, Path], scheduler_config: dict[
                                               stderr=subprocess.STDOUT, start_new_session=True))
 
     try:
-        start([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-               "--scheduler-file", scheduler_file], "scheduler.log", {**os.environ, **(scheduler_config or {})})
+        scheduler = [BIN / "dask", "scheduler"] if scheduler_python is None else [
+            scheduler_python, "-m", "distributed.cli.dask_scheduler"]
+        start([*scheduler, "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", scheduler_file],
+              "scheduler.log", {**os.environ, **(scheduler_config or {})})
         deadline = time.monotonic() + START_TIMEOUT
         while not scheduler_file.is_file():
             assert processes[0].poll() is None, (folder / "scheduler.log").read_text()
@@ -80,8 +84,9 @@ def dask_cluster(folder: Path, workers: dict[str, Path], scheduler_config: dict[
             start([python, "-m", "distributed.cli.dask_worker", address, "--name", name, "--nthreads", "1",
                    "--host", "127.0.0.1", "--no-dashboard", "--local-directory", folder / f"scratch_{name}"],
                   f"worker_{name}.log")
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(len(workers), timeout=START_TIMEOUT)
+        with Client(address, timeout=30) as client:  # the scheduler answers
+            if workers:
+                client.wait_for_workers(len(workers), timeout=START_TIMEOUT)
         yield address
     finally:
         for process in reversed(processes):
@@ -150,6 +155,16 @@ def test_a_worker_without_the_package_is_named_in_one_line(outside, data_dir, py
                      f"the workers' environment ({install_hint()})"], result.stderr
     assert install_hint() == f"pip install {REPO_ROOT}"  # from this checkout
     assert not list((outside / "refused").glob("model_*"))  # refused before any work was sent
+
+
+def test_a_scheduler_without_the_package_is_named_in_one_line(outside, data_dir, python_without_package):
+    """The scheduler unpickles the task graph, so it needs the package too; checked before the workers."""
+    with dask_cluster(outside / "bare_scheduler", {}, scheduler_python=python_without_package) as address:
+        result = _population(outside / "refused_by_scheduler", data_dir, outside, "--scheduler", address)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: the Dask scheduler at {address} cannot import ssh_ood: install this package in the scheduler's and "
+        f"workers' environment ({install_hint()})"], result.stderr
 
 
 def test_a_worker_lost_to_its_first_task_later_gives_one_line_too(outside, data_dir, python_without_package):
