@@ -41,6 +41,7 @@ from pathlib import Path
 
 from .io_utils import load_json_object, save_json
 from .paths import is_shipped
+from .safe_files import NOFOLLOW, LinkRefused, name_folder
 
 LOCK_FILE = ".run.lock"
 IDENTITY_FILE = "run.json"
@@ -85,7 +86,7 @@ def check_writable_folder(folder: str | Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write_probe.{os.getpid()}"
-        probe.touch()
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600))
         probe.unlink()
     except OSError as exc:
         raise ValueError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another output folder") from None
@@ -104,7 +105,7 @@ def _holder_text(path: Path) -> str:
 
 
 def _lock_is_taken(path: Path) -> bool:
-    fd = os.open(path, os.O_RDWR)
+    fd = os.open(path, os.O_RDWR | NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -147,7 +148,8 @@ def _acquire(folder: Path, token: str | None, shared: dict | None = None) -> Fol
             info = json.loads(path.read_text() or "{}")
         except (OSError, ValueError):
             info = {}
-        if not isinstance(info, dict) or info.get("token") != token or not _lock_is_taken(path):
+        if (path.is_symlink() or not isinstance(info, dict) or info.get("token") != token
+                or not _lock_is_taken(path)):
             raise FolderBusy(f"{folder}: the process that handed out this work no longer holds the folder "
                              f"(now: {_holder_text(path)}); run the command again")
         return FolderHold(folder, token, owner=False, fd=None)
@@ -156,8 +158,11 @@ def _acquire(folder: Path, token: str | None, shared: dict | None = None) -> Fol
                          "--allow-shipped to change it on purpose")
     check_writable_folder(folder)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o666)
     except OSError as exc:
+        if path.is_symlink():
+            raise LinkRefused(f"{path}: a symbolic link; refused: the lock is never written through a link, remove "
+                              "it") from None
         raise ValueError(f"{path}: cannot create the lock file ({exc.strerror or exc})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -211,6 +216,7 @@ def hold_folder(folder: str | Path, token: str | None = None, shared: dict | Non
     if hold is not None:
         hold.depth += 1
     else:
+        name_folder(folder)
         hold = _HELD[key] = _acquire(Path(folder), token, shared)
     try:
         yield hold

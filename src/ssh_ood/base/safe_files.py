@@ -1,0 +1,77 @@
+"""No write, truncation or deletion through a symbolic link.
+
+A run folder is data that anyone may have edited: a file or a model folder inside it that is a symbolic link
+would send the project's writes (an evaluation, a record, a lock's truncation) to wherever the link points,
+another run's folder or a system file. Every writer of :mod:`ssh_ood.base.io_utils` and
+:mod:`ssh_ood.base.file_records` and the folder lock of :mod:`ssh_ood.base.run_folders` therefore
+
+* refuses a destination file that is a link (:func:`check_not_linked`, an ``lstat``, never followed);
+* refuses a destination whose folder is a link, unless that folder is one the command was given (``--out``,
+  ``--population``...: :func:`name_folder`, called when the command takes hold of it), where a link is the
+  user's own choice;
+* opens files it changes in place with ``O_NOFOLLOW`` (:data:`NOFOLLOW`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: flag for ``os.open`` that makes opening a symbolic link fail (``ELOOP``) instead of following it
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+_NAMED: set[Path] = set()
+
+
+class LinkRefused(ValueError):
+    """A write, truncation or deletion that would go through a symbolic link."""
+
+
+def name_folder(folder: str | os.PathLike) -> None:
+    """Record ``folder`` (as given, not resolved) as named by the command: writes may go through it if a link."""
+    _NAMED.add(Path(os.path.abspath(folder)))
+
+
+def _describe(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "elsewhere"
+
+
+def check_not_linked(path: str | os.PathLike) -> Path:
+    """``path`` itself, after checking that neither it nor its folder is a symbolic link (the folder may be one
+    named on the command line, :func:`name_folder`).
+
+    Raises
+    ------
+    LinkRefused
+        (a ``ValueError``, one line) naming the link and where it points.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise LinkRefused(f"{path}: a symbolic link (to {_describe(path)}); refused: files are never written through "
+                          "links, remove the link")
+    folder = Path(os.path.abspath(path.parent))
+    if folder.is_symlink() and folder not in _NAMED:
+        raise LinkRefused(f"{folder}: a symbolic link (to {_describe(folder)}) inside a folder being written; refused: "
+                          "a run's folders must be its own, replace the link by a folder")
+    return path
+
+
+def one_line_reason(exc: BaseException) -> str:
+    """Why a reader failed, in one line and without advice to load unsafely.
+
+    A loader's own message may run over several lines and suggest retrying without its safety check (torch's
+    "re-running ``torch.load`` with ``weights_only`` set to ``False``..."): only its diagnosis is kept (torch's
+    "WeightsUnpickler error: ..." part when present, otherwise the first line), lines joined, advice dropped.
+    """
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text[text.index(marker) + len(marker):]
+        text = text.split(". Check the recommended steps")[0]
+        return f"{type(exc).__name__}: it holds Python objects beyond tensors ({' '.join(text.split())[:160]}); refused, " \
+               "since loading them could run code"
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line]
+    return f"{type(exc).__name__}: {lines[0][:200] if lines else 'unreadable'}"
