@@ -41,7 +41,7 @@ from pathlib import Path
 
 from .io_utils import load_json_object, save_json
 from .paths import is_shipped
-from .safe_files import NOFOLLOW, LinkRefused, name_folder
+from .safe_files import NOFOLLOW, LinkRefused, guard_folder, name_folder
 
 LOCK_FILE = ".run.lock"
 IDENTITY_FILE = "run.json"
@@ -141,17 +141,23 @@ def _same_content_holds(path: Path, shared: dict | None) -> bool:
     return False
 
 
+def _check_holder(folder: Path, token: str) -> None:
+    """:class:`FolderBusy` unless the process that handed out ``token`` still holds ``folder``."""
+    path = folder / LOCK_FILE
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if (path.is_symlink() or not isinstance(info, dict) or info.get("token") != token
+            or not _lock_is_taken(path)):
+        raise FolderBusy(f"{folder}: the process that handed out this work no longer holds the folder "
+                         f"(now: {_holder_text(path)}); run the command again")
+
+
 def _acquire(folder: Path, token: str | None, shared: dict | None = None) -> FolderHold:
     path = folder / LOCK_FILE
     if token is not None:  # a helper of the holder: the holder's token must be in a lock still held
-        try:
-            info = json.loads(path.read_text() or "{}")
-        except (OSError, ValueError):
-            info = {}
-        if (path.is_symlink() or not isinstance(info, dict) or info.get("token") != token
-                or not _lock_is_taken(path)):
-            raise FolderBusy(f"{folder}: the process that handed out this work no longer holds the folder "
-                             f"(now: {_holder_text(path)}); run the command again")
+        _check_holder(folder, token)
         return FolderHold(folder, token, owner=False, fd=None)
     if is_shipped(folder) and not _ALLOW_SHIPPED[0]:
         raise ValueError(f"{folder}: part of the data shipped with the repository; write elsewhere, or pass "
@@ -218,12 +224,15 @@ def hold_folder(folder: str | Path, token: str | None = None, shared: dict | Non
     else:
         name_folder(folder)
         hold = _HELD[key] = _acquire(Path(folder), token, shared)
+        if not hold.owner:  # every write checks that the holder still holds it (ssh_ood.base.parent_watch)
+            guard_folder(key, lambda: _check_holder(Path(folder), hold.token))
     try:
         yield hold
     finally:
         hold.depth -= 1
         if hold.depth == 0:
             del _HELD[key]
+            guard_folder(key, None)
             if hold.fd is not None:
                 os.close(hold.fd)  # releases the flock
 

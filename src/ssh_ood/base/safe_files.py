@@ -15,6 +15,7 @@ another run's folder or a system file. Every writer of :mod:`ssh_ood.base.io_uti
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 #: flag for ``os.open`` that makes opening a symbolic link fail (``ELOOP``) instead of following it
@@ -75,3 +76,27 @@ def one_line_reason(exc: BaseException) -> str:
                "since loading them could run code"
     lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line]
     return f"{type(exc).__name__}: {lines[0][:200] if lines else 'unreadable'}"
+
+
+_GUARDS: dict[Path, Callable[[], None]] = {}
+
+
+def guard_folder(folder: str | os.PathLike, check: Callable[[], None] | None) -> None:
+    """Run ``check`` (which raises to stop the write) before every write into ``folder`` or below it
+    (:func:`check_guards`); ``None`` removes the guard. Used by processes that write on behalf of another's hold
+    (:mod:`ssh_ood.base.parent_watch`)."""
+    key = Path(folder).resolve()
+    if check is None:
+        _GUARDS.pop(key, None)
+    else:
+        _GUARDS[key] = check
+
+
+def check_guards(path: str | os.PathLike) -> None:
+    """Run the guard of every guarded folder that holds ``path`` (:func:`guard_folder`)."""
+    if not _GUARDS:
+        return
+    where = Path(path).resolve()
+    for folder, check in list(_GUARDS.items()):
+        if where.is_relative_to(folder):
+            check()
