@@ -167,3 +167,88 @@ def test_a_model_seed_in_config_json_that_its_run_seed_and_index_do_not_give_is_
     model_dir = _model_folder(tmp_path / "run", 2, model_seed=7)
     with pytest.raises(ValueError, match="config.json: field 'model_seed'"):
         load_config(model_dir)
+
+
+# ----------------------------------------------------------------------------------------------
+# workers die with their parent
+# ----------------------------------------------------------------------------------------------
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def kill_population_with_live_workers(tmp_path: Path, workers: list[str]) -> tuple[list, dict, dict]:
+    """Start a smoke population (``workers``: its worker options) in a subprocess, ``kill -9`` it once its
+    workers train; returns the workers still alive 5 s later and the folder's files right after the workers
+    ended and 2 s later. The survivors are killed before returning."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    out, data = tmp_path / "pop", tmp_path / "data"
+    command = [sys.executable, "-m", "ssh_ood", "population", "--preset", "smoke", "--models", "0-1", "--out", str(out),
+               "--data-dir", str(data), "--quiet", "--train-only", *workers]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    descendants = []
+    try:
+        deadline = time.monotonic() + 300
+        while not any(out.glob("model_*/checkpoint.pt")):  # both workers started, one already training
+            assert process.poll() is None, f"the population ended before its workers trained: {process.stderr.read()}"
+            assert time.monotonic() < deadline, "the workers did not start training within 300 s"
+            time.sleep(0.1)
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        assert descendants
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        _, alive = psutil.wait_procs(descendants, timeout=5)
+        ended = _snapshot(out)
+        time.sleep(2)
+        return alive, ended, _snapshot(out)
+    finally:
+        for child in descendants:
+            if child.is_running():
+                child.kill()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["training-pool", "dask-workers"])
+def test_kill_9_of_a_population_ends_its_workers_and_nothing_is_written_after(tmp_path, workers):
+    alive, ended, later = kill_population_with_live_workers(tmp_path, workers)
+    assert not alive, f"{len(alive)} workers outlived their parent by 5 s: {[p.cmdline()[-3:] for p in alive]}"
+    assert later == ended
+
+
+# ----------------------------------------------------------------------------------------------
+# paths from files are data
+# ----------------------------------------------------------------------------------------------
+def test_a_manifest_pointing_its_datasets_outside_the_allowed_folders_is_refused_and_nothing_written_there(
+        tmp_path, capsys):
+    from ssh_ood.commands.cli import main
+
+    population, elsewhere = tmp_path / "population", tmp_path / "system" / "datasets"
+    file_records.open_folder(population, {"kind": "run", "preset": "smoke", "seed": 0})
+    # a manifest edited with its record updated (records are integrity checks, not signatures)
+    save_json(population / "manifest.json", {"preset": "smoke", "seed": 0, "data_dir": str(elsewhere)})
+    assert main(["diagnose", "--population", str(population), "--quiet"]) != 0
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "manifest.json" in errors[0] and "'data_dir'" in errors[0] and "--data-dir" in errors[0]
+    assert not (tmp_path / "system").exists()
+
+
+def test_a_path_from_a_file_is_resolved_before_it_is_judged(tmp_path):
+    from ssh_ood.base.safe_paths import confined_path
+
+    run = tmp_path / "run"
+    (run / "data").mkdir(parents=True)
+    assert confined_path(str(run / "data"), run / "manifest.json", "data_dir", [run], "--data-dir") == run / "data"
+    for escape in (str(run / ".." / "elsewhere"), "/etc", 3, ""):
+        with pytest.raises(ValueError, match="manifest.json: field 'data_dir'"):
+            confined_path(escape, run / "manifest.json", "data_dir", [run], "--data-dir")
+    (run / "data" / "link").symlink_to("/etc", target_is_directory=True)
+    with pytest.raises(ValueError, match="points outside"):
+        confined_path(str(run / "data" / "link"), run / "manifest.json", "data_dir", [run], "--data-dir")
