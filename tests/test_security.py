@@ -252,3 +252,42 @@ def test_a_path_from_a_file_is_resolved_before_it_is_judged(tmp_path):
     (run / "data" / "link").symlink_to("/etc", target_is_directory=True)
     with pytest.raises(ValueError, match="points outside"):
         confined_path(str(run / "data" / "link"), run / "manifest.json", "data_dir", [run], "--data-dir")
+
+
+WORKER = """import sys
+from ssh_ood.nets.training_processes import worker_init
+worker_init(None)
+print("ready", flush=True)
+sum(range(10**12))  # native work that holds the GIL for minutes, as a long compiled kernel may
+"""
+PARENT = """import subprocess, sys, time
+worker = subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+print(worker.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_pool_worker_busy_in_native_code_still_dies_with_its_parent():
+    """A watcher thread cannot run while native code holds the GIL; the kernel's parent-death signal can."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, WORKER], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    worker = None
+    try:
+        worker = psutil.Process(int(parent.stdout.readline()))
+        assert parent.stdout.readline() == "ready\n"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        _, alive = psutil.wait_procs([worker], timeout=5)
+        assert not alive, "the worker outlived its parent by 5 s"
+    finally:
+        if worker is not None and worker.is_running():
+            worker.kill()
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
