@@ -6,9 +6,9 @@ another run's folder or a system file. Every writer of :mod:`ssh_ood.base.io_uti
 :mod:`ssh_ood.base.file_records` and the folder lock of :mod:`ssh_ood.base.run_folders` therefore
 
 * refuses a destination file that is a link (:func:`check_not_linked`, an ``lstat``, never followed);
-* refuses a destination whose folder is a link, unless that folder is one the command was given (``--out``,
-  ``--population``...: :func:`name_folder`, called when the command takes hold of it), where a link is the
-  user's own choice;
+* refuses a destination whose folder is a link inside a folder the command was given (``--out``,
+  ``--population``...: :func:`name_folder`, called when the command takes hold of it), such as a model folder
+  linked into another run; the folder given may itself be a link (the user's own choice);
 * opens files it changes in place with ``O_NOFOLLOW`` (:data:`NOFOLLOW`).
 """
 
@@ -41,8 +41,8 @@ def _describe(path: Path) -> str:
 
 
 def check_not_linked(path: str | os.PathLike) -> Path:
-    """``path`` itself, after checking that neither it nor its folder is a symbolic link (the folder may be one
-    named on the command line, :func:`name_folder`).
+    """``path`` itself, after checking that it is not a symbolic link, nor its folder a link inside a folder named
+    on the command line (:func:`name_folder`; such a folder may itself be a link).
 
     Raises
     ------
@@ -54,7 +54,7 @@ def check_not_linked(path: str | os.PathLike) -> Path:
         raise LinkRefused(f"{path}: a symbolic link (to {_describe(path)}); refused: files are never written through "
                           "links, remove the link")
     folder = Path(os.path.abspath(path.parent))
-    if folder.is_symlink() and folder not in _NAMED:
+    if folder.is_symlink() and folder not in _NAMED and any(folder.is_relative_to(named) for named in _NAMED):
         raise LinkRefused(f"{folder}: a symbolic link (to {_describe(folder)}) inside a folder being written; refused: "
                           "a run's folders must be its own, replace the link by a folder")
     return path
