@@ -216,13 +216,6 @@ def kill_population_with_live_workers(tmp_path: Path, workers: list[str]) -> tup
             process.wait()
 
 
-@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["training-pool", "dask-workers"])
-def test_kill_9_of_a_population_ends_its_workers_and_nothing_is_written_after(tmp_path, workers):
-    alive, ended, later = kill_population_with_live_workers(tmp_path, workers)
-    assert not alive, f"{len(alive)} workers outlived their parent by 5 s: {[p.cmdline()[-3:] for p in alive]}"
-    assert later == ended
-
-
 # ----------------------------------------------------------------------------------------------
 # paths from files are data
 # ----------------------------------------------------------------------------------------------
@@ -291,3 +284,15 @@ def test_a_pool_worker_busy_in_native_code_still_dies_with_its_parent():
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def test_a_negative_seed_in_a_population_manifest_is_refused_like_on_the_command_line(tmp_path, capsys):
+    from ssh_ood.commands.cli import main
+
+    population = tmp_path / "population"
+    file_records.open_folder(population, {"kind": "run", "preset": "smoke", "seed": 0})
+    save_json(population / "manifest.json", {"preset": "smoke", "seed": -1, "data_dir": str(tmp_path / "data")})
+    assert main(["diagnose", "--population", str(population), "--data-dir", str(tmp_path / "data"), "--quiet"]) != 0
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "manifest.json: field 'seed': seed must be an integer" in errors[0]
+    assert not (tmp_path / "data").exists()

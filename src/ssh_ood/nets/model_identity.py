@@ -29,7 +29,8 @@ from .training_recipe import check_seed, model_seed
 _MODEL_FOLDER = re.compile(r"model_(\d+)")
 
 
-def _field(path: Path, name: str, value: Any, validator: Callable[[Any], Any]) -> Any:
+def check_field(path: str | Path, name: str, value: Any, validator: Callable[[Any], Any]) -> Any:
+    """``validator(value)`` for field ``name`` read from ``path``; its ``ValueError`` prefixed with the file and field."""
     try:
         return validator(value)
     except ValueError as exc:
@@ -40,9 +41,9 @@ def check_config_values(path: str | Path, config: dict) -> dict:
     """``config`` (a model's ``config.json`` read from ``path``) after checking its identity fields with the
     command line's validators; ``ValueError`` in one line naming the file and the field otherwise."""
     path = Path(path)
-    _field(path, "preset", config["preset"], get_preset)
-    _field(path, "base_seed", config["base_seed"], lambda seed: check_seed(seed, "base_seed"))
-    expected_seed = _field(path, "index", config["index"], lambda index: model_seed(config["base_seed"], index))
+    check_field(path, "preset", config["preset"], get_preset)
+    check_field(path, "base_seed", config["base_seed"], lambda seed: check_seed(seed, "base_seed"))
+    expected_seed = check_field(path, "index", config["index"], lambda index: model_seed(config["base_seed"], index))
     if config["model_seed"] != expected_seed:
         raise ValueError(f"{path}: field 'model_seed': {config['model_seed']!r}, but run seed {config['base_seed']} "
                          f"and index {config['index']} give {expected_seed}")

@@ -12,7 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..base.paths import REPO_ROOT
+from ..base.presets import get_preset
 from ..base.safe_paths import confined_path
+from ..nets.model_identity import check_field
+from ..nets.training_recipe import check_seed
 from ..physics.datasets import read_manifest
 from .population_tables import MANIFEST_FILE
 
@@ -30,12 +33,15 @@ def population_datasets(population_dir: str | Path, manifest: dict, data_dir: st
     Raises
     ------
     ValueError
-        in one line naming the manifest if its ``data_dir`` lies outside the allowed folders and does not hold
+        in one line naming the manifest if its ``preset`` or ``seed`` is invalid (the command line's validators),
+        or if its ``data_dir`` lies outside the allowed folders and does not hold
         the population's datasets.
     """
+    source = Path(population_dir) / MANIFEST_FILE
+    check_field(source, "preset", manifest.get("preset"), get_preset)  # as --preset and --seed would be
+    check_field(source, "seed", manifest.get("seed"), check_seed)
     if data_dir is not None:
         return Path(data_dir), True
-    source = Path(population_dir) / MANIFEST_FILE
     try:
         return confined_path(manifest.get("data_dir"), source, "data_dir", [population_dir], "--data-dir"), True
     except ValueError as outside:
