@@ -94,11 +94,16 @@ def stop_with_signal(kind: str, number: int) -> str:
         server = psutil.Process(process.pid).children(recursive=True)
         os.kill(process.pid, number)
         code = process.wait(timeout=60)
-        said = f"interrupted by {signal.Signals(number).name}" in process.stderr.read()
         _, alive = psutil.wait_procs(server, timeout=30)
-        problems = [f"exit {code}"] * (code != 128 + number) + ["no line naming the signal"] * (not said)
+        problems = [f"exit {code}"] * (code != 128 + number)
         problems += [f"left running: {[p.cmdline()[:4] for p in alive]}"] * bool(alive)
         problems += [f"port {port} still in use"] * (not servers.port_is_free(port))
+        for child in alive:  # they hold the launcher's stderr open: end them before reading it
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(alive, timeout=10)
+        if f"interrupted by {signal.Signals(number).name}" not in process.stderr.read():
+            problems.append("no line naming the signal")
         return "; ".join(problems) or "stopped"
     finally:
         if process.poll() is None:
