@@ -10,6 +10,10 @@ another run's folder or a system file. Every writer of :mod:`ssh_ood.base.io_uti
   ``--population``...: :func:`name_folder`, called when the command takes hold of it), such as a model folder
   linked into another run; the folder given may itself be a link (the user's own choice);
 * opens files it changes in place with ``O_NOFOLLOW`` (:data:`NOFOLLOW`).
+
+Two more guards of what is read and written live here, below every reader and writer: refusals of a loader
+are reduced to one line without advice to load unsafely (:func:`one_line_reason`), and a process writing on
+behalf of another's hold checks that hold before each write (:func:`guard_folder`, :func:`check_guards`).
 """
 
 from __future__ import annotations
@@ -72,8 +76,8 @@ def one_line_reason(exc: BaseException) -> str:
     if marker in text:
         text = text[text.index(marker) + len(marker):]
         text = text.split(". Check the recommended steps")[0]
-        return f"{type(exc).__name__}: it holds Python objects beyond tensors ({' '.join(text.split())[:160]}); refused, " \
-               "since loading them could run code"
+        found = " ".join(text.split())[:160]
+        return f"{type(exc).__name__}: it holds Python objects beyond tensors ({found}); refused, since loading them could run code"
     lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line]
     return f"{type(exc).__name__}: {lines[0][:200] if lines else 'unreadable'}"
 
