@@ -26,6 +26,7 @@ import resource
 import shutil
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import pytest
 import torch
 
 from ssh_ood.base.file_records import RECORD_FILE, folder_problems, problem
-from ssh_ood.base.io_utils import atomic_write_bytes
+from ssh_ood.base.io_utils import atomic_write_bytes, save_json
 from ssh_ood.commands import reproduce
 from ssh_ood.commands.cli import main
 from ssh_ood.nets import training_utils
@@ -278,3 +279,116 @@ def test_every_fault_is_repaired_or_refused_by_every_command_that_reads_or_skips
                 print(f"  {kind:34s} {fault:12s} " + "  ".join(f"{c}={o[:8]}" for c, o in row.items()))
     bad = {cell: outcome for cell, outcome in results.items() if outcome not in ("repaired", "refused")}
     assert not bad, f"{len(bad)} of {len(results)} cells neither repaired nor refused ({dict(counts)}): {bad}"
+
+
+# ----------------------------------------------------------------------------------------------
+# the security kinds: a path from a file, a symbolic link, a foreign model, kill -9 with live workers, each stop
+# signal to each server. A cell is refused (one error line naming the file or folder) or harmless (exit 0, and
+# nothing written outside the folders named on the command line or through the link, no foreign model in the
+# tables, no worker or server process left); anything else is UNSAFE.
+# ----------------------------------------------------------------------------------------------
+def _manifest_path_outside(work: Path, outside: Path) -> Path:
+    path = _path(work, "pop/manifest.json")
+    manifest = json.loads(path.read_text())
+    manifest["data_dir"] = str(outside / "datasets")
+    path.unlink()  # a new inode: the clean copy stays as it was
+    save_json(path, manifest)  # re-recorded: records are integrity checks, not signatures
+    return path
+
+
+def _lock_linked(work: Path, outside: Path) -> Path:
+    outside.mkdir(parents=True, exist_ok=True)
+    (outside / "precious").write_text("keep me")
+    lock = _path(work, "pop/.run.lock")
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(outside / "precious")
+    return lock
+
+
+def _model_linked(work: Path, outside: Path) -> Path:
+    model = _path(work, "pop/model_001")
+    outside.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(model, outside / "model_001")
+    shutil.rmtree(model)
+    (outside / "model_001" / "generalization_metrics.json").unlink()  # to be redone: a write through the link
+    model.symlink_to(outside / "model_001", target_is_directory=True)
+    return model
+
+
+def _foreign_model(source: Callable[[Path], Path]) -> Callable[[Path, Path], Path]:
+    def apply(work: Path, outside: Path) -> Path:
+        model = _path(work, "pop/model_001")
+        shutil.rmtree(model)
+        shutil.copytree(source(work), model)
+        return model
+    return apply
+
+
+def _harmless(kind: str, work: Path, outside: Path, before: dict) -> str | None:
+    """Why an exit 0 of a cell of ``kind`` is not harmless, or None."""
+    after = {str(p): p.read_bytes() for p in sorted(outside.rglob("*")) if p.is_file()} if outside.exists() else {}
+    if after != before:
+        return "wrote outside the folders it was given"
+    stats = _path(work, "pop/stats.csv")
+    if kind.startswith("foreign") and stats.is_file():
+        import pandas as pd
+
+        table = pd.read_csv(stats)
+        if table["model_index"].duplicated().any() or (table["model_seed"] >= 1_000_000).any():
+            return "a foreign model in stats.csv"
+    return None
+
+
+SECURITY_KINDS: dict[str, tuple[Callable[[Path, Path], Path], tuple[str, ...]]] = {
+    "path from a file/manifest data_dir": (_manifest_path_outside, ("diagnose*", "precise-bn", "population", "loader")),
+    "symlink/.run.lock": (_lock_linked, ("train", "population", "evaluate", "diagnose", "precise-bn")),
+    "symlink/model folder": (_model_linked, ("population", "evaluate", "precise-bn", "loader")),
+    "foreign model/another run": (_foreign_model(lambda work: work.parent / "other" / "pop" / "model_000"),
+                                  ("train", "population", "evaluate", "highlight", "loader")),
+    "foreign model/duplicate": (_foreign_model(lambda work: _path(work, "pop/model_000")),
+                                ("train", "population", "evaluate", "highlight", "loader")),
+}
+
+
+def test_every_security_fault_is_refused_or_harmless(pipeline, capsys, tmp_path):
+    import signal
+
+    from tests.test_security import kill_population_with_live_workers
+    from tests.test_servers import stop_with_signal
+
+    work, clean, _ = pipeline
+    outside = work.parent / "outside"
+    commands = {**_commands(work), "diagnose*": ["diagnose", "--population", str(_path(work, "pop/")), "--quiet"]}
+    started = time.perf_counter()
+    results: dict[tuple[str, str], str] = {}
+    for kind, (apply, readers) in SECURITY_KINDS.items():
+        for command in readers:
+            _restore(clean, work)
+            shutil.rmtree(outside, ignore_errors=True)
+            path = apply(work, outside)
+            before = {str(p): p.read_bytes() for p in sorted(outside.rglob("*")) if p.is_file()} if outside.exists() else {}
+            code, message = _run(commands[command], work)
+            if code != 0:
+                errors = [line for line in message.splitlines() if line.startswith("error:")]
+                named = len(errors) == 1 and (path.name in errors[0] or str(path.parent) in errors[0])
+                results[kind, command] = "refused" if named and "Traceback" not in message else f"refused badly: {message!r}"
+            else:
+                why = _harmless(kind, work, outside, before)
+                results[kind, command] = "harmless" if why is None else f"UNSAFE: {why}"
+    _restore(clean, work)
+    for name, workers in (("training pool", []), ("dask workers", ["--workers", "2"])):
+        alive, ended, later = kill_population_with_live_workers(tmp_path / name.replace(" ", "_"), workers)
+        results["kill -9 with live workers", name] = ("stopped" if not alive and later == ended else
+                                                      f"UNSAFE: {len(alive)} alive, wrote after: {later != ended}")
+    for server in ("lab", "dashboard"):
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            outcome = stop_with_signal(server, number)
+            results[f"{signal.Signals(number).name} to the server", server] = outcome if outcome == "stopped" else \
+                f"UNSAFE: {outcome}"
+    counts = Counter(outcome.split(":")[0] for outcome in results.values())
+    with capsys.disabled():
+        print(f"\nsecurity sweep: {len(results)} cells in {time.perf_counter() - started:.1f} s: {dict(counts)}")
+        for kind in dict.fromkeys(k for k, _ in results):
+            print(f"  {kind:38s} " + "  ".join(f"{c}={o[:9]}" for (k, c), o in results.items() if k == kind))
+    bad = {cell: outcome for cell, outcome in results.items() if outcome not in ("refused", "harmless", "stopped")}
+    assert not bad, f"{len(bad)} of {len(results)} security cells neither refused nor harmless: {bad}"

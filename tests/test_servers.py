@@ -1,7 +1,9 @@
-"""``make lab`` / ``make dashboard`` (src/ssh_ood/commands/servers.py): ports, address line, Ctrl-C, a port in use."""
+"""``make lab`` / ``make dashboard`` (src/ssh_ood/commands/servers.py): ports, address line, every stop signal, a port
+in use, the dashboard's token, kernels and writes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -17,7 +19,7 @@ import pytest
 
 from ssh_ood.base.paths import REPO_ROOT
 from ssh_ood.commands import servers
-from tests.browser_support import free_port
+from tests.browser_support import free_port, jupyter_server
 
 
 def test_lab_and_dashboard_default_to_distinct_local_ports():
@@ -77,3 +79,74 @@ def test_a_port_in_use_is_an_error_not_a_silent_move():
     assert process.returncode == 2 and out == ""
     assert f"port {port}" in err and "PORT=" in err
     assert time.monotonic() - started < 60
+
+
+def stop_with_signal(kind: str, number: int) -> str:
+    """Start ``make lab`` or ``make dashboard``, send ``number`` to its process alone (as a service manager or a
+    closed terminal does) and say how it ended: ``"stopped"`` (exit 128 + the signal's number, a line naming the
+    signal, the server's processes gone within 30 s, the port free) or what went wrong."""
+    port = free_port()
+    process = start(kind, port)
+    server = []
+    try:
+        if "token=" not in process.stdout.readline():
+            return f"did not start: {process.stderr.read()[-300:]}"
+        server = psutil.Process(process.pid).children(recursive=True)
+        os.kill(process.pid, number)
+        code = process.wait(timeout=60)
+        _, alive = psutil.wait_procs(server, timeout=30)
+        problems = [f"exit {code}"] * (code != 128 + number)
+        problems += [f"left running: {[p.cmdline()[:4] for p in alive]}"] * bool(alive)
+        problems += [f"port {port} still in use"] * (not servers.port_is_free(port))
+        for child in alive:  # they hold the launcher's stderr open: end them before reading it
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(alive, timeout=10)
+        if f"interrupted by {signal.Signals(number).name}" not in process.stderr.read():
+            problems.append("no line naming the signal")
+        return "; ".join(problems) or "stopped"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        for child in server:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize("kind", ["lab", "dashboard"])
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_server_stops_on_sigterm_and_sighup_as_on_ctrl_c(kind, number):
+    assert stop_with_signal(kind, number) == "stopped"
+
+
+SAVING_NOTEBOOK = """import matplotlib.pyplot as plt
+from ssh_ood.base.figure_files import save_figure
+fig = plt.figure()
+print("saved", *[path.name for path in save_figure(fig, "probe", "figures")])"""
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_the_dashboard_needs_its_token_writes_nothing_beside_its_notebook_and_any_signal_stops_its_kernels(
+        tmp_path, number):
+    import nbformat
+
+    root = tmp_path / "root"
+    root.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(SAVING_NOTEBOOK)]), root / "app.ipynb")
+    (root / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n private")
+    with jupyter_server("voila", root, tmp_path / "home", notebook="app.ipynb") as server:
+        for url in (f"{server.url}/voila/files/picture.png", server.page("/voila/files/picture.png")):
+            with pytest.raises(urllib.error.HTTPError, match="403|404"):
+                urllib.request.urlopen(url, timeout=30)
+        with urllib.request.urlopen(server.page("/"), timeout=120) as response:  # runs the notebook in a kernel
+            assert "saved probe.pdf probe.png" in response.read().decode()
+        assert sorted(p.name for p in root.iterdir()) == ["app.ipynb", "picture.png"]  # no figures/ beside it
+        kernels = [p for p in psutil.Process(server.process.pid).children(recursive=True)
+                   if "ipykernel" in " ".join(p.cmdline())]
+        assert kernels
+        os.kill(server.process.pid, number)
+        server.process.wait(timeout=60)
+        _, alive = psutil.wait_procs(kernels, timeout=30)
+        assert not alive, "the dashboard's kernels outlived it"
+        assert servers.port_is_free(int(server.url.rsplit(":", 1)[1]))

@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .safe_files import check_not_linked
+
 RECORD_FILE = "files.json"
 FORMAT = 1
 #: files never recorded: the record itself, the folder lock, temporary files of the atomic writer
@@ -111,6 +113,7 @@ def open_folder(folder: str | os.PathLike, identity: Mapping[str, Any]) -> Path:
         naming the record if the folder is recorded with another identity (the files of another run).
     """
     folder = Path(folder)
+    check_not_linked(_record_path(folder))  # a linked model folder is another folder's: refused before any read
     identity = json.loads(json.dumps(dict(identity)))
     try:
         record = read_record(folder)
@@ -160,7 +163,7 @@ def note_written(path: str | os.PathLike, data: bytes, identity: Mapping[str, An
 
 def remove(path: str | os.PathLike) -> None:
     """Delete ``path`` on purpose (if present) and drop it from its folder's record."""
-    path = Path(path)
+    path = check_not_linked(path)
     path.unlink(missing_ok=True)
     if is_recorded(path.parent):
         try:

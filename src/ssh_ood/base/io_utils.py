@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .file_records import check_bytes, note_written
+from .safe_files import check_guards, check_not_linked
 
 
 def current_umask() -> int:
@@ -40,9 +41,13 @@ def replace_atomically(path: str | os.PathLike, data: bytes) -> Path:
 
     The file's mode is 0666 less the umask, as for a file created by ``open``. A failed write (a full disk,
     ``OSError``) leaves the previous file as it was and raises an ``OSError`` that names the file and says so.
+    A destination that is a link, or lies in a linked folder, is refused (:func:`ssh_ood.base.safe_files.check_not_linked`),
+    and so is a write on behalf of a folder's holder that no longer holds it (:mod:`ssh_ood.base.parent_watch`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_not_linked(path)
+    check_guards(path)  # a helper of another process's hold writes only while that process holds the folder
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~current_umask())

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from .io_utils import load_json_object, save_json
 from .paths import is_shipped
+from .safe_files import NOFOLLOW, LinkRefused, guard_folder, name_folder
 
 LOCK_FILE = ".run.lock"
 IDENTITY_FILE = "run.json"
@@ -92,7 +93,7 @@ def check_writable_folder(folder: str | Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".write_probe.{os.getpid()}"
-        probe.touch()
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600))
         probe.unlink()
     except OSError as exc:
         raise ValueError(f"{folder}: cannot write there ({exc.strerror or exc}); choose another output folder") from None
@@ -111,7 +112,7 @@ def _holder_text(path: Path) -> str:
 
 
 def _lock_is_taken(path: Path) -> bool:
-    fd = os.open(path, os.O_RDWR)
+    fd = os.open(path, os.O_RDWR | NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -147,22 +148,32 @@ def _same_content_holds(path: Path, shared: dict | None) -> bool:
     return False
 
 
+def _check_holder(folder: Path, token: str) -> None:
+    """:class:`FolderBusy` unless the process that handed out ``token`` still holds ``folder``."""
+    path = folder / LOCK_FILE
+    try:
+        info = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        info = {}
+    if (path.is_symlink() or not isinstance(info, dict) or info.get("token") != token
+            or not _lock_is_taken(path)):
+        raise FolderBusy(f"{folder}: the process that handed out this work no longer holds the folder "
+                         f"(now: {_holder_text(path)}); run the command again")
+
+
 def _acquire(folder: Path, token: str | None, shared: dict | None = None) -> FolderHold:
     path = folder / LOCK_FILE
     if token is not None:  # a helper of the holder: the holder's token must be in a lock still held
-        try:
-            info = json.loads(path.read_text() or "{}")
-        except (OSError, ValueError):
-            info = {}
-        if not isinstance(info, dict) or info.get("token") != token or not _lock_is_taken(path):
-            raise FolderBusy(f"{folder}: the process that handed out this work no longer holds the folder "
-                             f"(now: {_holder_text(path)}); run the command again")
+        _check_holder(folder, token)
         return FolderHold(folder, token, owner=False, fd=None)
     check_not_shipped(folder)
     check_writable_folder(folder)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o666)
     except OSError as exc:
+        if path.is_symlink():
+            raise LinkRefused(f"{path}: a symbolic link; refused: the lock is never written through a link, remove "
+                              "it") from None
         raise ValueError(f"{path}: cannot create the lock file ({exc.strerror or exc})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -216,13 +227,17 @@ def hold_folder(folder: str | Path, token: str | None = None, shared: dict | Non
     if hold is not None:
         hold.depth += 1
     else:
+        name_folder(folder)
         hold = _HELD[key] = _acquire(Path(folder), token, shared)
+        if not hold.owner:  # every write checks that the holder still holds it (ssh_ood.base.parent_watch)
+            guard_folder(key, lambda: _check_holder(Path(folder), hold.token))
     try:
         yield hold
     finally:
         hold.depth -= 1
         if hold.depth == 0:
             del _HELD[key]
+            guard_folder(key, None)
             if hold.fd is not None:
                 os.close(hold.fd)  # releases the flock
 

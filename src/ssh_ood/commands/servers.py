@@ -8,8 +8,8 @@ waits until it listens, and prints one line with the address to open, token incl
 The servers log only warnings and errors (their start-up chatter is off). Both listen on 127.0.0.1 only,
 JupyterLab on :data:`LAB_PORT` and the dashboard on :data:`DASHBOARD_PORT` by default, so both can run at
 once; a port in use is an error (exit 2) rather than a silent move to another port. The token reaches the
-server through the environment (``JUPYTER_TOKEN``), not its command line. Ctrl-C stops the server and its
-kernels and exits with 130.
+server through the environment (``JUPYTER_TOKEN``), not its command line. Ctrl-C, SIGTERM and SIGHUP alike
+stop the server and its kernels, free the port, and exit with 128 + the signal's number (130, 143, 129).
 
 The dashboard (notebook 06, :mod:`ssh_ood.commands.voila_app`) shuts a page's kernel down when the page is
 closed or reloaded, and culls kernels left idle and unconnected for :data:`CULL_IDLE_S` seconds (checked
@@ -83,8 +83,10 @@ def server_url(kind: str, port: int, token: str) -> str:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether nothing listens on ``HOST:port``."""
+    """Whether nothing listens on ``HOST:port`` (connections of a stopped server left in TIME_WAIT do not count:
+    the servers bind with ``SO_REUSEADDR`` too)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -106,7 +108,13 @@ def wait_until_listening(process: subprocess.Popen, port: int, timeout: float = 
 
 
 def stop(process: subprocess.Popen) -> None:
-    """Stop the server's process group (SIGTERM: the server shuts its kernels down), then SIGKILL if needed."""
+    """Stop the server's process group (SIGTERM: the server shuts its kernels down), then SIGKILL if needed;
+    kernels left over (each in its own session, out of the group's reach) are killed last."""
+    import psutil
+
+    kernels = []
+    with contextlib.suppress(psutil.Error):
+        kernels = psutil.Process(process.pid).children(recursive=True)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     try:
@@ -115,6 +123,39 @@ def stop(process: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+    _, left = psutil.wait_procs(kernels, timeout=10)
+    for kernel in left:
+        with contextlib.suppress(psutil.Error):
+            kernel.kill()
+
+
+#: the signals that stop a server like Ctrl-C (exit status 128 + the signal's number: 130, 143, 129)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """One of :data:`STOP_SIGNALS` arrived."""
+
+    def __init__(self, number: int):
+        super().__init__(number)
+        self.number = int(number)
+        self.name = signal.Signals(number).name
+
+
+@contextlib.contextmanager
+def stop_signals_interrupt():
+    """Within the block, each of :data:`STOP_SIGNALS` raises :class:`Stopped` (by default SIGTERM and SIGHUP
+    would end this process at once, leaving the server, in its own session, listening with its kernels)."""
+
+    def interrupt(number, frame):
+        raise Stopped(number)
+
+    previous = {number: signal.signal(number, interrupt) for number in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def serve(kind: str, port: int | None = None) -> int:
@@ -133,13 +174,14 @@ def serve(kind: str, port: int | None = None) -> int:
     # stop to ask "Shutdown this Jupyter server (y/[n])?")
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, start_new_session=True)
     try:
-        wait_until_listening(process, port)
-        print(f"{names[kind]}: {server_url(kind, port, token)}   (Ctrl-C stops it)", flush=True)
-        return process.wait()
-    except KeyboardInterrupt:
+        with stop_signals_interrupt():
+            wait_until_listening(process, port)
+            print(f"{names[kind]}: {server_url(kind, port, token)}   (Ctrl-C stops it)", flush=True)
+            return process.wait()
+    except Stopped as stopped:
         stop(process)
-        print(f"\ninterrupted: {names[kind]} stopped", file=sys.stderr)
-        return 130
+        print(f"\ninterrupted by {stopped.name}: {names[kind]} stopped, port {port} free", file=sys.stderr)
+        return 128 + stopped.number
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

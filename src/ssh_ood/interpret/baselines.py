@@ -231,10 +231,12 @@ def population_estimates(population_dir: Path, manifest: dict, indices: list[int
                          threads: int | None = None, device: str | None = None) -> pd.DataFrame:
     """:func:`network_estimates` of the listed networks of a population (``model_index`` first)."""
     from ..ood.population import ensure_datasets
+    from ..ood.population_datasets import population_datasets
     from ..physics.datasets import load_split
 
-    data_dir = Path(manifest["data_dir"])
-    ensure_datasets(manifest["preset"], int(manifest["seed"]), data_dir, progress=False)
+    data_dir, writable = population_datasets(population_dir, manifest)  # a path from a file is data
+    if writable:
+        ensure_datasets(manifest["preset"], int(manifest["seed"]), data_dir, progress=False)
     source = load_split(data_dir, "test", 0.0)
     chains = unlabeled_chains(manifest["preset"], unlabeled_seed)
     softmax = population_softmax([population_dir / model_dir_name(i) for i in indices],
@@ -250,8 +252,9 @@ def population_clean_measures(population_dir: Path, manifest: dict, indices: lis
     """:func:`ssh_ood.interpret.clean_measures.clean_data_measures` of the listed networks on the clean test set
     (read through :func:`ssh_ood.interpret.diagnostics.clean_split`), one row each with ``model_index``."""
     from ..nets.model_folders import load_model
+    from ..ood.population_datasets import population_datasets
 
-    clean = clean_split(Path(manifest["data_dir"]), 0.0)
+    clean = clean_split(population_datasets(population_dir, manifest)[0], 0.0)
     X, y = clean["X"][:, None], clean["labels"]
     return pd.DataFrame([{"model_index": i, **clean_data_measures(load_model(population_dir / model_dir_name(i)), X, y,
                                                                    seed=seed)} for i in indices])

@@ -378,6 +378,7 @@ def add_diagnose_parser(subparsers) -> None:
 def _run_diagnose(args: argparse.Namespace) -> int:
     from ..base.presets import get_preset
     from ..ood.population import ensure_datasets, parse_model_indices
+    from ..ood.population_datasets import population_datasets
     from ..ood.population_tables import MANIFEST_FILE
 
     manifest_path = args.population / MANIFEST_FILE
@@ -386,8 +387,9 @@ def _run_diagnose(args: argparse.Namespace) -> int:
     read_record(args.population)
     manifest = load_json(manifest_path)
     indices = None if args.models is None else parse_model_indices(args.models, get_preset(manifest["preset"]).n_models)
-    data_dir = args.data_dir or Path(manifest["data_dir"])
-    ensure_datasets(manifest["preset"], int(manifest["seed"]), data_dir, progress=not args.quiet)
+    data_dir, writable = population_datasets(args.population, manifest, args.data_dir)  # a path from a file is data
+    if writable:
+        ensure_datasets(manifest["preset"], int(manifest["seed"]), data_dir, progress=not args.quiet)
     path = diagnose_population(args.population, data_dir, indices, progress=not args.quiet)
     print(f"wrote {path} ({len(load_diagnostics(args.population))} models)")
     return 0

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from ..nets.model_folders import model_dir_name
+from ..ood.population_datasets import population_datasets
 from ..ood.population_tables import STATS_FILE, load_population
 from .diagnostics import DIAGNOSTICS_FILE, diagnose_population, load_diagnostics
 from .generalization_prediction import DISORDER_BANDS, population_recall_by_band
@@ -80,7 +81,7 @@ def validation_results(folder: str | Path, committee: Mapping | None = None, ban
     population = load_population(folder)
     stats = population.stats
     if not (folder / DIAGNOSTICS_FILE).is_file():
-        diagnose_population(folder, population.manifest["data_dir"], progress=progress)
+        diagnose_population(folder, population_datasets(folder, population.manifest)[0], progress=progress)
     diagnostics = load_diagnostics(folder)
     order = stats.sort_values("ood_accuracy", kind="stable")["model_index"].to_numpy()
     median_index = int(order[(len(order) - 1) // 2])

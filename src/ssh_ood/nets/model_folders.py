@@ -14,7 +14,9 @@ import torch
 from ..base.file_records import check_bytes, open_folder, problem, read_record, verified_bytes
 from ..base.io_utils import atomic_write_bytes, load_json_object
 from ..base.run_folders import hold_folder
+from ..base.safe_files import one_line_reason
 from .architecture import CNN_SSH, build_model
+from .model_identity import check_config_values, check_model_identity, check_run_members
 
 HISTORY_KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
 FINAL_FILES = (
@@ -131,7 +133,7 @@ def load_torch(path: Path, map_location="cpu", verify: bool = True):
     try:
         loaded = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated or foreign files
-        raise ValueError(f"{path}: not a readable weights-only PyTorch file ({type(exc).__name__}: {exc})") from exc
+        raise ValueError(f"{path}: not a readable weights-only PyTorch file ({one_line_reason(exc)})") from None
     if verify:
         check_bytes(path, raw, required=True)
     return loaded
@@ -183,9 +185,12 @@ def load_history(model_dir: str | Path) -> dict:
 
 
 def load_config(model_dir: str | Path) -> dict:
-    """``config.json`` of a model folder, its fields checked (:data:`CONFIG_FIELDS`)."""
+    """``config.json`` of a model folder, its fields checked (:data:`CONFIG_FIELDS`, then their values and the
+    model's identity: :mod:`ssh_ood.nets.model_identity`)."""
     config = load_json_object(Path(model_dir) / "config.json", CONFIG_FIELDS)
     check_recorded(model_dir)
+    check_config_values(Path(model_dir) / "config.json", config)
+    check_model_identity(model_dir, config)
     return config
 
 
@@ -236,10 +241,10 @@ def write_summary(out_dir: str | Path) -> Path:
     with hold_folder(out_dir):
         rows = []
         check_undamaged(sorted(out_dir.glob("model_*")))
-        for directory in sorted(out_dir.glob("model_*")):
-            if not is_complete(directory):
-                continue
-            config = load_config(directory)
+        complete = [directory for directory in sorted(out_dir.glob("model_*")) if is_complete(directory)]
+        configs = [(directory, load_config(directory)) for directory in complete]
+        check_run_members(configs)
+        for directory, config in configs:
             rows.append({"index": config["index"], "seed": config["model_seed"], **training_outcome(directory)})
         rows.sort(key=lambda row: row["index"])
         text = io.StringIO()

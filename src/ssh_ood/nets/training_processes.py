@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 import torch
 
+from ..base.parent_watch import die_with_parent
+
 Reporter = Callable[[dict], None]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -56,6 +58,7 @@ def worker_init(events: multiprocessing.Queue) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
     tune_malloc()
+    die_with_parent(os.getppid())  # Linux: the kernel ends the worker with its parent; elsewhere the thread below
     threading.Thread(target=exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
 
 

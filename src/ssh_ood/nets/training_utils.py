@@ -475,7 +475,8 @@ def train_models(
         check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=False)
         if writes:  # then run.json, and every file the run writes, enters the folder's record
             open_folder(out_dir, run_identity(preset.name, base_seed))
-            check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=True)
+            # run.json by the holder only: helpers of a population (its Dask workers) would race to write it
+            check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=hold.owner)
         pending = []
         for index in indices:
             directory = out_dir / model_dir_name(index)

@@ -28,6 +28,7 @@ from ..nets.data_loaders import load_training_data
 from ..nets.precise_batchnorm import write_recalibrated_copy
 from .generalization import GeneralizationGrid, thread_limits
 from .model_evaluation import evaluate_model_dirs, load_metrics, load_result
+from .population_datasets import population_datasets
 
 STUDY_FILE = "precise_bn.csv"
 SUMMARY_FILE = "precise_bn_summary.json"
@@ -71,7 +72,7 @@ def precise_bn_study(population_dir: str | Path, copies_dir: str | Path | None =
         manifest = population.manifest
         copies_dir = Path(copies_dir) if copies_dir is not None else RUNS_DIR / "precise_bn" / Path(population_dir).resolve().name
         grid = GeneralizationGrid.from_dict(manifest["grid"])
-        training = load_training_data(manifest["data_dir"], manifest["preset"]).training
+        training = load_training_data(population_datasets(population_dir, manifest)[0], manifest["preset"]).training
         sources = [population.model_dir(i) for i in population.indices]
         with thread_limits(inference_threads=1):  # small batches: one thread beats two on a loaded machine
             copies = [write_recalibrated_copy(d, copies_dir / d.name, training)

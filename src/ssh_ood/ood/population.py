@@ -47,6 +47,7 @@ idle many-core machine ``--workers`` spreads the models over the cores.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import socket
 import threading
@@ -60,6 +61,7 @@ from tqdm.auto import tqdm
 from ..base.device import select_device
 from ..base.file_records import open_folder, remove
 from ..base.io_utils import load_json_object, save_json
+from ..base.parent_watch import die_with_parent
 from ..base.paths import RUNS_DIR, datasets_dir
 from ..base.presets import Preset, get_preset
 from ..base.provenance import git_state, package_versions
@@ -223,6 +225,8 @@ def run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
     training-curve figures) and the torch / numba thread settings are process-wide. Give each worker one
     thread and start more workers instead.
     """
+    if settings.lock_token is not None:  # a worker of the holder: it dies with the holder's process when local
+        die_with_parent(os.getppid())  # (ssh_ood.base.parent_watch); every write checks the holder's lock
     with _CHUNK_LOCK, hold_folder(settings.out_dir, token=settings.lock_token):
         return _run_chunk(settings, indices)
 
