@@ -124,21 +124,6 @@ def test_an_identical_command_waits_for_the_holder_and_another_is_refused(tmp_pa
     assert (out / "datasets.json").is_file()
 
 
-def test_run_identity_is_fixed_in_run_json_and_legacy_folders_take_it_from_config(tmp_path, data_dir, trained):
-    identity = json.loads((trained / "run.json").read_text())
-    assert identity["base_seed"] == 0 and identity["preset"] == "smoke"
-    legacy = tmp_path / "legacy"  # a folder written before run.json existed
-    legacy.mkdir()
-    for name in ("model_000", "model_001"):
-        (legacy / name).mkdir()
-        for path in (trained / name).iterdir():
-            (legacy / name / path.name).write_bytes(path.read_bytes())
-    with pytest.raises(ValueError, match="config.json.*base_seed: 0 there, 3 here"):
-        train_models(SMOKE, data_dir, legacy, [2], base_seed=3, **FAST)
-    train_models(SMOKE, data_dir, legacy, [0, 1], **FAST)  # the same run: accepted, nothing retrained
-    assert json.loads((legacy / "run.json").read_text()) == identity
-
-
 # ----------------------------------------------------------------------------------------------
 # 2. non-finite numbers
 # ----------------------------------------------------------------------------------------------

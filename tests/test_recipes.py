@@ -60,7 +60,7 @@ def test_paper_record_is_unchanged_and_variants_differ(smoke_data):
 
     paper = settings("paper").recipe()
     assert set(paper) == {"optimizer", "loss", "lr", "momentum", "weight_decay", "batch_size", "max_epochs",
-                          "early_stopping", "patience", "tolerance", "warmup_fraction", "warmup_epochs", "input_noise_std"}
+                          "early_stopping", "patience", "tolerance", "warmup_fraction", "warmup_epochs"}
     identities = {json.dumps(settings(name).run_identity(), sort_keys=True) for name in RECIPE_NAMES}
     assert len(identities) == len(RECIPE_NAMES)  # a run folder of one recipe refuses another
     with pytest.raises(ValueError, match="unknown recipe 'nope'"):

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..base.io_utils import load_json_object
 from ..base.presets import Preset
 from .architecture import build_model, count_parameters
 from .data_loaders import TrainingData
@@ -135,7 +134,6 @@ class RunSettings:
             "tolerance": p.tolerance,
             "warmup_fraction": p.warmup_fraction,
             "warmup_epochs": self.warmup,
-            "input_noise_std": p.input_noise_std,
             # a recipe other than the paper's adds its name and settings; the paper's record stays as it was
             **({"variant": self.training_recipe.record()} if self.recipe_name != DEFAULT_RECIPE else {}),
         }
@@ -174,15 +172,6 @@ class RunSettings:
             "numpy_version": str(np.__version__),
             "preset_fields": self.preset.to_dict(),
         }
-
-
-def legacy_run_identity(out_dir: Path) -> dict | None:
-    """The identity of a run folder written before ``run.json`` existed: that of its first finished model."""
-    for model_dir in sorted(Path(out_dir).glob("model_*")):
-        if (model_dir / "config.json").is_file():
-            config = load_json_object(model_dir / "config.json", {key: object for key in RUN_IDENTITY_KEYS})
-            return {key: config[key] for key in RUN_IDENTITY_KEYS}
-    return None
 
 
 def check_seed(seed: int, name: str = "seed") -> int:

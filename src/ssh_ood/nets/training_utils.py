@@ -96,7 +96,6 @@ from .training_recipe import (
     RunSettings,
     check_same_run,
     data_fingerprint,
-    legacy_run_identity,
     model_seed,
     should_stop,
     warmup_epochs,
@@ -257,17 +256,10 @@ def _train_group(settings: RunSettings, indices: Sequence[int], report: Reporter
             batches: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
             inputs, targets = [], []
             for slot in active:
-                key = (slot.order_key, slot.epoch if preset.input_noise_std > 0 or recipe.name != DEFAULT_RECIPE else None)
+                key = (slot.order_key, slot.epoch if recipe.name != DEFAULT_RECIPE else None)
                 if key not in batches:
                     x, y = training_batch(
-                        data.training,
-                        slot.order,
-                        number,
-                        preset.batch_size,
-                        settings.thermometer_levels,
-                        preset.input_noise_std,
-                        slot.noise_seed,
-                        slot.epoch,
+                        data.training, slot.order, number, preset.batch_size, settings.thermometer_levels
                     )
                     batches[key] = (recipe.batch_input(x, slot.noise_seed, slot.epoch, number), y)
                 inputs.append(batches[key][0])
@@ -472,10 +464,10 @@ def train_models(
             data_sha256=data_fingerprint(data),
             recipe_name=recipe,
         )
-        check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=False)
+        check_identity(out_dir, settings.run_identity(), create=False)
         if writes:  # then run.json, and every file the run writes, enters the folder's record
             open_folder(out_dir, run_identity(preset.name, base_seed))
-            check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=True)
+            check_identity(out_dir, settings.run_identity(), create=True)
         pending = []
         for index in indices:
             directory = out_dir / model_dir_name(index)

@@ -519,7 +519,6 @@ def record_evaluation(out_dir: Path, grid: GeneralizationGrid, which: str, cut: 
     with hold_folder(out_dir):
         path = Path(out_dir) / MANIFEST_FILE
         manifest = load_json_object(path, MANIFEST_FIELDS)
-        manifest.pop("rmse_threshold", None)
         runs = [*manifest["runs"], run]
         manifest.update(grid=grid.to_dict(), evaluated_weights=WEIGHT_FILES[which], generalization_cut=cut.to_dict(),
                         runs=runs, total_wall_time_s=round(sum(r.get("wall_time_s", 0.0) for r in runs), 3))

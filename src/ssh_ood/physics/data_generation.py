@@ -252,15 +252,6 @@ def critical_v(W: float | np.ndarray) -> np.ndarray:
     return np.where(no_phase, 0.0, v_c)
 
 
-def localization_length(v: float | np.ndarray, W: float | np.ndarray) -> np.ndarray:
-    """Zero-mode localization length xi = 1 / |E ln|v_m| - E ln|w_m|| in unit cells (inf on the boundary)."""
-    v = np.asarray(v, dtype=np.float64)
-    W = np.asarray(W, dtype=np.float64)
-    gap = np.abs(_mean_log_abs(np.abs(v), W) - _mean_log_abs(np.ones_like(W), W / 2))
-    with np.errstate(divide="ignore"):
-        return 1.0 / gap
-
-
 # ----------------------------------------------------------------------------------------------
 # datasets
 # ----------------------------------------------------------------------------------------------
