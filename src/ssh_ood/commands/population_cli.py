@@ -12,7 +12,9 @@ import pandas as pd
 from ..base.file_records import is_recorded, read_record
 from ..base.io_utils import load_json_object
 from ..base.presets import PRESET_NAMES, get_preset
-from ..nets.model_folders import check_undamaged
+from ..base.run_folders import hold_folder
+from ..figures.training_figures import save_training_curves
+from ..nets.model_folders import check_undamaged, is_complete
 from ..nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 from ..nets.training_utils import load_config, model_dir_name
 from ..ood.generalization import GeneralizationGrid
@@ -24,7 +26,7 @@ from ..ood.generalization_metrics import (
 )
 from ..ood.model_evaluation import METRICS_FILE, WEIGHT_FILES, evaluate_model_dirs, is_evaluated
 from ..ood.population import default_population_dir, parse_model_indices, record_evaluation, run_population
-from ..ood.population_tables import MANIFEST_FIELDS, MANIFEST_FILE, is_trained, load_population
+from ..ood.population_tables import MANIFEST_FIELDS, MANIFEST_FILE, load_population
 
 
 def add_population_parser(subparsers) -> None:
@@ -50,7 +52,8 @@ def add_population_parser(subparsers) -> None:
     _add_cut_arguments(parser)
     parser.add_argument("--train-only", action="store_true",
                         help="train without evaluating on the generalization grid (evaluate later with the same command)")
-    parser.add_argument("--keep-training-figures", action="store_true", help="keep each model's training_curve.pdf/png")
+    parser.add_argument("--training-figures", action="store_true",
+                        help="draw each model's training_curve.pdf/png from its history.json")
     parser.add_argument("--replace-evaluations", action="store_true",
                         help="re-evaluate models evaluated on another grid (default: refused)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -94,9 +97,13 @@ def _run_population_cli(args: argparse.Namespace) -> int:
     stats_path = run_population(
         args.preset, args.seed, out, model_indices=indices, data_dir=args.data_dir, scheduler=args.scheduler,
         workers=args.workers, chunk_size=args.chunk_size, device=args.device, cut=_cut(args),
-        keep_figures=args.keep_training_figures, progress=not args.quiet, train_only=args.train_only,
+        progress=not args.quiet, train_only=args.train_only,
         replace_evaluations=args.replace_evaluations, recipe=args.recipe,
     )
+    if args.training_figures:
+        with hold_folder(out):
+            for index in range(get_preset(args.preset).n_models) if indices is None else indices:
+                save_training_curves(Path(out) / model_dir_name(index))
     if args.train_only:
         print(f"trained; evaluate later with the same command without --train-only ({out})")
         return 0
@@ -137,7 +144,7 @@ def _run_evaluate_cli(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{run}: run folder not found")
     folders = [d for d in run.glob("model_*") if d.name[len("model_"):].isdigit()]
     check_undamaged(sorted(folders))  # a damaged model is refused, never silently left out
-    trained = sorted(d for d in folders if is_trained(d))
+    trained = sorted(d for d in folders if is_complete(d))
     if args.models is None:
         dirs = trained
         if not dirs:

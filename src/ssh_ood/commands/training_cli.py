@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..base.file_records import verified_bytes
+from ..base.file_records import problem, verified_bytes
 from ..base.paths import datasets_dir
 from ..base.presets import PRESET_NAMES, get_preset
 from ..base.run_folders import hold_folder
+from ..figures.training_figures import save_training_curves
 from ..nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 from ..nets.training_recipe import SEED_STRIDE
 from ..nets.training_utils import default_run_dir, train_models
@@ -69,6 +70,9 @@ def _run_train(args: argparse.Namespace) -> int:
             n_workers=args.workers,
             recipe=args.recipe,
         )
+        for folder in folders:  # drawn once; a deleted figure is drawn again
+            if problem(folder / "training_curve.png") is not None:
+                save_training_curves(folder)
     sys.stdout.write(verified_bytes(Path(out) / "summary.csv", required=True).decode())
     print(f"wrote {len(folders)} model folders and {Path(out) / 'summary.csv'}")
     return 0

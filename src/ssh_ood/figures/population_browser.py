@@ -41,12 +41,13 @@ from IPython.display import Image, display
 from matplotlib.figure import Figure
 
 from ..interpret.diagnostics import DIAGNOSTICS_FILE, load_diagnostics
-from ..nets.training_utils import HISTORY_KEYS, plot_training_curves
+from ..nets.model_folders import HISTORY_KEYS
 from ..ood.generalization_metrics import DEFAULT_CUT_METRIC, GeneralizationCut
 from ..ood.population_tables import Population
 from .column_labels import column_label, format_value, value_format
 from .interpretation_figures import Reporter, render_cam_view, render_pca_view
 from .plotting import PHASE_LABEL, plot_phase_diagram
+from .training_figures import plot_training_curves
 
 NON_METRIC_COLUMNS = ("model_index", "model_seed", "stopped_early", "well_generalizing")
 # the scatter opens on the finding: the clean-data probe against OOD accuracy (notebook 08); a population

@@ -17,7 +17,6 @@ on CUDA all models as one grouped network on the device. Every model gets its ow
         config.json         preset, recipe, seeds, data, versions, device (written last: marks completion)
         history.json        per-epoch train/val loss and accuracy, epochs_run, stopped_early, best_epoch
         test_report.json    clean in-distribution test set, last weights (ssh_ood.nets.metrics.report_dict)
-        training_curve.pdf/.png
         checkpoint.pt       only while training: resume state (model, momentum, dropout RNG, history)
         files.json          SHA-256 and identity of each file above (ssh_ood.base.file_records): a file that
                             does not verify is not done; a model that cannot resume restarts from its seed
@@ -42,11 +41,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from ..base.device import select_device
-from ..base.figure_files import save_figure
 from ..base.file_records import RECORD_FILE, open_folder, problem, remove
 from ..base.io_utils import save_json
 from ..base.paths import RUNS_DIR
@@ -64,7 +61,6 @@ from .ensemble_training import (
 from .metrics import report_dict
 from .model_folders import (
     CHECKPOINT,
-    FINAL_FILES,
     HISTORY_KEYS,
     RESULT_FILES,
     SUMMARY_COLUMNS,
@@ -75,7 +71,6 @@ from .model_folders import (
     load_torch,
     model_dir_name,
     open_model_folder,
-    plot_training_curves,
     save_torch,
     training_outcome,
     write_summary,
@@ -102,9 +97,9 @@ from .training_recipe import (
 )
 
 __all__ = [
-    "CHECKPOINT", "FINAL_FILES", "HISTORY_KEYS", "RESULT_FILES", "SEED_STRIDE", "SUMMARY_COLUMNS", "RunSettings", "TrainingFailed",
+    "CHECKPOINT", "HISTORY_KEYS", "RESULT_FILES", "SEED_STRIDE", "SUMMARY_COLUMNS", "RunSettings", "TrainingFailed",
     "available_cpus", "data_fingerprint", "default_run_dir", "is_complete", "load_config", "load_history", "load_model",
-    "model_dir_name", "model_seed", "plot_training_curves", "run_identity", "save_torch", "should_stop", "train_models",
+    "model_dir_name", "model_seed", "run_identity", "save_torch", "should_stop", "train_models",
     "training_outcome", "tune_malloc", "warmup_epochs", "write_summary",
 ]
 
@@ -219,10 +214,6 @@ def _finish(slot: _Slot, settings: RunSettings, data: TrainingData) -> None:
     save_json(directory / "history.json", history)
     test = evaluate_models([model], data.test, settings.thermometer_levels, settings.engine)
     save_json(directory / "test_report.json", report_dict(data.test.y.cpu().numpy(), test.predictions[0]))
-    fig = Figure(figsize=(9, 3.4))  # no pyplot: worker processes may have no usable interactive backend
-    plot_training_curves(history, fig.subplots(1, 2))
-    fig.suptitle(f"{directory.name} (seed {slot.config['model_seed']})", fontsize=10, y=1.03)
-    save_figure(fig, "training_curve", directory)
     save_json(directory / "config.json", slot.config)
     remove(directory / CHECKPOINT)
 

@@ -25,11 +25,10 @@ resumes from its last epoch and an interrupted evaluation from its last checkpoi
 ``--models 0-1`` then ``--models 2-3`` gives the same folder as ``--models 0-3`` (on CPU, bitwise the
 same weights and metrics).
 
-Compactness (the 100-model population is shipped in the repository): once a model is evaluated its
-``training_curve.pdf/png`` are removed (redraw them from ``history.json`` with
-:func:`ssh_ood.nets.training_utils.plot_training_curves`); diagrams are stored as float32 fractions of the R
-realizations and per-set metrics as float32 (``phase_diagram.npz``, compressed). ``--keep-training-figures``
-keeps the figures.
+Compactness (the 100-model population is shipped in the repository): no training-curve figures
+(``--training-figures`` draws them from each ``history.json``,
+:func:`ssh_ood.figures.training_figures.save_training_curves`); diagrams are stored as float32 fractions of
+the R realizations and per-set metrics as float32 (``phase_diagram.npz``, compressed).
 
 Scale-out: ``--scheduler tcp://HOST:PORT`` sends chunks of models to a running Dask distributed
 cluster (``dask scheduler`` + ``dask worker``, or dask-jobqueue on an HPC batch system; workers need this
@@ -57,12 +56,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..base.device import select_device
-from ..base.file_records import open_folder, remove
+from ..base.file_records import open_folder
 from ..base.io_utils import load_json_object, save_json
 from ..base.paths import RUNS_DIR, datasets_dir
 from ..base.presets import Preset, get_preset
 from ..base.provenance import git_state, package_versions
 from ..base.run_folders import hold_folder
+from ..nets.model_folders import is_complete
 from ..nets.recipes import DEFAULT_RECIPE, get_recipe
 from ..nets.training_utils import (
     available_cpus,
@@ -82,12 +82,10 @@ from .generalization_metrics import (
 )
 from .model_evaluation import WEIGHT_FILES, evaluate_model_dirs, is_evaluated
 from .population_tables import (
-    FIGURE_FILES,
     MANIFEST_FIELDS,
     MANIFEST_FILE,
     STATS_FILE,
     Population,
-    is_trained,
     load_population,
     write_stats,
 )
@@ -131,7 +129,6 @@ class PopulationSettings:
     device : torch device name or None (best available on the machine that runs the chunk).
     cut_metric, threshold : "well generalizing" iff cut_metric ("mae" or "rmse") <= threshold.
     which : evaluated weights ("last" as in the paper).
-    keep_figures : keep each model's training_curve.pdf/png.
     train_workers : processes of the training engine (None: the usable cores).
     inference_threads : torch threads of the evaluation.
     generation_threads : numba threads of the chain generator (None: all cores).
@@ -151,7 +148,6 @@ class PopulationSettings:
     cut_metric: str = DEFAULT_CUT_METRIC
     threshold: float = DEFAULT_THRESHOLD
     which: str = "last"
-    keep_figures: bool = False
     train_workers: int | None = None
     inference_threads: int | None = 1
     generation_threads: int | None = None
@@ -188,7 +184,7 @@ def _check_member(model_dir: Path, settings: PopulationSettings, index: int) -> 
 def is_finished(model_dir: str | Path, settings: PopulationSettings, index: int) -> bool:
     """Trained, of this population, and evaluated on its grid with its current weights."""
     model_dir = Path(model_dir)
-    if not is_trained(model_dir):
+    if not is_complete(model_dir):
         return False
     _check_member(model_dir, settings, index)
     return is_evaluated(model_dir, settings.grid, settings.which)
@@ -217,9 +213,8 @@ def run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
     """Train (if needed), evaluate (if needed) and compact the models ``indices``; returns them.
 
     Runs in this process or on a Dask worker; everything it produces goes to the model folders. Chunks
-    that share a process (a Dask worker with several threads) run one at a time: matplotlib (the
-    training-curve figures) and the torch / numba thread settings are process-wide. Give each worker one
-    thread and start more workers instead.
+    that share a process (a Dask worker with several threads) run one at a time: the torch / numba thread
+    settings are process-wide. Give each worker one thread and start more workers instead.
     """
     with _CHUNK_LOCK, hold_folder(settings.out_dir, token=settings.lock_token):
         return _run_chunk(settings, indices)
@@ -229,9 +224,9 @@ def _run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
     ensure_datasets(settings.preset, settings.seed, settings.data_dir, settings.progress)
     dirs = [settings.model_dir(i) for i in indices]
     for index, model_dir in zip(indices, dirs, strict=True):
-        if is_trained(model_dir):
+        if is_complete(model_dir):
             _check_member(model_dir, settings, index)
-    to_train = [i for i, d in zip(indices, dirs, strict=True) if not is_trained(d)]
+    to_train = [i for i, d in zip(indices, dirs, strict=True) if not is_complete(d)]
     if to_train:
         train_models(
             settings.preset,
@@ -256,10 +251,6 @@ def _run_chunk(settings: PopulationSettings, indices: list[int]) -> list[int]:
             progress=settings.progress,
             replace=settings.replace_evaluations,
         )
-    if not settings.keep_figures:
-        for model_dir in dirs:
-            for name in FIGURE_FILES:
-                remove(model_dir / name)
     return list(indices)
 
 
@@ -318,7 +309,6 @@ def run_population(
     chunk_size: int | None = None,
     device: str | None = None,
     cut: GeneralizationCut | None = None,
-    keep_figures: bool = False,
     train_workers: int | None = None,
     inference_threads: int | None = 1,
     progress: bool = True,
@@ -339,7 +329,6 @@ def run_population(
     chunk_size : models per Dask task (default: the pending models spread over the cluster's threads).
     device : torch device (default: best available).
     cut : the well-generalizing cut (default MAE <= 0.2).
-    keep_figures : keep the per-model training-curve figures.
     train_workers : training-engine processes in the in-process mode (default: usable cores).
     inference_threads : torch threads of the evaluation (1: see :func:`ssh_ood.ood.model_evaluation.evaluate_model_dirs`).
     train_only : train the pending models without evaluating them (``stats.csv`` then lists only the
@@ -375,14 +364,14 @@ def run_population(
         data_dir = Path(data_dir) if data_dir is not None else datasets_dir(preset.name)
         settings = PopulationSettings(
             preset=preset.name, seed=int(seed), out_dir=str(out_dir), data_dir=str(data_dir), device=device,
-            cut_metric=cut.metric, threshold=cut.threshold, keep_figures=keep_figures, train_workers=train_workers,
+            cut_metric=cut.metric, threshold=cut.threshold, train_workers=train_workers,
             inference_threads=inference_threads, progress=progress, train_only=train_only,
             replace_evaluations=replace_evaluations, recipe=recipe,
         )
         for index in indices:  # a trained model of another run (preset, seed, recipe) fails here, before any work
-            if is_trained(settings.model_dir(index)):
+            if is_complete(settings.model_dir(index)):
                 _check_member(settings.model_dir(index), settings, index)
-        pending = [i for i in indices if not (is_trained(settings.model_dir(i)) if train_only
+        pending = [i for i in indices if not (is_complete(settings.model_dir(i)) if train_only
                                                else is_finished(settings.model_dir(i), settings, i))]
         where = "in-process"
         if pending:
@@ -449,7 +438,7 @@ def _write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> P
     path = Path(out_dir) / MANIFEST_FILE
     previous = _check_manifest(Path(out_dir), settings.preset, settings.seed, settings.recipe)
     runs = [*previous.get("runs", []), run]
-    finished = sorted(int(d.name.split("_")[1]) for d in Path(out_dir).glob("model_*") if is_trained(d))
+    finished = sorted(int(d.name.split("_")[1]) for d in Path(out_dir).glob("model_*") if is_complete(d))
     manifest = {
         "preset": settings.preset,
         "preset_fields": get_preset(settings.preset).to_dict(),
@@ -463,8 +452,6 @@ def _write_manifest(out_dir: Path, settings: PopulationSettings, run: dict) -> P
         "grid": settings.grid.to_dict(),
         "evaluated_weights": WEIGHT_FILES[settings.which],
         "generalization_cut": settings.cut.to_dict(),
-        "training_figures": "kept" if settings.keep_figures else
-        "removed after evaluation; redraw with ssh_ood.nets.training_utils.plot_training_curves(load_history(model_dir))",
         "data_dir": settings.data_dir,
         "packages": package_versions(),
         "git": git_state(),
