@@ -126,7 +126,7 @@ def ensure_datasets(preset, seed: int, data_dir: Path, progress: bool) -> Path:
 def load_models(models_dir: Path) -> list[tuple[str, Path, object]]:
     """(name, folder, model) of every model folder under ``models_dir``, in category order."""
     from ssh_ood.interpret.highlighted_models import discover_models
-    from ssh_ood.nets.training_utils import load_model
+    from ssh_ood.nets.model_folders import load_model
 
     loaded = []
     for name, folder in discover_models(models_dir):

@@ -21,9 +21,11 @@ import torch
 from ssh_ood.base.paths import HIGHLIGHTED_MODELS_DIR, POPULATION_DIR, REPO_ROOT
 from ssh_ood.base.presets import get_preset
 from ssh_ood.commands.cli import build_parser, main
-from ssh_ood.nets import training_utils
+from ssh_ood.nets import training_run
 from ssh_ood.nets.data_loaders import load_training_data
-from ssh_ood.nets.training_utils import data_fingerprint, is_complete, load_config, load_model, train_models
+from ssh_ood.nets.model_folders import is_complete, load_config, load_model
+from ssh_ood.nets.training_recipe import data_fingerprint
+from ssh_ood.nets.training_run import train_models
 from ssh_ood.physics.datasets import dataset_filename, write_datasets
 
 SMOKE = get_preset("smoke")
@@ -142,7 +144,7 @@ def test_a_dataset_with_one_nan_pixel_is_refused(tmp_path, data_dir):
 
 
 def test_non_finite_loss_stops_that_model_only_and_the_run_fails(tmp_path, data_dir, monkeypatch):
-    original = training_utils.initial_model
+    original = training_run.initial_model
 
     def initial_model(seed, levels=None):
         model = original(seed, levels)
@@ -151,8 +153,8 @@ def test_non_finite_loss_stops_that_model_only_and_the_run_fails(tmp_path, data_
                 model.linear_layers[0].weight.fill_(float("nan"))
         return model
 
-    monkeypatch.setattr(training_utils, "initial_model", initial_model)
-    with pytest.raises(training_utils.TrainingFailed, match=r"1 of 2 models failed: model_001 \(seed 1\): "
+    monkeypatch.setattr(training_run, "initial_model", initial_model)
+    with pytest.raises(training_run.TrainingFailed, match=r"1 of 2 models failed: model_001 \(seed 1\): "
                        r"non-finite loss in epoch 1"):
         train_models(SMOKE, data_dir, tmp_path / "run", [0, 1], **FAST)
     assert is_complete(tmp_path / "run" / "model_000")

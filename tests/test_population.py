@@ -21,7 +21,7 @@ from ssh_ood.figures.population_browser import (
     smooth,
 )
 from ssh_ood.figures.population_summary import correlation_table, summary_figure, summary_text
-from ssh_ood.nets.training_utils import load_history
+from ssh_ood.nets.model_folders import load_history
 from ssh_ood.ood import population_tables as tables
 from ssh_ood.ood.generalization_metrics import GeneralizationCut, diagram_rmse
 from ssh_ood.ood.model_evaluation import load_metrics

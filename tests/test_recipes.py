@@ -21,7 +21,7 @@ from ssh_ood.nets.recipes import (
     symmetrize_kernels,
 )
 from ssh_ood.nets.training_recipe import RunSettings
-from ssh_ood.nets.training_utils import train_models
+from ssh_ood.nets.training_run import train_models
 from ssh_ood.physics.constructions import EDGE_ROWS, bond_defect_hoppings, localized_column_edits
 from ssh_ood.physics.data_generation import observables, winding_number
 from ssh_ood.physics.datasets import write_datasets

@@ -115,7 +115,7 @@ def test_explorer_sliders_change_what_is_shown():
 def test_notebook_07_runs_and_compares_both_encodings(tmp_path):
     from ssh_ood.base.notebook_runner import run_notebook
     from ssh_ood.base.paths import REPO_ROOT
-    from ssh_ood.nets.training_utils import load_config
+    from ssh_ood.nets.model_folders import load_config
 
     params = {"PRESET": "smoke", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
               "FIGURES_DIR": str(tmp_path / "fig"), "COMPARE_LEVELS": 3, "N_MODELS": 1}
@@ -218,7 +218,8 @@ def test_comparison_rejects_uninformative_levels(tmp_path):
 
 
 def test_comparison_reuses_real_valued_models_of_a_finished_run(tmp_path):
-    from ssh_ood.nets.training_utils import model_dir_name, train_models
+    from ssh_ood.nets.model_folders import model_dir_name
+    from ssh_ood.nets.training_run import train_models
     from ssh_ood.ood.generalization import GeneralizationGrid
     from ssh_ood.ood.model_evaluation import evaluate_model_dirs
     from ssh_ood.ood.thermometer_experiment import compare_encodings
@@ -265,7 +266,8 @@ def test_real_valued_models_are_only_read_even_from_a_shipped_population(tmp_pat
 
     from ssh_ood.base import run_folders
     from ssh_ood.commands.cli import main
-    from ssh_ood.nets.training_utils import model_dir_name, train_models
+    from ssh_ood.nets.model_folders import model_dir_name
+    from ssh_ood.nets.training_run import train_models
     from ssh_ood.ood.generalization import GeneralizationGrid
     from ssh_ood.ood.generalization_metrics import GeneralizationCut
     from ssh_ood.ood.model_evaluation import evaluate_model_dirs

@@ -14,7 +14,7 @@ from torch import nn
 
 from ssh_ood.base.presets import get_preset
 from ssh_ood.commands.cli import main as cli_main
-from ssh_ood.nets import recipes, training_utils
+from ssh_ood.nets import recipes, training_run
 from ssh_ood.nets.architecture import CNN_SSH, CNN_SSH_ThermEncod
 from ssh_ood.nets.data_loaders import (
     batch_slices,
@@ -36,15 +36,9 @@ from ssh_ood.nets.ensemble_training import (
 from ssh_ood.nets.fast_dropout import KEEP_SCALE, apply_keep_mask, draw_keep_masks, draw_words, unpack_bits
 from ssh_ood.nets.fused_blocks import conv2d, dropout_shapes, fused_train_forward
 from ssh_ood.nets.metrics import METRIC_NAMES
-from ssh_ood.nets.training_utils import (
-    is_complete,
-    load_history,
-    load_model,
-    model_seed,
-    should_stop,
-    train_models,
-    warmup_epochs,
-)
+from ssh_ood.nets.model_folders import is_complete, load_history, load_model
+from ssh_ood.nets.training_recipe import model_seed, should_stop, warmup_epochs
+from ssh_ood.nets.training_run import train_models
 from ssh_ood.physics.datasets import write_datasets
 
 SMOKE = get_preset("smoke")
@@ -415,16 +409,16 @@ def test_stacked_engine_follows_the_same_trajectory(smoke_data, tmp_path):
 
 def test_early_stopped_model_stops_changing_while_others_go_on(smoke_data, tmp_path, monkeypatch):
     preset = SMOKE.with_overrides(max_epochs=4)
-    original_end_epoch = training_utils._end_epoch
+    original_end_epoch = training_run._end_epoch
 
     def end_epoch(slot, settings, *values):  # the rule (tested above) says "stop" for model 1 after epoch 2
         original_end_epoch(slot, settings, *values)
         if slot.index == 1 and slot.epoch == 2:
             slot.stopped_early = slot.done = True
 
-    monkeypatch.setattr(training_utils, "_end_epoch", end_epoch)
+    monkeypatch.setattr(training_run, "_end_epoch", end_epoch)
     folders = _train(smoke_data, tmp_path / "es", [0, 1, 2], preset=preset)
-    monkeypatch.setattr(training_utils, "_end_epoch", original_end_epoch)
+    monkeypatch.setattr(training_run, "_end_epoch", original_end_epoch)
     histories = [load_history(f) for f in folders]
     assert [h["epochs_run"] for h in histories] == [4, 2, 4]
     assert [h["stopped_early"] for h in histories] == [False, True, False]
@@ -458,17 +452,17 @@ def test_resume_after_kill_gives_the_uninterrupted_weights(smoke_data, tmp_path,
     reference = _train(smoke_data, tmp_path / "reference", [0, 1], preset=preset)
 
     # kill 1: after model 0 checkpointed epoch 2 but before model 1 did (models at different epochs)
-    original_update = training_utils._ProgressBar.update
+    original_update = training_run._ProgressBar.update
 
     def update(self, event):
         original_update(self, event)
         if event["event"] == "epoch" and event["index"] == 0 and event["epoch"] == 2:
             raise _Kill
 
-    monkeypatch.setattr(training_utils._ProgressBar, "update", update)
+    monkeypatch.setattr(training_run._ProgressBar, "update", update)
     with pytest.raises(_Kill):
         _train(smoke_data, tmp_path / "killed", [0, 1], preset=preset)
-    monkeypatch.setattr(training_utils._ProgressBar, "update", original_update)
+    monkeypatch.setattr(training_run._ProgressBar, "update", original_update)
     checkpoints = [torch.load(tmp_path / "killed" / f"model_00{i}" / "checkpoint.pt", weights_only=True) for i in (0, 1)]
     assert [c["epoch"] for c in checkpoints] == [2, 1]
     resumed = _train(smoke_data, tmp_path / "killed", [0, 1], preset=preset)
@@ -573,7 +567,7 @@ def test_workers_exit_when_the_parent_is_killed(smoke_data, tmp_path):
 
     from ssh_ood.base.paths import REPO_ROOT
 
-    script = ("from ssh_ood.nets.training_utils import train_models; "
+    script = ("from ssh_ood.nets.training_run import train_models; "
               f"train_models('smoke', {str(smoke_data)!r}, {str(tmp_path / 'run')!r}, [0, 1], max_epochs=100000, "
               "early_stopping=False, n_workers=2, progress=False)")
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT)

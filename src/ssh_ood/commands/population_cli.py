@@ -14,9 +14,8 @@ from ..base.io_utils import load_json_object
 from ..base.presets import PRESET_NAMES, get_preset
 from ..base.run_folders import hold_folder
 from ..figures.training_figures import save_training_curves
-from ..nets.model_folders import check_undamaged, is_complete
+from ..nets.model_folders import check_undamaged, is_complete, load_config, model_dir_name
 from ..nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES
-from ..nets.training_utils import load_config, model_dir_name
 from ..ood.generalization import GeneralizationGrid
 from ..ood.generalization_metrics import (
     CUT_METRICS,

@@ -34,7 +34,7 @@ def _raw_json(path: Path) -> dict:
 def _identity_and_check(folder: Path):
     """The identity to record ``folder`` with, the per-file identities, and the check to run once recorded."""
     from ..nets.model_folders import check_complete, load_config, load_model, model_identity, training_outcome
-    from ..nets.training_utils import run_identity
+    from ..nets.training_run import run_identity
     from ..ood.model_evaluation import METRICS_FILE, PHASE_DIAGRAM_FILE, load_metrics, load_result
 
     if (folder / "config.json").is_file() and (folder / "weights.pt").is_file():

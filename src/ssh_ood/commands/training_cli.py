@@ -1,4 +1,4 @@
-"""``python -m ssh_ood train``: the command line of :func:`ssh_ood.nets.training_utils.train_models`."""
+"""``python -m ssh_ood train``: the command line of :func:`ssh_ood.nets.training_run.train_models`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..base.run_folders import hold_folder
 from ..figures.training_figures import save_training_curves
 from ..nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 from ..nets.training_recipe import SEED_STRIDE
-from ..nets.training_utils import default_run_dir, train_models
+from ..nets.training_run import default_run_dir, train_models
 
 
 def add_train_parser(subparsers) -> None:

@@ -45,7 +45,7 @@ from sklearn.isotonic import IsotonicRegression
 from ..base.file_records import verified_bytes
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from ..base.run_folders import hold_folder
-from ..nets.training_utils import model_dir_name
+from ..nets.model_folders import model_dir_name
 from ..ood.ood_estimators import (
     atc_estimate,
     atc_threshold,

@@ -67,8 +67,7 @@ from tqdm.auto import tqdm
 from ..base.file_records import read_record
 from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
 from ..base.run_folders import hold_folder
-from ..nets.model_folders import check_undamaged, is_complete
-from ..nets.training_utils import load_model, model_dir_name, training_outcome
+from ..nets.model_folders import check_undamaged, is_complete, load_model, model_dir_name, training_outcome
 from ..physics.datasets import load_split
 from ..physics.interventions import PROBES, mid_gap_columns, probe_responses
 from ..physics.no_peeking import MAX_CLEAN_W, require_clean

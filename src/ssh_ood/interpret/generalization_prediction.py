@@ -250,7 +250,7 @@ def recall_by_band(model_dir: str | Path, bands: Sequence[tuple[float, float]] =
 def population_recall_by_band(population_dir: str | Path, indices: Sequence[int],
                               bands: Sequence[tuple[float, float]] = DISORDER_BANDS) -> pd.DataFrame:
     """:func:`recall_by_band` of every listed model of a population, one row each (with ``model_index``)."""
-    from ..nets.training_utils import model_dir_name
+    from ..nets.model_folders import model_dir_name
 
     return pd.DataFrame([{"model_index": int(i), **recall_by_band(Path(population_dir) / model_dir_name(int(i)), bands)}
                          for i in indices])

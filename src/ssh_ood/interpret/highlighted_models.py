@@ -37,7 +37,7 @@ from ..base.file_records import folder_problems, open_folder
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from ..base.paths import RUNS_DIR
 from ..base.run_folders import hold_folder
-from ..nets.training_utils import load_model
+from ..nets.model_folders import load_model
 from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_CUT_METRIC, DEFAULT_THRESHOLD, GeneralizationCut
 from ..ood.population_tables import Population
 from .cam_utils import (

@@ -27,8 +27,7 @@ from ..base.file_records import problem, verified_bytes
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from .architecture import CNN_SSH
 from .data_loaders import TensorSplit, evaluation_batches
-from .model_folders import open_model_folder
-from .training_utils import RESULT_FILES, is_complete, load_config, load_model, save_torch
+from .model_folders import RESULT_FILES, is_complete, load_config, load_model, open_model_folder, save_torch
 
 CALIBRATION_FILE = "batchnorm_calibration.json"
 

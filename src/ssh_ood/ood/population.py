@@ -1,7 +1,7 @@
 """The population of CNNs (the paper's 100): train, evaluate out of distribution, tabulate, load.
 
 ``python -m ssh_ood population --preset paper --seed 0 --out 00_demonstrations_data/100_CNNs`` trains the
-models (:func:`ssh_ood.nets.training_utils.train_models`, the paper's recipe, model i with seed
+models (:func:`ssh_ood.nets.training_run.train_models`, the paper's recipe, model i with seed
 ``model_seed(seed, i)``), evaluates each on the generalization grid of the preset with disorder seed
 ``seed`` (:mod:`ssh_ood.ood.generalization`) and writes::
 
@@ -62,17 +62,11 @@ from ..base.paths import RUNS_DIR, datasets_dir
 from ..base.presets import Preset, get_preset
 from ..base.provenance import git_state, package_versions
 from ..base.run_folders import hold_folder
-from ..nets.model_folders import is_complete
+from ..nets.model_folders import is_complete, load_config, model_dir_name, write_summary
 from ..nets.recipes import DEFAULT_RECIPE, get_recipe
-from ..nets.training_utils import (
-    available_cpus,
-    load_config,
-    model_dir_name,
-    model_seed,
-    run_identity,
-    train_models,
-    write_summary,
-)
+from ..nets.training_processes import available_cpus
+from ..nets.training_recipe import model_seed
+from ..nets.training_run import run_identity, train_models
 from ..physics.datasets import read_manifest, write_datasets
 from .generalization import GeneralizationGrid
 from .generalization_metrics import (

@@ -18,8 +18,14 @@ from ..base.file_records import problem, read_record
 from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json_object, save_json
 from ..base.run_folders import hold_folder
 from ..nets.metrics import METRIC_NAMES
-from ..nets.model_folders import check_undamaged, is_complete
-from ..nets.training_utils import load_config, load_history, model_dir_name, training_outcome
+from ..nets.model_folders import (
+    check_undamaged,
+    is_complete,
+    load_config,
+    load_history,
+    model_dir_name,
+    training_outcome,
+)
 from .generalization import GeneralizationResult
 from .generalization_metrics import GeneralizationCut, diagram_mae, diagram_rmse
 from .model_evaluation import load_metrics, load_result

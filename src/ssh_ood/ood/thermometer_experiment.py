@@ -26,8 +26,10 @@ from ..base.presets import Preset, get_preset
 from ..base.provenance import git_state
 from ..base.run_folders import hold_folder
 from ..nets.data_loaders import load_training_data
+from ..nets.model_folders import is_complete, model_dir_name
 from ..nets.precise_batchnorm import write_recalibrated_copy
-from ..nets.training_utils import SEED_STRIDE, is_complete, model_dir_name, train_models
+from ..nets.training_recipe import SEED_STRIDE
+from ..nets.training_run import train_models
 from ..physics.thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS
 from .generalization import GeneralizationGrid
 from .model_evaluation import evaluate_model_dirs

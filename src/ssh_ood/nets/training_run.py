@@ -1,4 +1,5 @@
-"""Training ``CNN_SSH`` with the paper's recipe: one model or an ensemble, resumable, one folder per model.
+"""The training run: trains the models of a run folder with a recipe (the paper's by default), one model or an
+ensemble, resumable, one folder per model.
 
 Recipe (SPEC §2, values from the preset): SGD (lr, momentum 0.9, weight decay 0.1), batch 64,
 cross-entropy, up to ``max_epochs`` epochs with the paper's early-stopping rule (:func:`should_stop`).
@@ -62,17 +63,12 @@ from .metrics import report_dict
 from .model_folders import (
     CHECKPOINT,
     HISTORY_KEYS,
-    RESULT_FILES,
-    SUMMARY_COLUMNS,
     is_complete,
     load_config,
-    load_history,
-    load_model,
     load_torch,
     model_dir_name,
     open_model_folder,
     save_torch,
-    training_outcome,
     write_summary,
 )
 from .recipes import DEFAULT_RECIPE, get_recipe, load_recipe_data
@@ -87,21 +83,13 @@ from .training_processes import (
     worker_report,
 )
 from .training_recipe import (
-    SEED_STRIDE,
     RunSettings,
     check_same_run,
     data_fingerprint,
     model_seed,
     should_stop,
-    warmup_epochs,
 )
 
-__all__ = [
-    "CHECKPOINT", "HISTORY_KEYS", "RESULT_FILES", "SEED_STRIDE", "SUMMARY_COLUMNS", "RunSettings", "TrainingFailed",
-    "available_cpus", "data_fingerprint", "default_run_dir", "is_complete", "load_config", "load_history", "load_model",
-    "model_dir_name", "model_seed", "run_identity", "save_torch", "should_stop", "train_models",
-    "training_outcome", "tune_malloc", "warmup_epochs", "write_summary",
-]
 
 # ----------------------------------------------------------------------------------------------
 # one model's training state inside a group
