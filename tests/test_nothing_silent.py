@@ -26,6 +26,7 @@ from ssh_ood.nets.data_loaders import load_training_data
 from ssh_ood.nets.model_folders import is_complete, load_config, load_model
 from ssh_ood.nets.training_recipe import data_fingerprint
 from ssh_ood.nets.training_run import train_models
+from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.physics.datasets import dataset_filename, write_datasets
 
 SMOKE = get_preset("smoke")
@@ -200,7 +201,7 @@ def test_a_dataset_under_another_name_is_refused_and_regenerated(tmp_path):
 
 
 def test_up_to_date_check_verifies_content_and_old_folders_are_regenerated_identically(tmp_path):
-    from ssh_ood.ood.population import ensure_datasets
+    from ssh_ood.physics.datasets import ensure_datasets
 
     folder = tmp_path / "data"
     write_datasets(SMOKE, 0, folder, progress=False)
@@ -229,7 +230,7 @@ def test_up_to_date_check_verifies_content_and_old_folders_are_regenerated_ident
 # 4. unbounded or partial input
 # ----------------------------------------------------------------------------------------------
 def test_model_ranges_are_bounded_before_they_are_expanded():
-    from ssh_ood.ood.population import parse_model_indices
+    from ssh_ood.ood.population_settings import parse_model_indices
 
     started = time.monotonic()
     with pytest.raises(ValueError, match="99999999999 is beyond the population's 100 models"):
@@ -305,7 +306,7 @@ def test_re_evaluation_on_another_grid_is_refused_unless_asked_and_then_rewrites
     from ssh_ood.ood.population_tables import MANIFEST_FILE, STATS_FILE
 
     folder = tmp_path / "population"
-    run_population("smoke", 0, folder, data_dir=data_dir, train_workers=1, progress=False)
+    run_population(PopulationSettings(get_preset("smoke"), 0, folder, data_dir=data_dir, train_workers=1, progress=False))
     before = (folder / STATS_FILE).read_text()
     assert main(["evaluate", "--run", str(folder), "--seed", "1", "--quiet"]) == 2
     assert "--replace-evaluations" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from ssh_ood.nets.recipes import (
 )
 from ssh_ood.nets.training_recipe import RunSettings
 from ssh_ood.nets.training_run import train_models
+from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.physics.constructions import EDGE_ROWS, bond_defect_hoppings, localized_column_edits
 from ssh_ood.physics.data_generation import observables, winding_number
 from ssh_ood.physics.datasets import write_datasets
@@ -149,12 +150,12 @@ def test_population_refuses_another_recipe(tmp_path):
     from ssh_ood.ood.population import run_population
 
     out = tmp_path / "population"
-    run_population("smoke", 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="mirror", train_only=True,
-                   progress=False)
+    run_population(PopulationSettings(get_preset("smoke"), 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="mirror", train_only=True,
+                   progress=False))
     with pytest.raises(ValueError, match="recipe 'mirror', not 'defects'"):
-        run_population("smoke", 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="defects",
-                       train_only=True, progress=False)
+        run_population(PopulationSettings(get_preset("smoke"), 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="defects",
+                       train_only=True, progress=False))
     (out / "manifest.json").unlink()  # without the manifest, the model's own record still refuses
     with pytest.raises(ValueError, match="holds a model of another run"):
-        run_population("smoke", 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="defects",
-                       train_only=True, progress=False)
+        run_population(PopulationSettings(get_preset("smoke"), 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="defects",
+                       train_only=True, progress=False))

@@ -24,7 +24,9 @@ from ..ood.generalization_metrics import (
     GeneralizationCut,
 )
 from ..ood.model_evaluation import METRICS_FILE, WEIGHT_FILES, evaluate_model_dirs, is_evaluated
-from ..ood.population import default_population_dir, parse_model_indices, record_evaluation, run_population
+from ..ood.population import run_population
+from ..ood.population_manifest import record_evaluation
+from ..ood.population_settings import PopulationSettings, default_population_dir, parse_model_indices
 from ..ood.population_tables import MANIFEST_FIELDS, MANIFEST_FILE, load_population
 
 
@@ -91,18 +93,20 @@ def _cut(args: argparse.Namespace) -> GeneralizationCut:
 
 
 def _run_population_cli(args: argparse.Namespace) -> int:
-    out = args.out if args.out is not None else default_population_dir(args.preset, args.seed)
-    indices = None if args.models is None else parse_model_indices(args.models, get_preset(args.preset).n_models)
-    stats_path = run_population(
-        args.preset, args.seed, out, model_indices=indices, data_dir=args.data_dir, scheduler=args.scheduler,
+    preset = get_preset(args.preset)
+    out = args.out if args.out is not None else default_population_dir(preset.name, args.seed)
+    indices = None if args.models is None else parse_model_indices(args.models, preset.n_models)
+    settings = PopulationSettings(
+        preset, args.seed, out, model_indices=indices, data_dir=args.data_dir, scheduler=args.scheduler,
         workers=args.workers, chunk_size=args.chunk_size, device=args.device, cut=_cut(args),
         progress=not args.quiet, train_only=args.train_only,
         replace_evaluations=args.replace_evaluations, recipe=args.recipe,
     )
+    stats_path = run_population(settings)
     if args.training_figures:
         with hold_folder(out):
-            for index in range(get_preset(args.preset).n_models) if indices is None else indices:
-                save_training_curves(Path(out) / model_dir_name(index))
+            for index in range(preset.n_models) if indices is None else indices:
+                save_training_curves(settings.model_dir(index))
     if args.train_only:
         print(f"trained; evaluate later with the same command without --train-only ({out})")
         return 0

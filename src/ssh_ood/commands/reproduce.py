@@ -226,10 +226,12 @@ def _population_step() -> Step:
     def run(ctx: Context) -> dict:
         from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
         from ..ood.population import run_population
+        from ..ood.population_settings import PopulationSettings
         from ..ood.population_tables import load_population
 
         if not ctx.uses_shipped_population:
-            run_population(ctx.preset, ctx.seed, ctx.population_dir, data_dir=ctx.data_dir, progress=ctx.progress)
+            run_population(PopulationSettings(ctx.preset, ctx.seed, ctx.population_dir, data_dir=ctx.data_dir,
+                                              progress=ctx.progress))
         stats = load_population(ctx.population_dir).stats
         return {
             "models": len(stats),

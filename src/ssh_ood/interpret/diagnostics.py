@@ -376,17 +376,19 @@ def add_diagnose_parser(subparsers) -> None:
 
 def _run_diagnose(args: argparse.Namespace) -> int:
     from ..base.presets import get_preset
-    from ..ood.population import ensure_datasets, parse_model_indices
+    from ..ood.population_settings import parse_model_indices
     from ..ood.population_tables import MANIFEST_FILE
+    from ..physics.datasets import ensure_datasets
 
     manifest_path = args.population / MANIFEST_FILE
     if not manifest_path.is_file():
         raise FileNotFoundError(f"{manifest_path}: not a population folder (no manifest.json)")
     read_record(args.population)
     manifest = load_json(manifest_path)
-    indices = None if args.models is None else parse_model_indices(args.models, get_preset(manifest["preset"]).n_models)
+    preset = get_preset(manifest["preset"])
+    indices = None if args.models is None else parse_model_indices(args.models, preset.n_models)
     data_dir = args.data_dir or Path(manifest["data_dir"])
-    ensure_datasets(manifest["preset"], int(manifest["seed"]), data_dir, progress=not args.quiet)
+    ensure_datasets(preset, int(manifest["seed"]), data_dir, progress=not args.quiet)
     path = diagnose_population(args.population, data_dir, indices, progress=not args.quiet)
     print(f"wrote {path} ({len(load_diagnostics(args.population))} models)")
     return 0
