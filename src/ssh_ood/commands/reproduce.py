@@ -193,7 +193,7 @@ def _run_notebook_step(key: str) -> Step:
 
 def _shipped_comparison_present(ctx: Context) -> None:
     """Notebook 07 reads the shipped paper-recipe thermometer comparison unless ``--retrain``: it must be there."""
-    from ..ood.thermometer_experiment import read_shipped_comparison
+    from ..ood.shipped_thermometer_comparison import read_shipped_comparison
 
     if ctx.preset.name == "paper" and not ctx.retrain:
         for batchnorm in ("running", "precise"):
