@@ -28,18 +28,19 @@ from ..ood.population import run_population
 from ..ood.population_manifest import record_evaluation
 from ..ood.population_settings import PopulationSettings, default_population_dir, parse_model_indices
 from ..ood.population_tables import MANIFEST_FIELDS, MANIFEST_FILE, load_population
+from .arguments import seed_argument
 
 
-def add_population_parser(subparsers) -> None:
+def add_population_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``python -m ssh_ood population`` and ``python -m ssh_ood evaluate``."""
     parser = subparsers.add_parser(
-        "population",
+        "population", parents=parents,
         help="train and evaluate a population of CNNs (the paper's 100), resumable, optionally on Dask",
         description="Train N CNNs with the paper's recipe, evaluate each on the generalization grid, and write "
         "per-model folders, stats.csv and manifest.json.",
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
-    parser.add_argument("--seed", type=int, default=0, help="population seed: data, model seeds, grid (default: 0)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="population seed: data, model seeds, grid (default: 0)")
     parser.add_argument("--out", type=Path, default=None,
                         help="population folder (default: 00_demonstrations_data/runs/<preset>_seed<seed>_population)")
     parser.add_argument("--models", default=None, help="models to handle, e.g. 0-24 or 0-3,7 (default: all of the preset)")
@@ -61,14 +62,14 @@ def add_population_parser(subparsers) -> None:
     parser.set_defaults(func=_run_population_cli)
 
     evaluate = subparsers.add_parser(
-        "evaluate",
+        "evaluate", parents=parents,
         help="evaluate trained models of a run folder on the generalization grid",
         description="Write phase_diagram.npz and generalization_metrics.json into each model folder of a run.",
     )
     evaluate.add_argument("--run", type=Path, required=True, help="run folder with model_XXX subfolders")
     evaluate.add_argument("--models", default=None, help="models, e.g. 0-3 (default: every trained model of the run)")
     evaluate.add_argument("--preset", choices=PRESET_NAMES, default=None, help="grid of this preset (default: the models')")
-    evaluate.add_argument("--seed", type=int, default=0, help="disorder seed of the grid (default: 0)")
+    evaluate.add_argument("--seed", type=seed_argument, default=0, help="disorder seed of the grid (default: 0)")
     evaluate.add_argument("--which", choices=tuple(WEIGHT_FILES), default="last", help="weights to evaluate (default: last)")
     _add_cut_arguments(evaluate)
     evaluate.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")

@@ -112,10 +112,10 @@ def record_folder_tree(root: str | Path) -> list[Path]:
     return written
 
 
-def add_record_files_parser(subparsers) -> None:
+def add_record_files_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``python -m ssh_ood record-files``."""
     parser = subparsers.add_parser(
-        "record-files",
+        "record-files", parents=parents,
         help="record the file hashes of a trusted folder written before records existed (e.g. shipped data)",
         description=__doc__.splitlines()[0],
     )

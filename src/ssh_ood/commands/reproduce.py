@@ -29,6 +29,7 @@ from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from ..base.paths import DEMO_DIR, POPULATION_DIR, REPO_ROOT, datasets_dir
 from ..base.presets import PRESET_NAMES, Preset, get_preset
 from ..base.provenance import git_state, package_versions
+from .arguments import seed_argument
 
 NOTEBOOKS = {
     "01": "01_data_generation.ipynb",
@@ -514,14 +515,14 @@ def write_report(ctx: Context, records: list[dict]) -> Path:
     return path
 
 
-def add_reproduce_parser(subparsers) -> None:
+def add_reproduce_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "reproduce",
+        "reproduce", parents=parents,
         help="run the whole pipeline of a preset and write the report",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
-    parser.add_argument("--seed", type=int, default=0, help="master seed (default: 0)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="master seed (default: 0)")
     parser.add_argument("--out", type=Path, default=DEMO_DIR, help="output root (default: 00_demonstrations_data)")
     parser.add_argument("--force", action="store_true", help="redo steps that are up to date")
     parser.add_argument("--retrain", action="store_true",

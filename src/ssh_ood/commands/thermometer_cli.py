@@ -20,19 +20,20 @@ from ..ood.thermometer_experiment import (
     figure_encoding_comparison,
     summarize_comparison,
 )
+from .arguments import seed_argument
 
 
-def add_thermometer_parser(subparsers) -> None:
+def add_thermometer_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``python -m ssh_ood thermometer-compare``."""
     parser = subparsers.add_parser(
-        "thermometer-compare",
+        "thermometer-compare", parents=parents,
         help="train and evaluate real-valued vs thermometer-encoded ensembles with the same seeds",
         description="Train n models on the real-valued observables and n on their thermometer encoding (same "
         "seeds, recipe and data), evaluate both on the generalization grid, and write comparison.csv, "
         "comparison.json and Fig_thermometer_generalization (PDF + PNG) to --out. Resumable.",
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="recipe, data and grid (default: quick)")
-    parser.add_argument("--seed", type=int, default=0, help="run seed (default: 0)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="run seed (default: 0)")
     parser.add_argument("--models", type=int, default=None, help="models per encoding (default: the preset's)")
     parser.add_argument("--levels", type=int, default=None, help="thermometer channels L (default: the preset's)")
     parser.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: the preset's; made if missing)")

@@ -14,21 +14,22 @@ from ..figures.training_figures import save_training_curves
 from ..nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 from ..nets.training_recipe import SEED_STRIDE
 from ..nets.training_run import default_run_dir, train_models
+from .arguments import seed_argument
 
 
-def add_train_parser(subparsers) -> None:
+def add_train_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``python -m ssh_ood train``."""
     parser = subparsers.add_parser(
-        "train",
+        "train", parents=parents,
         help="train an ensemble of CNNs with the paper's recipe",
         description="Train K CNN_SSH models (seeds base*10^6 + 0..K-1) together; resumable; one folder per model.",
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
     parser.add_argument("--n-models", type=int, default=None, help="number of models K (default: the preset's)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the run (default: 0)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="base seed of the run (default: 0)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: 00_demonstrations_data/runs/...)")
     parser.add_argument("--data", type=Path, default=None, help="datasets folder (default: the preset's; made if missing)")
-    parser.add_argument("--data-seed", type=int, default=0, help="seed used if the default datasets must be generated")
+    parser.add_argument("--data-seed", type=seed_argument, default=0, help="seed used if the default datasets must be generated")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the preset's)")
     parser.add_argument("--no-early-stopping", action="store_true", help="always run the maximum number of epochs")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
