@@ -134,7 +134,7 @@ def _cpu_seconds() -> float:
 
 def _restore(clean: Path, work: Path) -> None:
     """Put the clean pipeline back at ``work`` as hard links: every writer of the project replaces files
-    (a new inode, :func:`ssh_ood.base.io_utils.replace_atomically`) and every fault below unlinks first, so the
+    (a new inode, :func:`ssh_ood.base.atomic_files.replace_atomically`) and every fault below unlinks first, so the
     clean files are never changed through a link. The folder locks, written in place, are left out."""
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(clean, work, copy_function=os.link, ignore=shutil.ignore_patterns(".run.lock"))

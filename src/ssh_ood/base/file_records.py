@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .atomic_files import replace_atomically
+
 RECORD_FILE = "files.json"
 FORMAT = 1
 #: files never recorded: the record itself, the folder lock, temporary files of the atomic writer
@@ -92,8 +94,6 @@ def _checksum(record: dict) -> str:
 
 
 def _write_record(folder: Path, record: dict) -> None:
-    from .io_utils import replace_atomically
-
     record = {**record, "checksum": _checksum(record)}
     text = json.dumps(record, indent=1, sort_keys=True)
     replace_atomically(_record_path(folder), (text + "\n").encode())
