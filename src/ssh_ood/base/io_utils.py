@@ -20,6 +20,7 @@ import numpy as np
 
 from .atomic_files import replace_atomically
 from .file_records import check_bytes, note_written
+from .validation import is_integer
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, identity: Mapping[str, Any] | None = None) -> Path:
@@ -153,7 +154,7 @@ def _has_type(value: Any, kind: type) -> bool:
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_integer(value)
     return isinstance(value, kind)
 
 

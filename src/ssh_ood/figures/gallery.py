@@ -17,6 +17,7 @@ from PIL import Image
 
 from ..base.io_utils import atomic_write_bytes
 from ..base.paths import FIGURES_DIR, REPO_ROOT
+from ..base.validation import require_int
 from .figure_catalog import CAPTIONS
 
 #: the gallery's figures, in the catalogue's order; captions from :data:`ssh_ood.figures.figure_catalog.CAPTIONS`
@@ -30,8 +31,7 @@ GALLERY_DIR = REPO_ROOT / "docs" / "gallery"
 
 def thumbnail(source: str | Path, destination: str | Path, width: int = 900) -> Path:
     """Write ``source`` (a PNG) to ``destination``: at most ``width`` pixels wide, 256-colour palette."""
-    if isinstance(width, bool) or not isinstance(width, int) or width < 16:
-        raise ValueError(f"width must be an integer >= 16, got {width!r}")
+    width = require_int("width", width, minimum=16)
     source = Path(source)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: figure not found; make it first (make reproduce)")

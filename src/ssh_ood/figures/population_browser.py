@@ -40,6 +40,7 @@ import plotly.graph_objects as go
 from IPython.display import Image, display
 from matplotlib.figure import Figure
 
+from ..base.validation import require_int
 from ..interpret.diagnostics import DIAGNOSTICS_FILE, load_diagnostics
 from ..nets.model_folders import HISTORY_KEYS
 from ..ood.generalization_metrics import DEFAULT_CUT_METRIC, GeneralizationCut
@@ -110,8 +111,7 @@ def select_models(stats: pd.DataFrame, metric: str, threshold: float, above: boo
 def smooth(values: Sequence[float], window: int) -> np.ndarray:
     """Trailing moving average over ``window`` epochs (shorter at the start); window 1 returns the values."""
     values = np.asarray(values, dtype=np.float64)
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"smoothing window must be a positive integer, got {window!r}")
+    window = require_int("smoothing window", window, minimum=1)
     if window == 1 or values.size == 0:
         return values
     cumulative = np.concatenate([[0.0], np.cumsum(values)])

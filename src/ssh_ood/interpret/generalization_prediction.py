@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
+from ..base.validation import require_int
 from ..physics.ceiling import band_rows
 from .definitions_check import check_definitions as check_definitions_against
 from .definitions_check import reference_network_values, values_fingerprint
@@ -117,8 +118,7 @@ def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
 def top_k(score: Sequence[float], k: int, higher_is_better: bool = True) -> np.ndarray:
     """Positions of the k best-ranked entries (ties broken by position, so the choice is deterministic)."""
     score = np.asarray(score, dtype=np.float64)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= score.size:
-        raise ValueError(f"k must be an integer in [1, {score.size}], got {k!r}")
+    k = require_int("k", k, minimum=1, maximum=score.size)
     order = np.argsort(-score if higher_is_better else score, kind="stable")
     return order[:k]
 

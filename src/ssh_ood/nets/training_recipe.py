@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..base.presets import Preset
+from ..base.validation import require_int
 from .architecture import build_model, count_parameters
 from .data_loaders import TrainingData
 from .ensemble_training import SGDRecipe
@@ -52,11 +53,8 @@ def model_seed(base_seed: int, index: int) -> int:
     its dropout masks. With base seed 0, model i has seed i.
     """
     check_seed(base_seed, "base_seed")
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
-        raise ValueError(f"index must be a non-negative integer, got {index!r}")
-    if index >= SEED_STRIDE:
-        raise ValueError(f"index must be < {SEED_STRIDE}, got {index}")
-    return int(base_seed) * SEED_STRIDE + int(index)
+    index = require_int("index", index, minimum=0, maximum=SEED_STRIDE - 1)
+    return int(base_seed) * SEED_STRIDE + index
 
 
 def warmup_epochs(max_epochs: int, warmup_fraction: float) -> int:
@@ -176,9 +174,7 @@ class RunSettings:
 
 def check_seed(seed: int, name: str = "seed") -> int:
     """``seed`` as an int if it is an integer in [0, :data:`MAX_SEED`]; ``ValueError`` naming ``name`` if not."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {seed!r}")
-    return int(seed)
+    return require_int(name, seed, minimum=0, maximum=MAX_SEED)
 
 
 def data_fingerprint(data: TrainingData) -> str:

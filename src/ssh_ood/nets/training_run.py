@@ -50,6 +50,7 @@ from ..base.io_utils import save_json
 from ..base.paths import RUNS_DIR
 from ..base.presets import Preset, get_preset
 from ..base.run_folders import IDENTITY_FILE, check_identity, hold_folder
+from ..base.validation import optional_int, require_int
 from .data_loaders import TrainingData, batch_slices, fixed_order, training_batch
 from .ensemble_training import (
     ENGINES,
@@ -399,13 +400,11 @@ def train_models(
     preset = get_preset(preset)
     indices = _check_indices(model_indices)
     model_seed(base_seed, 0)
-    max_epochs = preset.max_epochs if max_epochs is None else max_epochs
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
-        raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
+    max_epochs = require_int("max_epochs", preset.max_epochs if max_epochs is None else max_epochs, minimum=1)
     if thermometer_levels in (None, 0):
         thermometer_levels = None
-    elif isinstance(thermometer_levels, bool) or not isinstance(thermometer_levels, (int, np.integer)) or thermometer_levels < 2:
-        raise ValueError(f"thermometer_levels must be an integer >= 2, got {thermometer_levels!r}")
+    else:
+        thermometer_levels = require_int("thermometer_levels", thermometer_levels, minimum=2)
     recipe = get_recipe(recipe).name
     get_recipe(recipe).check_supported(thermometer_levels)
     device = select_device(None if device is None else str(device))
@@ -414,8 +413,7 @@ def train_models(
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine == "fused" and device.type != "cpu":
         raise ValueError("the fused engine runs on CPU only; use engine='stacked' on accelerators")
-    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
-        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
+    n_workers = optional_int("n_workers", n_workers, minimum=1)
     out_dir = Path(out_dir)
     data_dir = Path(data_dir)
     folders = [out_dir / model_dir_name(index) for index in indices]

@@ -59,6 +59,7 @@ from ..base.file_records import open_folder
 from ..base.paths import datasets_dir
 from ..base.presets import Preset, get_preset
 from ..base.run_folders import hold_folder
+from ..base.validation import optional_int, require_int
 from ..nets.model_folders import is_complete, write_summary
 from ..nets.recipes import get_recipe
 from ..nets.training_recipe import model_seed
@@ -91,11 +92,8 @@ def run_population(settings: PopulationSettings) -> Path:
         raise ValueError("model_indices must name at least one model")
     for index in indices:
         model_seed(seed, index)
-    workers, chunk_size = settings.workers, settings.chunk_size
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    workers = require_int("workers", settings.workers, minimum=1)
+    optional_int("chunk_size", settings.chunk_size, minimum=1)
     if settings.device is not None:
         select_device(settings.device)  # fail early on an unknown or absent device
     out_dir = settings.out_dir

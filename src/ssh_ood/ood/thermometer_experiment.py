@@ -20,6 +20,7 @@ from scipy import stats
 
 from ..base.paths import RUNS_DIR
 from ..base.presets import Preset, get_preset
+from ..base.validation import require_int
 from ..nets.data_loaders import load_training_data
 from ..nets.model_folders import is_complete, model_dir_name
 from ..nets.precise_batchnorm import write_recalibrated_copy
@@ -68,13 +69,11 @@ def compare_encodings(
     preset = get_preset(preset)
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
-    if isinstance(n_models, bool) or not isinstance(n_models, int) or not 1 <= n_models <= SEED_STRIDE:
-        raise ValueError(f"n_models must be an integer between 1 and {SEED_STRIDE}, got {n_models!r}")
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < MIN_INFORMATIVE_LEVELS:
-        raise ValueError(
-            f"levels must be an integer >= {MIN_INFORMATIVE_LEVELS}, got {levels!r}: no site density exceeds "
-            f"{MAX_SITE_DENSITY} (chiral symmetry), so with L = 2 only the channel x > 0 can light up and the "
-            "encoded network has nothing to learn from")
+    n_models = require_int("n_models", n_models, minimum=1, maximum=SEED_STRIDE)
+    levels = require_int(
+        "levels", levels, minimum=MIN_INFORMATIVE_LEVELS,
+        reason=f"no site density exceeds {MAX_SITE_DENSITY} (chiral symmetry), so with L = 2 only the channel x > 0 "
+        "can light up and the encoded network has nothing to learn from")
     out_dir = Path(out_dir)
     real_dir = out_dir / "real_valued"
     if real_valued_dir is not None:
