@@ -165,6 +165,8 @@ def test_bad_inputs_give_clear_errors(tmp_path, data_dir, full_run):
         run_population(PopulationSettings(get_preset(PRESET), 1, full_run, model_indices=[0], data_dir=data_dir, **FAST))
     with pytest.raises(ValueError, match="seed"):
         run_population(PopulationSettings(get_preset(PRESET), 1, tmp_path / "other", model_indices=[0], data_dir=data_dir, **FAST))
+    with pytest.raises(ValueError, match="preset: a Preset"):  # resolved once, by the caller
+        PopulationSettings(PRESET, 0, tmp_path / "x")
     with pytest.raises(ValueError, match="workers"):
         run_population(PopulationSettings(get_preset(PRESET), 0, tmp_path / "x", model_indices=[0], data_dir=data_dir, workers=0))
     for text in ("3-1", "a", "-2", "1-"):
@@ -179,6 +181,13 @@ def test_cli(tmp_path, data_dir, full_run, capsys):
                  "--data-dir", str(data_dir), "--quiet"])
     assert code == 0 and "wrote" in capsys.readouterr().out
     pd.testing.assert_frame_equal(pd.read_csv(folder / tables.STATS_FILE), pd.read_csv(full_run / tables.STATS_FILE).iloc[:1])
+    # the training-curve figures only on request (drawn from history.json; nothing is retrained)
+    assert not (folder / "model_000" / "training_curve.png").exists()
+    weights = (folder / "model_000" / "weights.pt").read_bytes()
+    assert main(["population", "--preset", PRESET, "--seed", "0", "--out", str(folder), "--models", "0",
+                 "--data-dir", str(data_dir), "--training-figures", "--quiet"]) == 0
+    assert (folder / "model_000" / "training_curve.png").stat().st_size > 1000
+    assert (folder / "model_000" / "weights.pt").read_bytes() == weights
     assert main(["population", "--preset", PRESET, "--out", str(folder), "--models", "5-2", "--quiet"]) == 2
     assert "--models" in capsys.readouterr().err
     # `evaluate` on a run folder: the best-epoch weights replace the evaluation of the last ones only on
