@@ -113,20 +113,10 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--sample-v must lie in the topological window (0, 1), got {args.sample_v}")
 
 
-def ensure_datasets(preset, seed: int, data_dir: Path, progress: bool) -> Path:
-    """The datasets folder, generated with ``write_datasets`` when its clean test set is missing."""
-    from ssh_ood.physics.datasets import dataset_filename, write_datasets
-
-    if not (data_dir / dataset_filename("test", 0.0)).is_file():
-        print(f"datasets not found in {data_dir}: generating the {preset.name} preset (seed {seed})")
-        write_datasets(preset, seed, data_dir, progress=progress)
-    return data_dir
-
-
 def load_models(models_dir: Path) -> list[tuple[str, Path, object]]:
     """(name, folder, model) of every model folder under ``models_dir``, in category order."""
     from ssh_ood.interpret.highlighted_models import discover_models
-    from ssh_ood.nets.training_utils import load_model
+    from ssh_ood.nets.model_folders import load_model
 
     loaded = []
     for name, folder in discover_models(models_dir):
@@ -230,6 +220,8 @@ def run_clustering(args, preset, data_dir: Path, models) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from ssh_ood.physics.datasets import ensure_datasets
+
     args = build_parser().parse_args(argv)
     try:
         check_arguments(args)

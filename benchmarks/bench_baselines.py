@@ -27,11 +27,13 @@ from ssh_ood.interpret.baselines import (  # noqa: E402
     population_clean_measures,
 )
 from ssh_ood.interpret.diagnostics import load_diagnostics  # noqa: E402
-from ssh_ood.nets.training_utils import model_dir_name  # noqa: E402
-from ssh_ood.ood.population import ensure_datasets  # noqa: E402
+from ssh_ood.nets.model_folders import model_dir_name  # noqa: E402
 from ssh_ood.ood.population_tables import load_population  # noqa: E402
 from ssh_ood.ood.unlabeled_softmax import population_softmax, unlabeled_chains  # noqa: E402
-from ssh_ood.physics.datasets import load_split  # noqa: E402
+from ssh_ood.physics.datasets import (
+    ensure_datasets,  # noqa: E402
+    load_split,  # noqa: E402
+)
 
 TARGET_S = 300.0
 

@@ -22,7 +22,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from ssh_ood.base.io_utils import load_json  # noqa: E402
 from ssh_ood.base.paths import POPULATION_DIR  # noqa: E402
 from ssh_ood.interpret.diagnostics import CleanData, model_diagnostics  # noqa: E402
-from ssh_ood.ood.population import ensure_datasets  # noqa: E402
+from ssh_ood.physics.datasets import ensure_datasets  # noqa: E402
 
 
 def diagnose(dirs: list[Path], data: CleanData, threads: int | None) -> float:

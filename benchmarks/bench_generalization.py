@@ -35,7 +35,7 @@ from ssh_ood.base.presets import get_preset  # noqa: E402
 from ssh_ood.nets.architecture import CNN_SSH  # noqa: E402
 from ssh_ood.nets.data_loaders import TensorSplit  # noqa: E402
 from ssh_ood.nets.ensemble_training import evaluate_models  # noqa: E402
-from ssh_ood.nets.training_utils import available_cpus, tune_malloc  # noqa: E402
+from ssh_ood.nets.training_processes import available_cpus, tune_malloc  # noqa: E402
 from ssh_ood.ood.generalization import CNNEnsemble, GeneralizationGrid, evaluate_grid, thread_limits  # noqa: E402
 from ssh_ood.physics.data_generation import observables, winding_number  # noqa: E402
 

@@ -51,7 +51,7 @@ from ssh_ood.nets.ensemble_training import (  # noqa: E402
     train_step,
 )
 from ssh_ood.nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES, get_recipe, load_recipe_data  # noqa: E402
-from ssh_ood.nets.training_utils import tune_malloc  # noqa: E402
+from ssh_ood.nets.training_processes import tune_malloc  # noqa: E402
 from ssh_ood.physics.datasets import write_datasets  # noqa: E402
 
 PRESET = get_preset("paper")

@@ -13,7 +13,7 @@ import pytest
 from ssh_ood.base.io_utils import load_json, save_npz
 from ssh_ood.base.paths import REPO_ROOT
 from ssh_ood.base.presets import get_preset
-from ssh_ood.nets.training_utils import train_models
+from ssh_ood.nets.training_run import train_models
 from ssh_ood.physics.data_generation import target_diagram
 from ssh_ood.physics.datasets import write_datasets
 

@@ -19,6 +19,7 @@ from ssh_ood.interpret.baselines import (
     fit_probe_map,
     network_estimates,
 )
+from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.ood.unlabeled_softmax import softmax_outputs, unlabeled_chains
 
 
@@ -132,7 +133,7 @@ def smoke_population(tmp_path_factory):
     from ssh_ood.ood.population import run_population
 
     root = tmp_path_factory.mktemp("baselines")
-    run_population("smoke", 0, root / "population", model_indices=range(4), data_dir=root / "data", progress=False)
+    run_population(PopulationSettings(get_preset("smoke"), 0, root / "population", model_indices=range(4), data_dir=root / "data", progress=False))
     diagnose_population(root / "population", root / "data", progress=False)
     return root / "population"
 

@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from ssh_ood.base.io_utils import load_json, load_npz
+from ssh_ood.base.presets import get_preset
 from ssh_ood.ood.batchnorm_study import COLUMNS, load_study, precise_bn_study, summarize_study
 from ssh_ood.ood.population import run_population
+from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.ood.population_tables import load_population
 
 
@@ -19,7 +21,7 @@ from ssh_ood.ood.population_tables import load_population
 def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("precise_bn")
     population = root / "population"
-    run_population("smoke", 0, population, data_dir=root / "data", progress=False)
+    run_population(PopulationSettings(get_preset("smoke"), 0, population, data_dir=root / "data", progress=False))
     # the manifest records the datasets folder the study recalibrates on
     path = precise_bn_study(population, root / "copies", progress=False)
     return root, path

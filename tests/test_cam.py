@@ -345,7 +345,7 @@ def test_highlight_models_scores_selects_and_writes(tmp_path):
 
     from ssh_ood.interpret.cam_utils import cam_score, clean_topological_test_set
     from ssh_ood.interpret.highlighted_models import highlight_models
-    from ssh_ood.nets.training_utils import load_model
+    from ssh_ood.nets.model_folders import load_model
     from ssh_ood.physics.datasets import write_datasets
 
     write_datasets("smoke", 0, tmp_path / "data", progress=False)

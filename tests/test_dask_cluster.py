@@ -24,7 +24,9 @@ import pytest
 import torch
 
 from ssh_ood.base.paths import REPO_ROOT, install_hint
+from ssh_ood.base.presets import get_preset
 from ssh_ood.ood.population import run_population
+from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.physics.datasets import write_datasets
 from tests.isolated_env import environment_without_package
 
@@ -130,7 +132,8 @@ def test_population_on_a_real_cluster_matches_the_in_process_run(outside, data_d
     with dask_cluster(outside / "cluster", {"w1": Path(sys.executable), "w2": Path(sys.executable)}) as address:
         on_cluster = _population(outside / "on_cluster", data_dir, outside, "--scheduler", address, "--chunk-size", "1")
     assert on_cluster.returncode == 0, on_cluster.stderr
-    run_population(PRESET, 0, outside / "in_process", data_dir=data_dir, train_workers=1, progress=False)
+    run_population(PopulationSettings(get_preset(PRESET), 0, outside / "in_process", data_dir=data_dir, train_workers=1,
+                                      progress=False))
     manifest = json.loads((outside / "on_cluster" / "manifest.json").read_text())
     assert manifest["runs"][-1]["scheduler"] == address
     for index in range(2):  # the smoke preset's two models

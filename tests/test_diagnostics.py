@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssh_ood.base.presets import get_preset
 from ssh_ood.interpret import diagnostics as diag
 from ssh_ood.interpret.cam_utils import EDGE_STATE_REGION, upsample_maps
 from ssh_ood.interpret.diagnostics import (
@@ -26,6 +27,7 @@ from ssh_ood.interpret.diagnostics import (
     resized_feature_centre,
 )
 from ssh_ood.ood.population import run_population
+from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.physics.data_generation import generate_dataset
 from ssh_ood.physics.interventions import (
     bulk_columns,
@@ -208,7 +210,7 @@ def test_clean_split_refuses_out_of_distribution_data(tmp_path):
 @pytest.fixture(scope="module")
 def smoke_population(tmp_path_factory):
     root = tmp_path_factory.mktemp("diagnostics")
-    run_population("smoke", 0, root / "population", data_dir=root / "data", progress=False)
+    run_population(PopulationSettings(get_preset("smoke"), 0, root / "population", data_dir=root / "data", progress=False))
     return root
 
 
@@ -265,8 +267,8 @@ def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
     folders = {}
     for seed in (0, 1):
         folders[seed] = tmp_path / f"population_{seed}"
-        run_population("smoke", seed, folders[seed], model_indices=range(4), data_dir=tmp_path / f"data_{seed}",
-                       progress=False)
+        run_population(PopulationSettings(get_preset("smoke"), seed, folders[seed], model_indices=range(4), data_dir=tmp_path / f"data_{seed}",
+                       progress=False))
     diagnose_population(folders[0], tmp_path / "data_0", progress=False)
     discovery = merged_table(load_diagnostics(folders[0]), load_population(folders[0]).stats)
     protocol = make_protocol(predictor_table(discovery, n_bootstrap=50, n_permutations=50), str(folders[0]), str(folders[1]))

@@ -35,9 +35,8 @@ import torch
 
 from ssh_ood.base.file_records import RECORD_FILE, folder_problems, problem
 from ssh_ood.base.io_utils import atomic_write_bytes, save_json
-from ssh_ood.commands import reproduce
+from ssh_ood.commands import reproduce, training_cli
 from ssh_ood.commands.cli import main
-from ssh_ood.nets import training_utils
 from ssh_ood.ood.population import load_or_create_population
 
 FAULTS = ("deleted", "truncated", "zero-length", "flipped", "edited", "copied")
@@ -114,10 +113,10 @@ def pipeline(tmp_path_factory):
     steps = reproduce.pipeline_steps()[:3]  # data, population, highlight: the steps whose stamps guard work
     patch.setattr(reproduce, "pipeline_steps", lambda: steps)
     patch.setattr(reproduce, "write_report", lambda ctx, records: ctx.report_dir / "report.md")
-    # the training-curve figure, which nothing reads back, as a placeholder: drawing it would take most of a redo
-    patch.setattr(training_utils, "plot_training_curves", lambda history, axes=None: None)
-    patch.setattr(training_utils, "save_figure", lambda fig, name, out_dir, dpi=150: [
-        atomic_write_bytes(Path(out_dir) / f"{name}.{ext}", b"placeholder") for ext in ("pdf", "png")])
+    # the train command's training-curve figures, which nothing reads back, as placeholders: drawing them would
+    # take most of a redo
+    patch.setattr(training_cli, "save_training_curves", lambda model_dir: [
+        atomic_write_bytes(Path(model_dir) / f"training_curve.{ext}", b"placeholder") for ext in ("pdf", "png")])
     commands = _commands(work)
     for name in ("reproduce", "diagnose", "predict", "precise-bn"):
         assert _run(commands[name])[0] == 0, name
@@ -136,7 +135,7 @@ def _cpu_seconds() -> float:
 
 def _restore(clean: Path, work: Path) -> None:
     """Put the clean pipeline back at ``work`` as hard links: every writer of the project replaces files
-    (a new inode, :func:`ssh_ood.base.io_utils.replace_atomically`) and every fault below unlinks first, so the
+    (a new inode, :func:`ssh_ood.base.atomic_files.replace_atomically`) and every fault below unlinks first, so the
     clean files are never changed through a link. The folder locks, written in place, are left out."""
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(clean, work, copy_function=os.link, ignore=shutil.ignore_patterns(".run.lock"))

@@ -7,7 +7,8 @@ import stat
 
 import pytest
 
-from ssh_ood.base.io_utils import atomic_write_bytes, current_umask
+from ssh_ood.base.atomic_files import current_umask
+from ssh_ood.base.io_utils import atomic_write_bytes
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])

@@ -8,7 +8,8 @@ from ssh_ood.base.notebook_runner import run_notebook
 from ssh_ood.base.paths import REPO_ROOT
 from ssh_ood.figures.training_figures import disorder_reports, layer_table
 from ssh_ood.nets.architecture import CNN_SSH
-from ssh_ood.nets.training_utils import is_complete, load_model, train_models
+from ssh_ood.nets.model_folders import is_complete, load_model
+from ssh_ood.nets.training_run import train_models
 
 FIGURES = ("Fig_architecture", "Fig_training_inputs", "Fig_training_curves", "Fig_test_probability_vs_v", "Fig_accuracy_vs_W")
 

@@ -21,9 +21,12 @@ import torch
 from ssh_ood.base.paths import HIGHLIGHTED_MODELS_DIR, POPULATION_DIR, REPO_ROOT
 from ssh_ood.base.presets import get_preset
 from ssh_ood.commands.cli import build_parser, main
-from ssh_ood.nets import training_utils
+from ssh_ood.nets import training_run
 from ssh_ood.nets.data_loaders import load_training_data
-from ssh_ood.nets.training_utils import data_fingerprint, is_complete, load_config, load_model, train_models
+from ssh_ood.nets.model_folders import is_complete, load_config, load_model
+from ssh_ood.nets.training_recipe import data_fingerprint
+from ssh_ood.nets.training_run import train_models
+from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.physics.datasets import dataset_filename, write_datasets
 
 SMOKE = get_preset("smoke")
@@ -124,21 +127,6 @@ def test_an_identical_command_waits_for_the_holder_and_another_is_refused(tmp_pa
     assert (out / "datasets.json").is_file()
 
 
-def test_run_identity_is_fixed_in_run_json_and_legacy_folders_take_it_from_config(tmp_path, data_dir, trained):
-    identity = json.loads((trained / "run.json").read_text())
-    assert identity["base_seed"] == 0 and identity["preset"] == "smoke"
-    legacy = tmp_path / "legacy"  # a folder written before run.json existed
-    legacy.mkdir()
-    for name in ("model_000", "model_001"):
-        (legacy / name).mkdir()
-        for path in (trained / name).iterdir():
-            (legacy / name / path.name).write_bytes(path.read_bytes())
-    with pytest.raises(ValueError, match="config.json.*base_seed: 0 there, 3 here"):
-        train_models(SMOKE, data_dir, legacy, [2], base_seed=3, **FAST)
-    train_models(SMOKE, data_dir, legacy, [0, 1], **FAST)  # the same run: accepted, nothing retrained
-    assert json.loads((legacy / "run.json").read_text()) == identity
-
-
 # ----------------------------------------------------------------------------------------------
 # 2. non-finite numbers
 # ----------------------------------------------------------------------------------------------
@@ -157,7 +145,7 @@ def test_a_dataset_with_one_nan_pixel_is_refused(tmp_path, data_dir):
 
 
 def test_non_finite_loss_stops_that_model_only_and_the_run_fails(tmp_path, data_dir, monkeypatch):
-    original = training_utils.initial_model
+    original = training_run.initial_model
 
     def initial_model(seed, levels=None):
         model = original(seed, levels)
@@ -166,8 +154,8 @@ def test_non_finite_loss_stops_that_model_only_and_the_run_fails(tmp_path, data_
                 model.linear_layers[0].weight.fill_(float("nan"))
         return model
 
-    monkeypatch.setattr(training_utils, "initial_model", initial_model)
-    with pytest.raises(training_utils.TrainingFailed, match=r"1 of 2 models failed: model_001 \(seed 1\): "
+    monkeypatch.setattr(training_run, "initial_model", initial_model)
+    with pytest.raises(training_run.TrainingFailed, match=r"1 of 2 models failed: model_001 \(seed 1\): "
                        r"non-finite loss in epoch 1"):
         train_models(SMOKE, data_dir, tmp_path / "run", [0, 1], **FAST)
     assert is_complete(tmp_path / "run" / "model_000")
@@ -213,7 +201,7 @@ def test_a_dataset_under_another_name_is_refused_and_regenerated(tmp_path):
 
 
 def test_up_to_date_check_verifies_content_and_old_folders_are_regenerated_identically(tmp_path):
-    from ssh_ood.ood.population import ensure_datasets
+    from ssh_ood.physics.datasets import ensure_datasets
 
     folder = tmp_path / "data"
     write_datasets(SMOKE, 0, folder, progress=False)
@@ -242,7 +230,7 @@ def test_up_to_date_check_verifies_content_and_old_folders_are_regenerated_ident
 # 4. unbounded or partial input
 # ----------------------------------------------------------------------------------------------
 def test_model_ranges_are_bounded_before_they_are_expanded():
-    from ssh_ood.ood.population import parse_model_indices
+    from ssh_ood.ood.population_settings import parse_model_indices
 
     started = time.monotonic()
     with pytest.raises(ValueError, match="99999999999 is beyond the population's 100 models"):
@@ -318,7 +306,7 @@ def test_re_evaluation_on_another_grid_is_refused_unless_asked_and_then_rewrites
     from ssh_ood.ood.population_tables import MANIFEST_FILE, STATS_FILE
 
     folder = tmp_path / "population"
-    run_population("smoke", 0, folder, data_dir=data_dir, train_workers=1, progress=False)
+    run_population(PopulationSettings(get_preset("smoke"), 0, folder, data_dir=data_dir, train_workers=1, progress=False))
     before = (folder / STATS_FILE).read_text()
     assert main(["evaluate", "--run", str(folder), "--seed", "1", "--quiet"]) == 2
     assert "--replace-evaluations" in capsys.readouterr().err

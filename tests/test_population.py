@@ -11,6 +11,7 @@ import pytest
 
 from ssh_ood.base.notebook_runner import run_notebook
 from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.base.presets import get_preset
 from ssh_ood.commands.cli import main
 from ssh_ood.figures import population_browser
 from ssh_ood.figures.population_browser import (
@@ -21,11 +22,12 @@ from ssh_ood.figures.population_browser import (
     smooth,
 )
 from ssh_ood.figures.population_summary import correlation_table, summary_figure, summary_text
-from ssh_ood.nets.training_utils import load_history
+from ssh_ood.nets.model_folders import load_history
 from ssh_ood.ood import population_tables as tables
 from ssh_ood.ood.generalization_metrics import GeneralizationCut, diagram_rmse
 from ssh_ood.ood.model_evaluation import load_metrics
-from ssh_ood.ood.population import load_or_create_population, parse_model_indices, run_population
+from ssh_ood.ood.population import load_or_create_population, run_population
+from ssh_ood.ood.population_settings import PopulationSettings, parse_model_indices
 from ssh_ood.ood.population_tables import COLUMNS, load_population
 from ssh_ood.physics.datasets import write_datasets
 
@@ -44,7 +46,7 @@ def data_dir(tmp_path_factory):
 def full_run(tmp_path_factory, data_dir):
     """Models 0-3 in one call."""
     folder = tmp_path_factory.mktemp("population_0-3")
-    run_population(PRESET, 0, folder, model_indices=[0, 1, 2, 3], data_dir=data_dir, **FAST)
+    run_population(PopulationSettings(get_preset(PRESET), 0, folder, model_indices=[0, 1, 2, 3], data_dir=data_dir, **FAST))
     return folder
 
 
@@ -54,8 +56,8 @@ def weights_bytes(folder, index):
 
 def test_chunks_equal_one_run_and_finished_models_are_never_redone(tmp_path, data_dir, full_run):
     chunked = tmp_path / "chunked"
-    run_population(PRESET, 0, chunked, model_indices=parse_model_indices("0-1", 4), data_dir=data_dir, **FAST)
-    run_population(PRESET, 0, chunked, model_indices=parse_model_indices("2-3", 4), data_dir=data_dir, **FAST)
+    run_population(PopulationSettings(get_preset(PRESET), 0, chunked, model_indices=parse_model_indices("0-1", 4), data_dir=data_dir, **FAST))
+    run_population(PopulationSettings(get_preset(PRESET), 0, chunked, model_indices=parse_model_indices("2-3", 4), data_dir=data_dir, **FAST))
     one_run = pd.read_csv(full_run / tables.STATS_FILE)
     pd.testing.assert_frame_equal(pd.read_csv(chunked / tables.STATS_FILE), one_run)
     for index in range(4):
@@ -64,7 +66,7 @@ def test_chunks_equal_one_run_and_finished_models_are_never_redone(tmp_path, dat
     # a second pass over 0-3 touches no model file
     files = sorted(p for p in chunked.glob("model_*/*"))
     stamps = {p: p.stat().st_mtime_ns for p in files}
-    run_population(PRESET, 0, chunked, model_indices=[0, 1, 2, 3], data_dir=data_dir, **FAST)
+    run_population(PopulationSettings(get_preset(PRESET), 0, chunked, model_indices=[0, 1, 2, 3], data_dir=data_dir, **FAST))
     assert {p: p.stat().st_mtime_ns for p in sorted(chunked.glob("model_*/*"))} == stamps
     manifest = json.loads((chunked / tables.MANIFEST_FILE).read_text())
     assert [run["models_done_now"] for run in manifest["runs"]] == [[0, 1], [2, 3], []]
@@ -75,11 +77,11 @@ def test_chunks_equal_one_run_and_finished_models_are_never_redone(tmp_path, dat
 def test_interrupted_population_finishes_only_what_is_missing(tmp_path, data_dir, full_run):
     """A model trained but not evaluated (e.g. killed during evaluation) is evaluated, not retrained."""
     folder = tmp_path / "population"
-    run_population(PRESET, 0, folder, model_indices=[0, 1], data_dir=data_dir, **FAST)
+    run_population(PopulationSettings(get_preset(PRESET), 0, folder, model_indices=[0, 1], data_dir=data_dir, **FAST))
     for name in ("phase_diagram.npz", "generalization_metrics.json"):
         (folder / "model_001" / name).unlink()
     weights_stamp = (folder / "model_001" / "weights.pt").stat().st_mtime_ns
-    run_population(PRESET, 0, folder, model_indices=[0, 1], data_dir=data_dir, **FAST)
+    run_population(PopulationSettings(get_preset(PRESET), 0, folder, model_indices=[0, 1], data_dir=data_dir, **FAST))
     assert (folder / "model_001" / "weights.pt").stat().st_mtime_ns == weights_stamp
     expected = pd.read_csv(full_run / tables.STATS_FILE).iloc[:2]
     pd.testing.assert_frame_equal(pd.read_csv(folder / tables.STATS_FILE), expected)
@@ -143,8 +145,8 @@ def test_dask_scheduler_runs_chunks_like_one_process(tmp_path, data_dir, full_ru
     folder = tmp_path / "dask"
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
                       dashboard_address="127.0.0.1:0") as cluster:
-        run_population(PRESET, 0, folder, model_indices=[0, 1], data_dir=data_dir, scheduler=cluster.scheduler_address,
-                       chunk_size=1, progress=False)
+        run_population(PopulationSettings(get_preset(PRESET), 0, folder, model_indices=[0, 1], data_dir=data_dir, scheduler=cluster.scheduler_address,
+                       chunk_size=1, progress=False))
     expected = pd.read_csv(full_run / tables.STATS_FILE).iloc[:2]
     pd.testing.assert_frame_equal(pd.read_csv(folder / tables.STATS_FILE), expected)
     manifest = json.loads((folder / tables.MANIFEST_FILE).read_text())
@@ -160,11 +162,13 @@ def test_bad_inputs_give_clear_errors(tmp_path, data_dir, full_run):
     with pytest.raises(ValueError, match="header"):
         load_population(broken)
     with pytest.raises(ValueError, match="another run|preset 'smoke', seed 0"):
-        run_population(PRESET, 1, full_run, model_indices=[0], data_dir=data_dir, **FAST)
+        run_population(PopulationSettings(get_preset(PRESET), 1, full_run, model_indices=[0], data_dir=data_dir, **FAST))
     with pytest.raises(ValueError, match="seed"):
-        run_population(PRESET, 1, tmp_path / "other", model_indices=[0], data_dir=data_dir, **FAST)
+        run_population(PopulationSettings(get_preset(PRESET), 1, tmp_path / "other", model_indices=[0], data_dir=data_dir, **FAST))
+    with pytest.raises(ValueError, match="preset: a Preset"):  # resolved once, by the caller
+        PopulationSettings(PRESET, 0, tmp_path / "x")
     with pytest.raises(ValueError, match="workers"):
-        run_population(PRESET, 0, tmp_path / "x", model_indices=[0], data_dir=data_dir, workers=0)
+        run_population(PopulationSettings(get_preset(PRESET), 0, tmp_path / "x", model_indices=[0], data_dir=data_dir, workers=0))
     for text in ("3-1", "a", "-2", "1-"):
         with pytest.raises(ValueError, match="--models"):
             parse_model_indices(text, 100)
@@ -177,6 +181,13 @@ def test_cli(tmp_path, data_dir, full_run, capsys):
                  "--data-dir", str(data_dir), "--quiet"])
     assert code == 0 and "wrote" in capsys.readouterr().out
     pd.testing.assert_frame_equal(pd.read_csv(folder / tables.STATS_FILE), pd.read_csv(full_run / tables.STATS_FILE).iloc[:1])
+    # the training-curve figures only on request (drawn from history.json; nothing is retrained)
+    assert not (folder / "model_000" / "training_curve.png").exists()
+    weights = (folder / "model_000" / "weights.pt").read_bytes()
+    assert main(["population", "--preset", PRESET, "--seed", "0", "--out", str(folder), "--models", "0",
+                 "--data-dir", str(data_dir), "--training-figures", "--quiet"]) == 0
+    assert (folder / "model_000" / "training_curve.png").stat().st_size > 1000
+    assert (folder / "model_000" / "weights.pt").read_bytes() == weights
     assert main(["population", "--preset", PRESET, "--out", str(folder), "--models", "5-2", "--quiet"]) == 2
     assert "--models" in capsys.readouterr().err
     # `evaluate` on a run folder: the best-epoch weights replace the evaluation of the last ones only on

@@ -18,6 +18,7 @@ import pytest
 from plotly.callbacks import InputDeviceState, Points
 
 from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.base.presets import get_preset
 from ssh_ood.figures import interpretation_figures, population_browser
 from ssh_ood.figures.column_labels import column_label, format_value, is_integer_column
 from ssh_ood.figures.population_browser import (
@@ -30,6 +31,7 @@ from ssh_ood.figures.population_browser import (
 )
 from ssh_ood.ood.generalization_metrics import GeneralizationCut
 from ssh_ood.ood.population import run_population
+from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.ood.population_tables import load_population
 from ssh_ood.physics.datasets import write_datasets
 from tests import browser_support
@@ -44,7 +46,7 @@ def population_dir(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("datasets")
     write_datasets(PRESET, 0, data_dir, progress=False)
     folder = tmp_path_factory.mktemp("population")
-    run_population(PRESET, 0, folder, model_indices=[0, 1], data_dir=data_dir, train_workers=1, progress=False)
+    run_population(PopulationSettings(get_preset(PRESET), 0, folder, model_indices=[0, 1], data_dir=data_dir, train_workers=1, progress=False))
     return folder
 
 

@@ -77,7 +77,8 @@ def test_bad_inputs_are_rejected():
 
 def test_recalibrated_copy_of_a_trained_model(tmp_path):
     from ssh_ood.nets.data_loaders import load_training_data
-    from ssh_ood.nets.training_utils import is_complete, load_model, train_models
+    from ssh_ood.nets.model_folders import is_complete, load_model
+    from ssh_ood.nets.training_run import train_models
     from ssh_ood.physics.datasets import write_datasets
 
     data = tmp_path / "data"

@@ -11,6 +11,7 @@ import pytest
 from ssh_ood.base.io_utils import load_json, save_json
 from ssh_ood.base.notebook_runner import run_notebook
 from ssh_ood.base.paths import DEMO_DIR, REPO_ROOT
+from ssh_ood.base.presets import get_preset
 from ssh_ood.interpret.generalization_prediction import DISORDER_BANDS, recall_by_band
 from ssh_ood.interpret.recipe_protocol import (
     PROTOCOL_FILE,
@@ -24,6 +25,7 @@ from ssh_ood.interpret.recipe_protocol import (
 from ssh_ood.interpret.recipe_results import ceiling_gap_by_band, diagnostics_within_populations
 from ssh_ood.ood.committee import majority_vote
 from ssh_ood.ood.model_evaluation import load_result
+from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.physics.ceiling import band_rows
 
 
@@ -138,7 +140,7 @@ def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
     from ssh_ood.ood.population import run_population
 
     root = tmp_path / "validation"
-    run_population("smoke", 2, root / "defects", data_dir=tmp_path / "data", recipe="defects", progress=False)
+    run_population(PopulationSettings(get_preset("smoke"), 2, root / "defects", data_dir=tmp_path / "data", recipe="defects", progress=False))
     protocol = _protocol(populations={"defects": {"n_models": 50}}, goals={"median_ood_accuracy": ">= 0.90"})
     protocol["recipes_fingerprint"] = recipes_fingerprint(["defects"])
     save_json(tmp_path / "protocol.json", protocol)

@@ -21,7 +21,8 @@ from ssh_ood.nets.recipes import (
     symmetrize_kernels,
 )
 from ssh_ood.nets.training_recipe import RunSettings
-from ssh_ood.nets.training_utils import train_models
+from ssh_ood.nets.training_run import train_models
+from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.physics.constructions import EDGE_ROWS, bond_defect_hoppings, localized_column_edits
 from ssh_ood.physics.data_generation import observables, winding_number
 from ssh_ood.physics.datasets import write_datasets
@@ -60,7 +61,7 @@ def test_paper_record_is_unchanged_and_variants_differ(smoke_data):
 
     paper = settings("paper").recipe()
     assert set(paper) == {"optimizer", "loss", "lr", "momentum", "weight_decay", "batch_size", "max_epochs",
-                          "early_stopping", "patience", "tolerance", "warmup_fraction", "warmup_epochs", "input_noise_std"}
+                          "early_stopping", "patience", "tolerance", "warmup_fraction", "warmup_epochs"}
     identities = {json.dumps(settings(name).run_identity(), sort_keys=True) for name in RECIPE_NAMES}
     assert len(identities) == len(RECIPE_NAMES)  # a run folder of one recipe refuses another
     with pytest.raises(ValueError, match="unknown recipe 'nope'"):
@@ -149,12 +150,12 @@ def test_population_refuses_another_recipe(tmp_path):
     from ssh_ood.ood.population import run_population
 
     out = tmp_path / "population"
-    run_population("smoke", 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="mirror", train_only=True,
-                   progress=False)
+    run_population(PopulationSettings(get_preset("smoke"), 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="mirror", train_only=True,
+                   progress=False))
     with pytest.raises(ValueError, match="recipe 'mirror', not 'defects'"):
-        run_population("smoke", 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="defects",
-                       train_only=True, progress=False)
+        run_population(PopulationSettings(get_preset("smoke"), 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="defects",
+                       train_only=True, progress=False))
     (out / "manifest.json").unlink()  # without the manifest, the model's own record still refuses
     with pytest.raises(ValueError, match="holds a model of another run"):
-        run_population("smoke", 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="defects",
-                       train_only=True, progress=False)
+        run_population(PopulationSettings(get_preset("smoke"), 2, out, model_indices=[0], data_dir=tmp_path / "data", recipe="defects",
+                       train_only=True, progress=False))

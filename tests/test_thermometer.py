@@ -115,7 +115,7 @@ def test_explorer_sliders_change_what_is_shown():
 def test_notebook_07_runs_and_compares_both_encodings(tmp_path):
     from ssh_ood.base.notebook_runner import run_notebook
     from ssh_ood.base.paths import REPO_ROOT
-    from ssh_ood.nets.training_utils import load_config
+    from ssh_ood.nets.model_folders import load_config
 
     params = {"PRESET": "smoke", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
               "FIGURES_DIR": str(tmp_path / "fig"), "COMPARE_LEVELS": 3, "N_MODELS": 1}
@@ -218,7 +218,8 @@ def test_comparison_rejects_uninformative_levels(tmp_path):
 
 
 def test_comparison_reuses_real_valued_models_of_a_finished_run(tmp_path):
-    from ssh_ood.nets.training_utils import model_dir_name, train_models
+    from ssh_ood.nets.model_folders import model_dir_name
+    from ssh_ood.nets.training_run import train_models
     from ssh_ood.ood.generalization import GeneralizationGrid
     from ssh_ood.ood.model_evaluation import evaluate_model_dirs
     from ssh_ood.ood.thermometer_experiment import compare_encodings
@@ -265,7 +266,8 @@ def test_real_valued_models_are_only_read_even_from_a_shipped_population(tmp_pat
 
     from ssh_ood.base import run_folders
     from ssh_ood.commands.cli import main
-    from ssh_ood.nets.training_utils import model_dir_name, train_models
+    from ssh_ood.nets.model_folders import model_dir_name
+    from ssh_ood.nets.training_run import train_models
     from ssh_ood.ood.generalization import GeneralizationGrid
     from ssh_ood.ood.generalization_metrics import GeneralizationCut
     from ssh_ood.ood.model_evaluation import evaluate_model_dirs
@@ -313,34 +315,34 @@ def test_shipped_comparison_is_read_checked_and_its_absence_stops_reproduce_befo
 
     from ssh_ood.commands.cli import main
     from ssh_ood.commands.reproduce import StepFailed, run_pipeline
-    from ssh_ood.ood import thermometer_experiment as experiment
+    from ssh_ood.ood import shipped_thermometer_comparison as shipped
 
-    monkeypatch.setattr(experiment, "SHIPPED_COMPARISONS_DIR", tmp_path / "shipped")
+    monkeypatch.setattr(shipped, "SHIPPED_COMPARISONS_DIR", tmp_path / "shipped")
     with pytest.raises(StepFailed, match=r"cannot start: .*paper_L3/comparison.json: not found; make it with "
                                          r"`python -m ssh_ood thermometer-compare --preset paper --seed 1 --models 16 "
                                          r"--levels 3 .*--retrain"):
         run_pipeline("paper", out_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()  # stopped before the first step
 
-    monkeypatch.setattr(experiment, "SHIPPED_SEEDS", {"smoke": 0})
+    monkeypatch.setattr(shipped, "SHIPPED_SEEDS", {"smoke": 0})
     folder = tmp_path / "shipped" / "smoke_L3"
     with pytest.raises(FileNotFoundError, match="--preset smoke --seed 0 --models 1 --levels 3 .*record-files"):
-        experiment.read_shipped_comparison("smoke", 3)
+        shipped.read_shipped_comparison("smoke", 3)
     assert main(["thermometer-compare", "--preset", "smoke", "--models", "1", "--levels", "3",
                  "--data-dir", str(tmp_path / "data"), "--out", str(folder), "--quiet"]) == 0
-    table, summary = experiment.read_shipped_comparison("smoke", 3)
+    table, summary = shipped.read_shipped_comparison("smoke", 3)
     pd.testing.assert_frame_equal(table, pd.read_csv(folder / "comparison.csv"))
     assert summary["seed"] == 0 and summary["n_models"] == 1
     with pytest.raises(FileNotFoundError, match="comparison_precise_bn.json: not found.*--batchnorm precise"):
-        experiment.read_shipped_comparison("smoke", 3, batchnorm="precise")
-    monkeypatch.setattr(experiment, "SHIPPED_SEEDS", {"smoke": 1})
+        shipped.read_shipped_comparison("smoke", 3, batchnorm="precise")
+    monkeypatch.setattr(shipped, "SHIPPED_SEEDS", {"smoke": 1})
     with pytest.raises(ValueError, match="'seed': 0.*expected .*'seed': 1"):
-        experiment.read_shipped_comparison("smoke", 3)
-    monkeypatch.setattr(experiment, "SHIPPED_SEEDS", {"smoke": 0})
+        shipped.read_shipped_comparison("smoke", 3)
+    monkeypatch.setattr(shipped, "SHIPPED_SEEDS", {"smoke": 0})
     csv = folder / "comparison.csv"
     csv.write_text(csv.read_text().replace("real-valued,0,", "real-valued,1,"))  # an altered table
     with pytest.raises(ValueError, match="comparison.csv"):
-        experiment.read_shipped_comparison("smoke", 3)
+        shipped.read_shipped_comparison("smoke", 3)
 
 
 def test_notebook_07_with_the_paper_preset_reads_the_shipped_comparison_and_trains_nothing(tmp_path):
@@ -364,8 +366,8 @@ def test_notebook_07_with_the_paper_preset_reads_the_shipped_comparison_and_trai
                    "levels": 3, "n_models": 2, "batchnorm": batchnorm, **summarize_comparison(table)})
     notebook = nbformat.read(REPO_ROOT / "07_thermometer_encoding.ipynb", as_version=4)
     notebook.cells.insert(2, nbformat.v4.new_code_cell(
-        f"import ssh_ood.ood.thermometer_experiment as experiment\nexperiment.SHIPPED_COMPARISONS_DIR = "
-        f"experiment.Path({str(stand_in.parent)!r})"))
+        f"import ssh_ood.ood.shipped_thermometer_comparison as shipped\nshipped.SHIPPED_COMPARISONS_DIR = "
+        f"shipped.Path({str(stand_in.parent)!r})"))
     nbformat.write(notebook, tmp_path / "07.ipynb")
     params = {"PRESET": "paper", "DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path / "run"),
               "FIGURES_DIR": str(tmp_path / "fig")}

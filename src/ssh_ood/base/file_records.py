@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .atomic_files import replace_atomically
 from .safe_files import check_not_linked
 
 RECORD_FILE = "files.json"
@@ -94,8 +95,6 @@ def _checksum(record: dict) -> str:
 
 
 def _write_record(folder: Path, record: dict) -> None:
-    from .io_utils import replace_atomically
-
     record = {**record, "checksum": _checksum(record)}
     text = json.dumps(record, indent=1, sort_keys=True)
     replace_atomically(_record_path(folder), (text + "\n").encode())
@@ -129,11 +128,6 @@ def open_folder(folder: str | os.PathLike, identity: Mapping[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     _write_record(folder, {"format": FORMAT, "identity": identity, "files": {}})
     return folder
-
-
-def folder_identity(folder: str | os.PathLike) -> dict:
-    """The identity ``folder`` is recorded with (:class:`UnverifiedFile` if it has no readable record)."""
-    return read_record(folder)["identity"]
 
 
 def _ignored(name: str) -> bool:

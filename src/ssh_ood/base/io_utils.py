@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,55 +18,14 @@ from typing import Any
 
 import numpy as np
 
+from .atomic_files import replace_atomically
 from .file_records import check_bytes, note_written
-from .safe_files import check_guards, check_not_linked
-
-
-def current_umask() -> int:
-    """The process's file-mode creation mask, read without ever loosening it (not even for an instant)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o077)  # the only portable read is a set: set the strictest mask meanwhile, then restore
-    os.umask(mask)
-    return mask
-
-
-def replace_atomically(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file + rename), without touching the folder's record.
-
-    The file's mode is 0666 less the umask, as for a file created by ``open``. A failed write (a full disk,
-    ``OSError``) leaves the previous file as it was and raises an ``OSError`` that names the file and says so.
-    A destination that is a link, or lies in a linked folder, is refused (:func:`ssh_ood.base.safe_files.check_not_linked`),
-    and so is a write on behalf of a folder's holder that no longer holds it (:mod:`ssh_ood.base.parent_watch`).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    check_not_linked(path)
-    check_guards(path)  # a helper of another process's hold writes only while that process holds the folder
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~current_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
-            raise OSError(exc.errno, f"{path}: could not be written ({exc.strerror or exc}); the previous file, if "
-                          "any, is unchanged") from None
-        raise
-    return path
+from .validation import is_integer
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, identity: Mapping[str, Any] | None = None) -> Path:
-    """Write ``data`` to ``path`` atomically (:func:`replace_atomically`); parent folders are created.
+    """Write ``data`` to ``path`` atomically (:func:`ssh_ood.base.atomic_files.replace_atomically`); parent
+    folders are created.
 
     In a recorded folder (:mod:`ssh_ood.base.file_records`) the file's hash, and ``identity`` if given, enter the
     folder's record.
@@ -196,7 +154,7 @@ def _has_type(value: Any, kind: type) -> bool:
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_integer(value)
     return isinstance(value, kind)
 
 

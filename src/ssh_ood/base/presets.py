@@ -32,7 +32,6 @@ class Preset:
     ood_W : disorder strengths of the out-of-distribution test sets.
     max_epochs, batch_size, lr, momentum, weight_decay : training recipe (SGD, cross-entropy).
     patience, tolerance, warmup_fraction : the paper's early-stopping rule (SPEC §2).
-    input_noise_std : standard deviation of Gaussian noise added to training inputs (0: none, the paper).
     n_models : size of the CNN population.
     grid_n_W, grid_W_max, grid_n_realizations, grid_n_v, grid_v_max : generalization grid
         W = linspace(0, grid_W_max, grid_n_W), v = linspace(0, grid_v_max, grid_n_v).
@@ -64,7 +63,6 @@ class Preset:
     patience: int = 10
     tolerance: float = 0.005
     warmup_fraction: float = 0.1
-    input_noise_std: float = 0.0
     n_models: int = 100
     grid_n_W: int = 100
     grid_W_max: float = 5.0

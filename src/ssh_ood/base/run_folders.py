@@ -21,8 +21,7 @@ holder handed them (:attr:`FolderHold.token`): they write their own model folder
 rewrites the folder's shared files (summary, stats, manifest).
 
 A run folder's identity (preset, seeds, recipe, data fingerprint) is fixed in ``run.json`` by the first
-writer (:func:`check_identity`); folders written before ``run.json`` existed take it from their models'
-``config.json``.
+writer (:func:`check_identity`).
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ import secrets
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,11 +250,6 @@ def hold_folders(folders: list[Path]) -> Iterator[None]:
         yield
 
 
-def is_held(folder: str | Path) -> bool:
-    """Whether this process holds ``folder`` (as owner or helper)."""
-    return Path(folder).resolve() in _HELD
-
-
 def _differences(stored: dict, expected: dict, prefix: str = "") -> list[str]:
     """``"key: stored there, expected here"`` for each differing entry, nested objects by their own keys."""
     found = []
@@ -268,14 +262,13 @@ def _differences(stored: dict, expected: dict, prefix: str = "") -> list[str]:
     return found
 
 
-def check_identity(folder: Path, expected: dict, legacy: Callable[[], dict | None], create: bool) -> None:
+def check_identity(folder: Path, expected: dict, create: bool) -> None:
     """Compare ``expected`` with the identity fixed for ``folder``; write it first if there is none.
 
     Parameters
     ----------
     folder : a run folder.
     expected : identity of the command about to write there (JSON-compatible values).
-    legacy : gives the identity of a folder written before ``run.json`` existed (from its files), or None.
     create : write ``run.json`` when missing (the caller holds the folder).
 
     Raises
@@ -285,14 +278,9 @@ def check_identity(folder: Path, expected: dict, legacy: Callable[[], dict | Non
     """
     path = folder / IDENTITY_FILE
     if path.is_file():
-        stored = load_json_object(path, {key: object for key in expected})
-        source = str(path)
-    else:
-        stored, source = legacy(), f"{folder} (from its models' config.json)"
-    if stored is not None:
-        differences = _differences(stored, expected)
+        differences = _differences(load_json_object(path, {key: object for key in expected}), expected)
         if differences:
-            raise ValueError(f"{source}: the folder holds a different run ({'; '.join(differences)}); choose another "
+            raise ValueError(f"{path}: the folder holds a different run ({'; '.join(differences)}); choose another "
                              "output folder")
-    if create and not path.is_file():
+    elif create:
         save_json(path, expected)

@@ -1,7 +1,8 @@
 """The project's single command-line entry point, ``python -m ssh_ood <command>``.
 
-Each sub-command lives in the module that does its work and registers itself here through a small
-``add_<name>_parser`` function; this file only assembles them.
+Each sub-command's parser and runner live in a module of this package (``training_cli``, ``population_cli``,
+...), which registers it through a small ``add_<name>_parser(subparsers, parents)`` function; this file only
+assembles them, each with the options of :func:`ssh_ood.commands.arguments.shared_options`.
 """
 
 from __future__ import annotations
@@ -14,28 +15,28 @@ from pathlib import Path
 from ..base.interruption import exit_status, interruption_line, sigterm_raises
 from ..base.presets import PRESET_NAMES
 from ..base.run_folders import allow_shipped_writes
-from ..figures.gallery import add_gallery_parser
-from ..interpret.diagnostics import add_diagnose_parser
-from ..interpret.generalization_prediction import add_predict_parser
-from ..interpret.highlighted_models import add_highlight_parser
-from ..nets.training_recipe import MAX_SEED, check_seed
-from ..ood.batchnorm_study import add_precise_bn_parser
-from ..ood.thermometer_experiment import add_thermometer_parser
+from .arguments import seed_argument, shared_options
+from .diagnose_cli import add_diagnose_parser
+from .gallery_cli import add_gallery_parser
+from .highlight_cli import add_highlight_parser
 from .population_cli import add_population_parser
+from .precise_bn_cli import add_precise_bn_parser
+from .predict_cli import add_predict_parser
 from .recipes_cli import add_freeze_recipes_parser
 from .record_files import add_record_files_parser
 from .reproduce import add_reproduce_parser
+from .thermometer_cli import add_thermometer_parser
 from .training_cli import add_train_parser
 
 
-def _add_data_parser(subparsers) -> None:
+def _add_data_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "data",
+        "data", parents=parents,
         help="generate every dataset of a preset as .npz files",
         description="Generate the clean, perturbative and out-of-distribution datasets of SPEC §1.",
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
-    parser.add_argument("--seed", type=int, default=0, help="master seed of every disorder draw (default: 0)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="master seed of every disorder draw (default: 0)")
     parser.add_argument(
         "--out", type=Path, default=None, help="output folder (default: 00_demonstrations_data/datasets/<preset>)"
     )
@@ -55,40 +56,32 @@ def _run_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def seed_argument(text: str) -> int:
-    """An argparse type for every seed option: an integer in [0, MAX_SEED] (all derived seeds stay valid)."""
-    try:
-        return check_seed(int(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_SEED}], got {text!r}") from None
+#: the functions that register the sub-commands, in the order ``--help`` lists them
+COMMANDS = (
+    _add_data_parser,
+    add_reproduce_parser,
+    add_train_parser,
+    add_population_parser,
+    add_highlight_parser,
+    add_diagnose_parser,
+    add_predict_parser,
+    add_precise_bn_parser,
+    add_thermometer_parser,
+    add_gallery_parser,
+    add_record_files_parser,
+    add_freeze_recipes_parser,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser of every sub-command, with the options common to all of them added here.
-
-    Every ``--seed`` / ``--data-seed`` is checked up front by :func:`seed_argument`, and every command
-    gets ``--allow-shipped`` (writing into the shipped data, see :mod:`ssh_ood.base.run_folders`).
-    """
+    """The parser of every sub-command (:data:`COMMANDS`), each with the shared options
+    (:func:`ssh_ood.commands.arguments.shared_options`); every seed option is checked up front
+    (:func:`ssh_ood.commands.arguments.seed_argument`)."""
     parser = argparse.ArgumentParser(prog="python -m ssh_ood", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="<command>")
-    _add_data_parser(subparsers)
-    add_reproduce_parser(subparsers)
-    add_train_parser(subparsers)
-    add_population_parser(subparsers)
-    add_highlight_parser(subparsers)
-    add_diagnose_parser(subparsers)
-    add_predict_parser(subparsers)
-    add_precise_bn_parser(subparsers)
-    add_thermometer_parser(subparsers)
-    add_gallery_parser(subparsers)
-    add_record_files_parser(subparsers)
-    add_freeze_recipes_parser(subparsers)
-    for command in subparsers.choices.values():
-        for action in command._actions:
-            if action.dest in ("seed", "data_seed", "unlabeled_seed"):
-                action.type = seed_argument
-        command.add_argument("--allow-shipped", action="store_true",
-                             help="allow writing into the data shipped in 00_demonstrations_data (default: refused)")
+    parents = [shared_options()]
+    for add_parser in COMMANDS:
+        add_parser(subparsers, parents)
     return parser
 
 

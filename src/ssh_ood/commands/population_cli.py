@@ -12,9 +12,10 @@ import pandas as pd
 from ..base.file_records import is_recorded, read_record
 from ..base.io_utils import load_json_object
 from ..base.presets import PRESET_NAMES, get_preset
-from ..nets.model_folders import check_undamaged
+from ..base.run_folders import hold_folder
+from ..figures.training_figures import save_training_curves
+from ..nets.model_folders import check_undamaged, is_complete, load_config, model_dir_name
 from ..nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES
-from ..nets.training_utils import load_config, model_dir_name
 from ..ood.generalization import GeneralizationGrid
 from ..ood.generalization_metrics import (
     CUT_METRICS,
@@ -23,20 +24,23 @@ from ..ood.generalization_metrics import (
     GeneralizationCut,
 )
 from ..ood.model_evaluation import METRICS_FILE, WEIGHT_FILES, evaluate_model_dirs, is_evaluated
-from ..ood.population import default_population_dir, parse_model_indices, record_evaluation, run_population
-from ..ood.population_tables import MANIFEST_FIELDS, MANIFEST_FILE, is_trained, load_population
+from ..ood.population import run_population
+from ..ood.population_manifest import record_evaluation
+from ..ood.population_settings import PopulationSettings, default_population_dir, parse_model_indices
+from ..ood.population_tables import MANIFEST_FIELDS, MANIFEST_FILE, load_population
+from .arguments import seed_argument
 
 
-def add_population_parser(subparsers) -> None:
+def add_population_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``python -m ssh_ood population`` and ``python -m ssh_ood evaluate``."""
     parser = subparsers.add_parser(
-        "population",
+        "population", parents=parents,
         help="train and evaluate a population of CNNs (the paper's 100), resumable, optionally on Dask",
         description="Train N CNNs with the paper's recipe, evaluate each on the generalization grid, and write "
         "per-model folders, stats.csv and manifest.json.",
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
-    parser.add_argument("--seed", type=int, default=0, help="population seed: data, model seeds, grid (default: 0)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="population seed: data, model seeds, grid (default: 0)")
     parser.add_argument("--out", type=Path, default=None,
                         help="population folder (default: 00_demonstrations_data/runs/<preset>_seed<seed>_population)")
     parser.add_argument("--models", default=None, help="models to handle, e.g. 0-24 or 0-3,7 (default: all of the preset)")
@@ -50,21 +54,22 @@ def add_population_parser(subparsers) -> None:
     _add_cut_arguments(parser)
     parser.add_argument("--train-only", action="store_true",
                         help="train without evaluating on the generalization grid (evaluate later with the same command)")
-    parser.add_argument("--keep-training-figures", action="store_true", help="keep each model's training_curve.pdf/png")
+    parser.add_argument("--training-figures", action="store_true",
+                        help="draw each model's training_curve.pdf/png from its history.json")
     parser.add_argument("--replace-evaluations", action="store_true",
                         help="re-evaluate models evaluated on another grid (default: refused)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=_run_population_cli)
 
     evaluate = subparsers.add_parser(
-        "evaluate",
+        "evaluate", parents=parents,
         help="evaluate trained models of a run folder on the generalization grid",
         description="Write phase_diagram.npz and generalization_metrics.json into each model folder of a run.",
     )
     evaluate.add_argument("--run", type=Path, required=True, help="run folder with model_XXX subfolders")
     evaluate.add_argument("--models", default=None, help="models, e.g. 0-3 (default: every trained model of the run)")
     evaluate.add_argument("--preset", choices=PRESET_NAMES, default=None, help="grid of this preset (default: the models')")
-    evaluate.add_argument("--seed", type=int, default=0, help="disorder seed of the grid (default: 0)")
+    evaluate.add_argument("--seed", type=seed_argument, default=0, help="disorder seed of the grid (default: 0)")
     evaluate.add_argument("--which", choices=tuple(WEIGHT_FILES), default="last", help="weights to evaluate (default: last)")
     _add_cut_arguments(evaluate)
     evaluate.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
@@ -89,14 +94,20 @@ def _cut(args: argparse.Namespace) -> GeneralizationCut:
 
 
 def _run_population_cli(args: argparse.Namespace) -> int:
-    out = args.out if args.out is not None else default_population_dir(args.preset, args.seed)
-    indices = None if args.models is None else parse_model_indices(args.models, get_preset(args.preset).n_models)
-    stats_path = run_population(
-        args.preset, args.seed, out, model_indices=indices, data_dir=args.data_dir, scheduler=args.scheduler,
+    preset = get_preset(args.preset)
+    out = args.out if args.out is not None else default_population_dir(preset.name, args.seed)
+    indices = None if args.models is None else parse_model_indices(args.models, preset.n_models)
+    settings = PopulationSettings(
+        preset, args.seed, out, model_indices=indices, data_dir=args.data_dir, scheduler=args.scheduler,
         workers=args.workers, chunk_size=args.chunk_size, device=args.device, cut=_cut(args),
-        keep_figures=args.keep_training_figures, progress=not args.quiet, train_only=args.train_only,
+        progress=not args.quiet, train_only=args.train_only,
         replace_evaluations=args.replace_evaluations, recipe=args.recipe,
     )
+    stats_path = run_population(settings)
+    if args.training_figures:
+        with hold_folder(out):
+            for index in range(preset.n_models) if indices is None else indices:
+                save_training_curves(settings.model_dir(index))
     if args.train_only:
         print(f"trained; evaluate later with the same command without --train-only ({out})")
         return 0
@@ -137,7 +148,7 @@ def _run_evaluate_cli(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{run}: run folder not found")
     folders = [d for d in run.glob("model_*") if d.name[len("model_"):].isdigit()]
     check_undamaged(sorted(folders))  # a damaged model is refused, never silently left out
-    trained = sorted(d for d in folders if is_trained(d))
+    trained = sorted(d for d in folders if is_complete(d))
     if args.models is None:
         dirs = trained
         if not dirs:

@@ -21,10 +21,10 @@ DEVELOPMENT_TABLE = DEMO_DIR / "recipes_development.csv"
 COMPARISON_POPULATIONS = (POPULATION_DIR, DEMO_DIR / "100_CNNs_seed1")
 
 
-def add_freeze_recipes_parser(subparsers) -> None:
+def add_freeze_recipes_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``python -m ssh_ood freeze-recipes``."""
     parser = subparsers.add_parser(
-        "freeze-recipes",
+        "freeze-recipes", parents=parents,
         help="freeze the training recipes' validation protocol from the clean-data development table",
         description="Choose the main recipe by the fixed decision rule, forecast and predict each recipe's "
         "outcome, and write the protocol (JSON) that notebook 09 scores.",

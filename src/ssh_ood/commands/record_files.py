@@ -34,7 +34,7 @@ def _raw_json(path: Path) -> dict:
 def _identity_and_check(folder: Path):
     """The identity to record ``folder`` with, the per-file identities, and the check to run once recorded."""
     from ..nets.model_folders import check_complete, load_config, load_model, model_identity, training_outcome
-    from ..nets.training_utils import run_identity
+    from ..nets.training_run import run_identity
     from ..ood.model_evaluation import METRICS_FILE, PHASE_DIAGRAM_FILE, load_metrics, load_result
 
     if (folder / "config.json").is_file() and (folder / "weights.pt").is_file():
@@ -112,10 +112,10 @@ def record_folder_tree(root: str | Path) -> list[Path]:
     return written
 
 
-def add_record_files_parser(subparsers) -> None:
+def add_record_files_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``python -m ssh_ood record-files``."""
     parser = subparsers.add_parser(
-        "record-files",
+        "record-files", parents=parents,
         help="record the file hashes of a trusted folder written before records existed (e.g. shipped data)",
         description=__doc__.splitlines()[0],
     )

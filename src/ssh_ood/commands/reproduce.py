@@ -29,6 +29,7 @@ from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from ..base.paths import DEMO_DIR, POPULATION_DIR, REPO_ROOT, datasets_dir
 from ..base.presets import PRESET_NAMES, Preset, get_preset
 from ..base.provenance import git_state, package_versions
+from .arguments import seed_argument
 
 NOTEBOOKS = {
     "01": "01_data_generation.ipynb",
@@ -193,7 +194,7 @@ def _run_notebook_step(key: str) -> Step:
 
 def _shipped_comparison_present(ctx: Context) -> None:
     """Notebook 07 reads the shipped paper-recipe thermometer comparison unless ``--retrain``: it must be there."""
-    from ..ood.thermometer_experiment import read_shipped_comparison
+    from ..ood.shipped_thermometer_comparison import read_shipped_comparison
 
     if ctx.preset.name == "paper" and not ctx.retrain:
         for batchnorm in ("running", "precise"):
@@ -226,10 +227,12 @@ def _population_step() -> Step:
     def run(ctx: Context) -> dict:
         from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
         from ..ood.population import run_population
+        from ..ood.population_settings import PopulationSettings
         from ..ood.population_tables import load_population
 
         if not ctx.uses_shipped_population:
-            run_population(ctx.preset, ctx.seed, ctx.population_dir, data_dir=ctx.data_dir, progress=ctx.progress)
+            run_population(PopulationSettings(ctx.preset, ctx.seed, ctx.population_dir, data_dir=ctx.data_dir,
+                                              progress=ctx.progress))
         stats = load_population(ctx.population_dir).stats
         return {
             "models": len(stats),
@@ -512,14 +515,14 @@ def write_report(ctx: Context, records: list[dict]) -> Path:
     return path
 
 
-def add_reproduce_parser(subparsers) -> None:
+def add_reproduce_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
-        "reproduce",
+        "reproduce", parents=parents,
         help="run the whole pipeline of a preset and write the report",
         description=__doc__.splitlines()[0],
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
-    parser.add_argument("--seed", type=int, default=0, help="master seed (default: 0)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="master seed (default: 0)")
     parser.add_argument("--out", type=Path, default=DEMO_DIR, help="output root (default: 00_demonstrations_data)")
     parser.add_argument("--force", action="store_true", help="redo steps that are up to date")
     parser.add_argument("--retrain", action="store_true",

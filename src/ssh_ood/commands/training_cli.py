@@ -1,4 +1,4 @@
-"""``python -m ssh_ood train``: the command line of :func:`ssh_ood.nets.training_utils.train_models`."""
+"""``python -m ssh_ood train``: the command line of :func:`ssh_ood.nets.training_run.train_models`."""
 
 from __future__ import annotations
 
@@ -6,28 +6,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..base.file_records import verified_bytes
+from ..base.file_records import problem, verified_bytes
 from ..base.paths import datasets_dir
 from ..base.presets import PRESET_NAMES, get_preset
 from ..base.run_folders import hold_folder
+from ..figures.training_figures import save_training_curves
 from ..nets.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 from ..nets.training_recipe import SEED_STRIDE
-from ..nets.training_utils import default_run_dir, train_models
+from ..nets.training_run import default_run_dir, train_models
+from .arguments import seed_argument
 
 
-def add_train_parser(subparsers) -> None:
+def add_train_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``python -m ssh_ood train``."""
     parser = subparsers.add_parser(
-        "train",
+        "train", parents=parents,
         help="train an ensemble of CNNs with the paper's recipe",
         description="Train K CNN_SSH models (seeds base*10^6 + 0..K-1) together; resumable; one folder per model.",
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
     parser.add_argument("--n-models", type=int, default=None, help="number of models K (default: the preset's)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of the run (default: 0)")
+    parser.add_argument("--seed", type=seed_argument, default=0, help="base seed of the run (default: 0)")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: 00_demonstrations_data/runs/...)")
     parser.add_argument("--data", type=Path, default=None, help="datasets folder (default: the preset's; made if missing)")
-    parser.add_argument("--data-seed", type=int, default=0, help="seed used if the default datasets must be generated")
+    parser.add_argument("--data-seed", type=seed_argument, default=0, help="seed used if the default datasets must be generated")
     parser.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the preset's)")
     parser.add_argument("--no-early-stopping", action="store_true", help="always run the maximum number of epochs")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
@@ -69,6 +71,9 @@ def _run_train(args: argparse.Namespace) -> int:
             n_workers=args.workers,
             recipe=args.recipe,
         )
+        for folder in folders:  # drawn once; a deleted figure is drawn again
+            if problem(folder / "training_curve.png") is not None:
+                save_training_curves(folder)
     sys.stdout.write(verified_bytes(Path(out) / "summary.csv", required=True).decode())
     print(f"wrote {len(folders)} model folders and {Path(out) / 'summary.csv'}")
     return 0

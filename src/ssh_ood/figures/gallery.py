@@ -10,7 +10,6 @@ those of :mod:`ssh_ood.figures.figure_catalog`.
 
 from __future__ import annotations
 
-import argparse
 import io
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from PIL import Image
 
 from ..base.io_utils import atomic_write_bytes
 from ..base.paths import FIGURES_DIR, REPO_ROOT
+from ..base.validation import require_int
 from .figure_catalog import CAPTIONS
 
 #: the gallery's figures, in the catalogue's order; captions from :data:`ssh_ood.figures.figure_catalog.CAPTIONS`
@@ -31,8 +31,7 @@ GALLERY_DIR = REPO_ROOT / "docs" / "gallery"
 
 def thumbnail(source: str | Path, destination: str | Path, width: int = 900) -> Path:
     """Write ``source`` (a PNG) to ``destination``: at most ``width`` pixels wide, 256-colour palette."""
-    if isinstance(width, bool) or not isinstance(width, int) or width < 16:
-        raise ValueError(f"width must be an integer >= 16, got {width!r}")
+    width = require_int("width", width, minimum=16)
     source = Path(source)
     if not source.is_file():
         raise FileNotFoundError(f"{source}: figure not found; make it first (make reproduce)")
@@ -70,20 +69,3 @@ def gallery_markdown(columns: int = 2, folder: str = "docs/gallery") -> str:
         lines.append("| " + " | ".join(f"![{n}]({folder}/{n}.png)" if n else "" for n in row) + " |")
         lines.append("| " + " | ".join(GALLERY.get(n, "") for n in row) + " |")
     return "\n".join(lines)
-
-
-def add_gallery_parser(subparsers) -> None:
-    """Register ``python -m ssh_ood gallery``."""
-    parser = subparsers.add_parser("gallery", help="reduced copies of the figures for the README gallery",
-                                   description=__doc__.splitlines()[0])
-    parser.add_argument("--figures", type=Path, default=FIGURES_DIR, help="folder of the full-size PNG figures")
-    parser.add_argument("--out", type=Path, default=GALLERY_DIR, help="gallery folder (default: docs/gallery)")
-    parser.add_argument("--width", type=int, default=900, help="maximum width in pixels (default 900)")
-    parser.set_defaults(func=_run_gallery)
-
-
-def _run_gallery(args: argparse.Namespace) -> int:
-    for path in write_gallery(args.figures, args.out, args.width):
-        print(f"wrote {path} ({path.stat().st_size // 1024} KiB)")
-    print("README gallery table:", gallery_markdown(), sep="\n")
-    return 0

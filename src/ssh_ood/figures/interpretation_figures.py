@@ -33,7 +33,7 @@ from ..interpret.cam_utils import (
 )
 from ..interpret.clustering_utils import LAYER_TITLES, Projection, activation_sets, project_pca
 from ..nets.architecture import CNN_SSH
-from ..nets.training_utils import load_model
+from ..nets.model_folders import load_model
 from ..ood.generalization_metrics import GeneralizationCut
 from ..ood.population_tables import Population
 from ..physics.data_generation import CLASS_NAMES

@@ -40,13 +40,15 @@ import plotly.graph_objects as go
 from IPython.display import Image, display
 from matplotlib.figure import Figure
 
+from ..base.validation import require_int
 from ..interpret.diagnostics import DIAGNOSTICS_FILE, load_diagnostics
-from ..nets.training_utils import HISTORY_KEYS, plot_training_curves
+from ..nets.model_folders import HISTORY_KEYS
 from ..ood.generalization_metrics import DEFAULT_CUT_METRIC, GeneralizationCut
 from ..ood.population_tables import Population
 from .column_labels import column_label, format_value, value_format
 from .interpretation_figures import Reporter, render_cam_view, render_pca_view
 from .plotting import PHASE_LABEL, plot_phase_diagram
+from .training_figures import plot_training_curves
 
 NON_METRIC_COLUMNS = ("model_index", "model_seed", "stopped_early", "well_generalizing")
 # the scatter opens on the finding: the clean-data probe against OOD accuracy (notebook 08); a population
@@ -109,8 +111,7 @@ def select_models(stats: pd.DataFrame, metric: str, threshold: float, above: boo
 def smooth(values: Sequence[float], window: int) -> np.ndarray:
     """Trailing moving average over ``window`` epochs (shorter at the start); window 1 returns the values."""
     values = np.asarray(values, dtype=np.float64)
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"smoothing window must be a positive integer, got {window!r}")
+    window = require_int("smoothing window", window, minimum=1)
     if window == 1 or values.size == 0:
         return values
     cumulative = np.concatenate([[0.0], np.cumsum(values)])

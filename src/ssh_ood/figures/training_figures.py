@@ -1,4 +1,5 @@
-"""Notebook 02 helpers: the CNN's layer table and diagram, the inputs it sees, accuracy against disorder."""
+"""Notebook 02 helpers: the CNN's layer table and diagram, the inputs it sees, its training curves, accuracy
+against disorder."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from torch import nn
 
+from ..base.figure_files import save_figure
 from ..nets.architecture import CNN_SSH, count_parameters
 from ..nets.data_loaders import TensorSplit, encode_input, to_tensors
 from ..nets.ensemble_training import evaluate_models
 from ..nets.metrics import report_dict
+from ..nets.model_folders import load_config, load_history
 from ..physics.data_generation import CLASS_NAMES
 from ..physics.datasets import dataset_filename, load_split
 
@@ -144,3 +148,36 @@ def plot_probability_vs_v(ax: plt.Axes, model: CNN_SSH, dataset: dict, thermomet
     ax.set_xlabel("v")
     ax.set_ylabel("probability")
     ax.legend(fontsize=8)
+
+
+def plot_training_curves(history: dict, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+    """Loss and accuracy per epoch (training vs validation), best epoch marked; returns the figure.
+
+    ``history``: a model's ``history.json`` (:func:`ssh_ood.nets.model_folders.load_history`).
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    else:
+        fig = axes[0].figure
+    epochs = np.arange(1, len(history["train_loss"]) + 1)
+    for ax, key, label in ((axes[0], "loss", "cross-entropy loss"), (axes[1], "accuracy", "accuracy")):
+        ax.plot(epochs, history[f"train_{key}"], label="training (with dropout)")
+        ax.plot(epochs, history[f"val_{key}"], label="validation")
+        if history.get("best_epoch"):
+            ax.axvline(history["best_epoch"], color="0.5", ls=":", lw=1, label="lowest validation loss")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+    axes[0].set_yscale("log")
+    axes[1].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save_training_curves(model_dir: str | Path) -> list[Path]:
+    """``model_dir/training_curve.pdf`` and ``.png``: :func:`plot_training_curves` of a trained model's
+    ``history.json``, titled with its folder and seed; returns both paths."""
+    model_dir = Path(model_dir)
+    fig = Figure(figsize=(9, 3.4))  # no pyplot: no interactive backend needed
+    plot_training_curves(load_history(model_dir), fig.subplots(1, 2))
+    fig.suptitle(f"{model_dir.name} (seed {load_config(model_dir)['model_seed']})", fontsize=10, y=1.03)
+    return save_figure(fig, "training_curve", model_dir)

@@ -44,8 +44,9 @@ from sklearn.isotonic import IsotonicRegression
 
 from ..base.file_records import verified_bytes
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
+from ..base.presets import get_preset
 from ..base.run_folders import hold_folder
-from ..nets.training_utils import model_dir_name
+from ..nets.model_folders import model_dir_name
 from ..ood.ood_estimators import (
     atc_estimate,
     atc_threshold,
@@ -230,15 +231,15 @@ class BaselineResult:
 def population_estimates(population_dir: Path, manifest: dict, indices: list[int], unlabeled_seed: int = UNLABELED_SEED,
                          threads: int | None = None, device: str | None = None) -> pd.DataFrame:
     """:func:`network_estimates` of the listed networks of a population (``model_index`` first)."""
-    from ..ood.population import ensure_datasets
     from ..ood.population_datasets import population_datasets
-    from ..physics.datasets import load_split
+    from ..physics.datasets import ensure_datasets, load_split
 
+    preset = get_preset(manifest["preset"])
     data_dir, writable = population_datasets(population_dir, manifest)  # a path from a file is data
     if writable:
-        ensure_datasets(manifest["preset"], int(manifest["seed"]), data_dir, progress=False)
+        ensure_datasets(preset, int(manifest["seed"]), data_dir, progress=False)
     source = load_split(data_dir, "test", 0.0)
-    chains = unlabeled_chains(manifest["preset"], unlabeled_seed)
+    chains = unlabeled_chains(preset, unlabeled_seed)
     softmax = population_softmax([population_dir / model_dir_name(i) for i in indices],
                                  {"target": chains["X"], "source": source["X"]}, threads, device)
     estimates = network_estimates(softmax["target"], softmax["source"], source["labels"])

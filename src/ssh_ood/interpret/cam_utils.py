@@ -52,6 +52,7 @@ from scipy import stats
 from torch import nn
 
 from ..base.io_utils import atomic_write_bytes, save_json, save_npz
+from ..base.validation import require_int
 from ..nets.architecture import CNN_SSH
 from ..physics.datasets import load_split
 
@@ -162,9 +163,7 @@ def as_input_tensor(x: np.ndarray | torch.Tensor, model: CNN_SSH) -> torch.Tenso
 
 def check_batch_size(batch_size: int) -> int:
     """``batch_size`` as an int; ``ValueError`` unless it is a positive integer."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
+    return require_int("batch_size", batch_size, minimum=1)
 
 
 def upsample_maps(maps: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:

@@ -38,6 +38,7 @@ from sklearn.metrics import pairwise_distances
 from tqdm.auto import tqdm
 
 from ..base.io_utils import atomic_write_bytes, load_json, load_npz, save_json, save_npz
+from ..base.validation import require_int
 from ..nets.architecture import CNN_SSH
 from ..physics.datasets import dataset_filename, load_split, read_manifest
 from .cam_utils import as_input_tensor, check_batch_size, eval_mode
@@ -299,8 +300,7 @@ def project_umap(
     """
     import umap  # slow import (numba); only when a UMAP is asked for
 
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 2:
-        raise ValueError(f"n_neighbors must be an integer >= 2, got {n_neighbors!r}")
+    n_neighbors = require_int("n_neighbors", n_neighbors, minimum=2)
     W_values = list(sets)
     union = np.concatenate([sets[W].activations[layer] for W in W_values])
     if union.shape[0] <= n_neighbors:

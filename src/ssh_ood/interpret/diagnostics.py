@@ -50,7 +50,6 @@ Training (the model folder's records): ``test_accuracy``, ``best_val_loss``, ``f
 
 from __future__ import annotations
 
-import argparse
 import io
 import math
 from collections.abc import Sequence
@@ -67,8 +66,7 @@ from tqdm.auto import tqdm
 from ..base.file_records import read_record
 from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
 from ..base.run_folders import hold_folder
-from ..nets.model_folders import check_undamaged, is_complete
-from ..nets.training_utils import load_model, model_dir_name, training_outcome
+from ..nets.model_folders import check_undamaged, is_complete, load_model, model_dir_name, training_outcome
 from ..physics.datasets import load_split
 from ..physics.interventions import PROBES, mid_gap_columns, probe_responses
 from ..physics.no_peeking import MAX_CLEAN_W, require_clean
@@ -354,42 +352,3 @@ def load_diagnostics(population_dir: str | Path) -> pd.DataFrame:
             raise ValueError(f"{path}: model {index}: {wrong[0]} = {row[wrong[0]]!r} in the table, {outcome[wrong[0]]!r} "
                              f"in its model folder; rerun `{command}` to rewrite the table")
     return table
-
-
-# ----------------------------------------------------------------------------------------------
-# command line
-# ----------------------------------------------------------------------------------------------
-def add_diagnose_parser(subparsers) -> None:
-    """Register ``python -m ssh_ood diagnose``."""
-    parser = subparsers.add_parser(
-        "diagnose",
-        help="clean-data diagnostics of every network of a population (no out-of-distribution data)",
-        description="Compute CAM, PCA, weak-disorder, intervention and training diagnostics of each network from "
-        "the clean and perturbative test sets (W <= 0.05) only, and write diagnostics.csv beside stats.csv.",
-    )
-    parser.add_argument("--population", type=Path, required=True, help="population folder (model_XXX subfolders)")
-    parser.add_argument("--models", default=None, help="models, e.g. 0-9 (default: every trained model)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="datasets folder (default: the population manifest's; generated from its seed if missing)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(func=_run_diagnose)
-
-
-def _run_diagnose(args: argparse.Namespace) -> int:
-    from ..base.presets import get_preset
-    from ..ood.population import ensure_datasets, parse_model_indices
-    from ..ood.population_datasets import population_datasets
-    from ..ood.population_tables import MANIFEST_FILE
-
-    manifest_path = args.population / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{manifest_path}: not a population folder (no manifest.json)")
-    read_record(args.population)
-    manifest = load_json(manifest_path)
-    indices = None if args.models is None else parse_model_indices(args.models, get_preset(manifest["preset"]).n_models)
-    data_dir, writable = population_datasets(args.population, manifest, args.data_dir)  # a path from a file is data
-    if writable:
-        ensure_datasets(manifest["preset"], int(manifest["seed"]), data_dir, progress=not args.quiet)
-    path = diagnose_population(args.population, data_dir, indices, progress=not args.quiet)
-    print(f"wrote {path} ({len(load_diagnostics(args.population))} models)")
-    return 0

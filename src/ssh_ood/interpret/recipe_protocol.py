@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..base.validation import is_integer
 from ..nets.recipes import RECIPES
 from .diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
 
@@ -59,7 +60,7 @@ def check_protocol(protocol: Mapping) -> None:
             problems.append(f"unknown recipe {name!r}")
             continue
         least = MIN_MAIN if name == main else MIN_OTHER
-        if not isinstance(population.get("n_models"), int) or population["n_models"] < least:
+        if not is_integer(population.get("n_models")) or population["n_models"] < least:
             problems.append(f"recipe {name!r}: n_models must be an integer >= {least}, got {population.get('n_models')!r}")
     known = [name for name in populations if name in RECIPES]
     if protocol["recipes_fingerprint"] != recipes_fingerprint(known):

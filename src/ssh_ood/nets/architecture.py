@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..base.validation import require_int
+
 NEGATIVE_SLOPE = 0.01
 DROPOUT = 0.5
 
@@ -37,9 +39,7 @@ class CNN_SSH(nn.Module):  # noqa: N801 - the paper's name, kept so its weights 
 
     def __init__(self, channel_multiplier: int = 1) -> None:
         super().__init__()
-        if isinstance(channel_multiplier, bool) or not isinstance(channel_multiplier, int) or channel_multiplier < 1:
-            raise ValueError(f"channel_multiplier must be a positive integer, got {channel_multiplier!r}")
-        c = channel_multiplier
+        c = require_int("channel_multiplier", channel_multiplier, minimum=1)
         self.in_channels = c
         self.cnn_layers_1 = nn.Sequential(*_conv_block(c, 5 * c, 4, 2, 2), *_conv_block(5 * c, 7 * c, 3, 1, 1))
         self.cnn_layers_2 = nn.Sequential(*_conv_block(7 * c, 9 * c, 3, 1, 1))

@@ -3,9 +3,7 @@
 SPEC §1-2: the network sees X as (N, 1, M, M) float32 (M = 50 sites), labels as int64. Training and
 validation sets are the clean set with the perturbative W = 0.01 and 0.05 sets appended (never the
 test set, which stays clean). Batches follow a fixed shuffle: one permutation, drawn from a seed, reused
-every epoch, as in the paper, where every run used the same fixed order. Optional Gaussian input noise
-(training only) is drawn per (epoch, batch) from the seed, so it is reproducible and needs no state.
-With ``thermometer_levels = L`` the inputs are thermometer-encoded batch by batch (N, L, M, M).
+every epoch, as in the paper, where every run used the same fixed order. With ``thermometer_levels = L`` the inputs are thermometer-encoded batch by batch (N, L, M, M).
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ from ..physics.no_peeking import require_clean
 from ..physics.thermometer_encoding import thermometer_encode
 
 SPLIT_NAMES = ("training", "validation", "test")
-_NOISE_STREAM = 0x6E6F697365  # "noise": separates the noise stream from other uses of the same seed
 
 
 @dataclass(frozen=True)
@@ -166,48 +163,23 @@ def encode_input(x: torch.Tensor, thermometer_levels: int | None) -> torch.Tenso
     return thermometer_encode(x.clamp(0.0, 1.0), int(thermometer_levels))
 
 
-def input_noise(shape: torch.Size, std: float, seed: int, epoch: int, batch: int, device: torch.device) -> torch.Tensor:
-    """Gaussian noise N(0, std^2) of ``shape`` for one training batch, a pure function of its arguments."""
-    generator = torch.Generator().manual_seed(
-        int(np.random.SeedSequence([int(seed), _NOISE_STREAM, int(epoch), int(batch)]).generate_state(1)[0])
-    )
-    return (torch.randn(shape, generator=generator) * std).to(device)
-
-
 def training_batch(
     split: TensorSplit,
     order: np.ndarray,
     number: int,
     batch_size: int,
     thermometer_levels: int | None = None,
-    noise_std: float = 0.0,
-    noise_seed: int = 0,
-    epoch: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Batch ``number`` of an epoch of ``split`` in the fixed ``order``: (input, label).
 
-    Inputs are (B, 1, M, M), or (B, L, M, M) thermometer-encoded; with ``noise_std > 0`` Gaussian noise
-    (see :func:`input_noise`) is added to the raw observables first (values clamped to [0, 1] before a
-    thermometer encoding).
+    Inputs are (B, 1, M, M), or (B, L, M, M) thermometer-encoded.
     """
     if order.shape != (len(split),):
         raise ValueError(f"order must be a permutation of {len(split)} samples, got shape {order.shape}")
-    if noise_std < 0:
-        raise ValueError(f"input noise std must be >= 0, got {noise_std}")
     positions = batch_slices(len(split), batch_size)[number]
     batch_index = torch.as_tensor(order[positions], device=split.x.device)
     x = split.x.index_select(0, batch_index)
-    if noise_std > 0:
-        x = x + input_noise(x.shape, noise_std, noise_seed, epoch, number, x.device)
     return encode_input(x, thermometer_levels), split.y.index_select(0, batch_index)
-
-
-def training_batches(
-    split: TensorSplit, batch_size: int, order: np.ndarray, thermometer_levels: int | None = None, **noise
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of :func:`training_batch` batches (``noise``: ``noise_std``, ``noise_seed``, ``epoch``)."""
-    for number in range(len(batch_slices(len(split), batch_size))):
-        yield training_batch(split, order, number, batch_size, thermometer_levels, **noise)
 
 
 def evaluation_batches(

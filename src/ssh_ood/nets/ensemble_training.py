@@ -9,7 +9,7 @@ weights, statistics, momentum and generator never change.
     :mod:`ssh_ood.nets.fused_blocks` (BatchNorm + LeakyReLU + bit-mask dropout in one numba pass, split conv
     backward). A model's arithmetic is exactly the same whichever other models share the step, so a
     model trained inside an ensemble ends with bitwise the weights it gets when trained alone. Parallelism
-    comes from worker processes, one thread each (see :mod:`ssh_ood.nets.training_utils`). Measured on 2 cores, this
+    comes from worker processes, one thread each (see :mod:`ssh_ood.nets.training_run`). Measured on 2 cores, this
     beats the stacked layout below on CPU: oneDNN runs grouped convolutions 2-9x slower per model than
     ungrouped ones (K = 8-32, forward and backward).
 ``"stacked"`` (any device, meant for CUDA): the K models become one network with K times the channels:

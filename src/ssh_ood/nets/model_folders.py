@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from ..base.file_records import check_bytes, open_folder, problem, read_record, verified_bytes
@@ -19,16 +16,7 @@ from .architecture import CNN_SSH, build_model
 from .model_identity import check_config_values, check_model_identity, check_run_members
 
 HISTORY_KEYS = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")
-FINAL_FILES = (
-    "weights.pt",
-    "best_weights.pt",
-    "history.json",
-    "test_report.json",
-    "training_curve.pdf",
-    "training_curve.png",
-    "config.json",
-)
-# a model is complete when its results exist (the training-curve figure may be deleted to save space)
+# a model is complete when its results exist (config.json is written last)
 RESULT_FILES = ("weights.pt", "best_weights.pt", "history.json", "test_report.json", "config.json")
 CHECKPOINT = "checkpoint.pt"
 #: fields of config.json that readers rely on, with their JSON types
@@ -192,26 +180,6 @@ def load_config(model_dir: str | Path) -> dict:
     check_config_values(Path(model_dir) / "config.json", config)
     check_model_identity(model_dir, config)
     return config
-
-
-def plot_training_curves(history: dict, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
-    """Loss and accuracy per epoch (training vs validation), best epoch marked; returns the figure."""
-    if axes is None:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    else:
-        fig = axes[0].figure
-    epochs = np.arange(1, len(history["train_loss"]) + 1)
-    for ax, key, label in ((axes[0], "loss", "cross-entropy loss"), (axes[1], "accuracy", "accuracy")):
-        ax.plot(epochs, history[f"train_{key}"], label="training (with dropout)")
-        ax.plot(epochs, history[f"val_{key}"], label="validation")
-        if history.get("best_epoch"):
-            ax.axvline(history["best_epoch"], color="0.5", ls=":", lw=1, label="lowest validation loss")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-    axes[0].set_yscale("log")
-    axes[1].legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 def training_outcome(model_dir: str | Path) -> dict:

@@ -25,10 +25,10 @@ from torch import nn
 
 from ..base.file_records import problem, verified_bytes
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
+from ..base.validation import require_int
 from .architecture import CNN_SSH
 from .data_loaders import TensorSplit, evaluation_batches
-from .model_folders import open_model_folder
-from .training_utils import RESULT_FILES, is_complete, load_config, load_model, save_torch
+from .model_folders import RESULT_FILES, is_complete, load_config, load_model, open_model_folder, save_torch
 
 CALIBRATION_FILE = "batchnorm_calibration.json"
 
@@ -49,8 +49,7 @@ def recalibrate_batchnorm(
     -------
     The recalibrated copy, in eval mode on the device of ``model``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = require_int("batch_size", batch_size, minimum=1)
     if len(split) == 0:
         raise ValueError("split holds no samples")
     calibrated = copy.deepcopy(model)

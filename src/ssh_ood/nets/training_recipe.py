@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..base.io_utils import load_json_object
 from ..base.presets import Preset
+from ..base.validation import require_int
 from .architecture import build_model, count_parameters
 from .data_loaders import TrainingData
 from .ensemble_training import SGDRecipe
@@ -53,11 +53,8 @@ def model_seed(base_seed: int, index: int) -> int:
     its dropout masks. With base seed 0, model i has seed i.
     """
     check_seed(base_seed, "base_seed")
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
-        raise ValueError(f"index must be a non-negative integer, got {index!r}")
-    if index >= SEED_STRIDE:
-        raise ValueError(f"index must be < {SEED_STRIDE}, got {index}")
-    return int(base_seed) * SEED_STRIDE + int(index)
+    index = require_int("index", index, minimum=0, maximum=SEED_STRIDE - 1)
+    return int(base_seed) * SEED_STRIDE + index
 
 
 def warmup_epochs(max_epochs: int, warmup_fraction: float) -> int:
@@ -135,7 +132,6 @@ class RunSettings:
             "tolerance": p.tolerance,
             "warmup_fraction": p.warmup_fraction,
             "warmup_epochs": self.warmup,
-            "input_noise_std": p.input_noise_std,
             # a recipe other than the paper's adds its name and settings; the paper's record stays as it was
             **({"variant": self.training_recipe.record()} if self.recipe_name != DEFAULT_RECIPE else {}),
         }
@@ -176,20 +172,9 @@ class RunSettings:
         }
 
 
-def legacy_run_identity(out_dir: Path) -> dict | None:
-    """The identity of a run folder written before ``run.json`` existed: that of its first finished model."""
-    for model_dir in sorted(Path(out_dir).glob("model_*")):
-        if (model_dir / "config.json").is_file():
-            config = load_json_object(model_dir / "config.json", {key: object for key in RUN_IDENTITY_KEYS})
-            return {key: config[key] for key in RUN_IDENTITY_KEYS}
-    return None
-
-
 def check_seed(seed: int, name: str = "seed") -> int:
     """``seed`` as an int if it is an integer in [0, :data:`MAX_SEED`]; ``ValueError`` naming ``name`` if not."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"{name} must be an integer in [0, {MAX_SEED}], got {seed!r}")
-    return int(seed)
+    return require_int(name, seed, minimum=0, maximum=MAX_SEED)
 
 
 def data_fingerprint(data: TrainingData) -> str:

@@ -13,7 +13,6 @@ of networks near OOD accuracy 0.5 before and after.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 from tqdm.auto import tqdm
 
-from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
+from ..base.io_utils import atomic_write_bytes, load_documented_table, save_json
 from ..base.paths import RUNS_DIR
 from ..base.run_folders import hold_folder
 from ..nets.data_loaders import load_training_data
@@ -114,32 +113,3 @@ def load_study(population_dir: str | Path) -> pd.DataFrame:
     """``precise_bn.csv`` of a population (``FileNotFoundError`` with the command that makes it)."""
     return load_documented_table(Path(population_dir) / STUDY_FILE, COLUMNS,
                                  f"python -m ssh_ood precise-bn --population {population_dir}")
-
-
-def add_precise_bn_parser(subparsers) -> None:
-    """Register ``python -m ssh_ood precise-bn``."""
-    parser = subparsers.add_parser(
-        "precise-bn",
-        help="re-evaluate every network of a population with precise BatchNorm statistics (paired comparison)",
-        description="Recalibrate BatchNorm statistics over the training set, evaluate on the population's grid and "
-        "write precise_bn.csv and precise_bn_summary.json into the population folder (resumable).",
-    )
-    parser.add_argument("--population", type=Path, required=True, help="evaluated population folder (stats.csv)")
-    parser.add_argument("--copies", type=Path, default=None,
-                        help="folder of the recalibrated copies (default: 00_demonstrations_data/runs/precise_bn/<name>)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=_run_precise_bn)
-
-
-def _run_precise_bn(args: argparse.Namespace) -> int:
-    path = precise_bn_study(args.population, args.copies, progress=not args.quiet)
-    summary = load_json(args.population / SUMMARY_FILE)
-    for name in ("ood_accuracy", "mae", "strong_disorder_topological"):
-        entry = summary[name]
-        print(f"{name:28s} median {entry['running_median']:.3f} -> {entry['precise_median']:.3f}, paired change median "
-              f"{entry['change_median']:+.3f} [q10 {entry['change_q10']:+.3f}, q90 {entry['change_q90']:+.3f}], "
-              f"{entry['n_up']} up / {entry['n_down']} down, Wilcoxon p = {entry['wilcoxon_p']:.2g}")
-    print(f"networks with OOD accuracy < {NEAR_HALF}: {summary['near_half_running']} as trained, "
-          f"{summary['near_half_precise']} with precise BN ({summary['near_half_in_both']} in both)")
-    print(f"wrote {path}")
-    return 0

@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from ..base.device import select_device
 from ..base.presets import Preset, get_preset
+from ..base.validation import optional_int, require_int
 from ..nets.architecture import CNN_SSH
 from ..nets.data_loaders import TensorSplit
 from ..nets.ensemble_training import default_engine, evaluate_models
@@ -78,9 +79,7 @@ class GeneralizationGrid:
 
     def __post_init__(self) -> None:
         for name in ("n_W", "n_realizations", "n_v", "seed", "n_cells"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"grid {name} must be an integer, got {value!r}")
+            require_int(f"grid {name}", getattr(self, name))
         if self.n_W < 1 or self.n_realizations < 1 or self.n_v < 1:
             raise ValueError(
                 f"grid sizes must be >= 1, got n_W={self.n_W}, n_realizations={self.n_realizations}, n_v={self.n_v}"
@@ -255,10 +254,8 @@ class GridAccumulator:
     """
 
     def __init__(self, grid: GeneralizationGrid, n_models: int) -> None:
-        if isinstance(n_models, bool) or not isinstance(n_models, (int, np.integer)) or n_models < 1:
-            raise ValueError(f"n_models must be a positive integer, got {n_models!r}")
         self.grid = grid
-        self.n_models = int(n_models)
+        self.n_models = require_int("n_models", n_models, minimum=1)
         self.predicted_counts = np.zeros((n_models, grid.n_W, grid.n_v), dtype=np.int64)
         self.target_counts = np.zeros((grid.n_W, grid.n_v), dtype=np.int64)
         self.set_metrics = {name: np.zeros((n_models, grid.n_W, grid.n_realizations)) for name in METRIC_NAMES}
@@ -321,8 +318,7 @@ def thread_limits(inference_threads: int | None = None, generation_threads: int 
     """Run the block with ``inference_threads`` torch intra-op threads and ``generation_threads`` numba
     threads (None: leave that setting as it is); both are restored afterwards."""
     for name, value in (("inference_threads", inference_threads), ("generation_threads", generation_threads)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        optional_int(name, value, minimum=1)
     previous_torch, previous_numba = torch.get_num_threads(), numba.get_num_threads()
     if inference_threads is not None:
         torch.set_num_threads(inference_threads)
@@ -333,12 +329,6 @@ def thread_limits(inference_threads: int | None = None, generation_threads: int 
     finally:
         torch.set_num_threads(previous_torch)
         numba.set_num_threads(previous_numba)
-
-
-def _check_positive(name: str, value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def evaluate_grid(
@@ -366,7 +356,7 @@ def evaluate_grid(
     -------
     The accumulator with every row done.
     """
-    chunk_size = _check_positive("chunk_size", chunk_size)
+    chunk_size = require_int("chunk_size", chunk_size, minimum=1)
     if accumulator is None:
         accumulator = GridAccumulator(grid, n_models)
     elif accumulator.grid != grid or accumulator.n_models != n_models:
@@ -430,7 +420,7 @@ class CNNEnsemble:
                 raise ValueError(f"model {k} is a {type(model).__name__}, not a CNN_SSH")
         self.device = select_device(None if device is None else str(device))
         self.engine = default_engine(self.device) if engine is None else engine
-        self.batch_size = None if batch_size is None else _check_positive("batch_size", batch_size)
+        self.batch_size = optional_int("batch_size", batch_size, minimum=1)
         self.models = [model.to(self.device).eval() for model in models]
         self.names = list(names) if names is not None else [f"model {k}" for k in range(len(models))]
         self.groups: dict[int | None, list[int]] = {}

@@ -206,7 +206,7 @@ def evaluate_model_dirs(
 
     Parameters
     ----------
-    model_dirs : model folders (``weights.pt`` / ``best_weights.pt`` from :mod:`ssh_ood.nets.training_utils`).
+    model_dirs : model folders (``weights.pt`` / ``best_weights.pt`` from :mod:`ssh_ood.nets.training_run`).
     grid : the grid (:meth:`GeneralizationGrid.from_preset`).
     which : ``"last"`` (the paper's last-epoch weights) or ``"best"`` (lowest validation loss).
     cut : the well-generalizing cut (default MAE <= 0.2).

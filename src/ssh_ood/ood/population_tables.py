@@ -18,8 +18,14 @@ from ..base.file_records import problem, read_record
 from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json_object, save_json
 from ..base.run_folders import hold_folder
 from ..nets.metrics import METRIC_NAMES
-from ..nets.model_folders import check_undamaged
-from ..nets.training_utils import FINAL_FILES, load_config, load_history, model_dir_name, training_outcome
+from ..nets.model_folders import (
+    check_undamaged,
+    is_complete,
+    load_config,
+    load_history,
+    model_dir_name,
+    training_outcome,
+)
 from .generalization import GeneralizationResult
 from .generalization_metrics import GeneralizationCut, diagram_mae, diagram_rmse
 from .model_evaluation import load_metrics, load_result
@@ -29,8 +35,6 @@ MANIFEST_FIELDS = {"preset": str, "seed": int, "grid": dict, "runs": list}
 STATS_FILE = "stats.csv"
 STATS_COLUMNS_FILE = "stats_columns.json"
 MANIFEST_FILE = "manifest.json"
-FIGURE_FILES = ("training_curve.pdf", "training_curve.png")
-TRAINED_FILES = tuple(name for name in FINAL_FILES if name not in FIGURE_FILES)
 _METRIC_MEANING = {
     "accuracy": "accuracy",
     "precision_trivial": "precision of the trivial class",
@@ -72,12 +76,6 @@ COLUMNS: dict[str, str] = {
 }
 
 
-def is_trained(model_dir: str | Path) -> bool:
-    """Whether a model folder holds every final training file (the curve figures may be removed), each equal
-    to the folder's record (:func:`ssh_ood.base.file_records.problem`); anything else is trained again."""
-    return all(problem(Path(model_dir) / name) is None for name in TRAINED_FILES)
-
-
 def model_row(model_dir: str | Path, cut: GeneralizationCut | None = None) -> dict:
     """The stats-table row (every key of :data:`COLUMNS`) of a finished model folder (``cut``: default
     MAE <= 0.2)."""
@@ -111,7 +109,7 @@ def write_stats(out_dir: str | Path, cut: GeneralizationCut | None = None) -> Pa
             model_row(d, cut)
             for d in sorted(out_dir.glob("model_*"))
             # an evaluation file that does not verify is refused by model_row, never left out
-            if is_trained(d) and any((d / name).is_file() for name in ("generalization_metrics.json", "phase_diagram.npz"))
+            if is_complete(d) and any((d / name).is_file() for name in ("generalization_metrics.json", "phase_diagram.npz"))
         ]
         table = pd.DataFrame(rows, columns=list(COLUMNS)).sort_values("model_index")
         text = io.StringIO()

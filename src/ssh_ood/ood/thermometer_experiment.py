@@ -4,14 +4,13 @@ Two ensembles with the same seeds, recipe and data: ``CNN_SSH`` on the real-valu
 ``CNN_SSH_ThermEncod(L)`` on their thermometer encoding. Both are evaluated on the same generalization
 grid (:mod:`ssh_ood.ood.generalization`); the table holds one row per model and encoding.
 
-Training both ensembles with the paper's recipe takes hours on a CPU, so the comparison made with it ships in
-``00_demonstrations_data/thermometer_comparison/paper_L3/`` (seed 1, see :data:`SHIPPED_SEEDS`), in the
-layout ``thermometer-compare --out`` writes; :func:`read_shipped_comparison` reads it back, checked.
+Training both ensembles with the paper's recipe takes hours on a CPU, so the comparison made with it ships
+(:mod:`ssh_ood.ood.shipped_thermometer_comparison` reads it back); ``python -m ssh_ood thermometer-compare``
+(:mod:`ssh_ood.commands.thermometer_cli`) runs one and writes its table, summary and figure.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -19,15 +18,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..base.file_records import open_folder
-from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
-from ..base.paths import DEMO_DIR, REPO_ROOT, RUNS_DIR
+from ..base.paths import RUNS_DIR
 from ..base.presets import Preset, get_preset
-from ..base.provenance import git_state
-from ..base.run_folders import hold_folder
+from ..base.validation import require_int
 from ..nets.data_loaders import load_training_data
+from ..nets.model_folders import is_complete, model_dir_name
 from ..nets.precise_batchnorm import write_recalibrated_copy
-from ..nets.training_utils import SEED_STRIDE, is_complete, model_dir_name, train_models
+from ..nets.training_recipe import SEED_STRIDE
+from ..nets.training_run import train_models
 from ..physics.thermometer_encoding import MAX_SITE_DENSITY, MIN_INFORMATIVE_LEVELS
 from .generalization import GeneralizationGrid
 from .model_evaluation import evaluate_model_dirs
@@ -35,10 +33,6 @@ from .model_evaluation import evaluate_model_dirs
 COMPARED_COLUMNS = ("clean_accuracy", "ood_accuracy", "ood_macro_f1", "rmse", "ssim")
 TABLE_COLUMNS = ("encoding", "model", *COMPARED_COLUMNS)
 BATCHNORM_MODES = ("running", "precise")
-#: the shipped comparisons: ``<preset>_L<levels>/`` folders, one per preset, with their ``comparison*.csv/json``
-SHIPPED_COMPARISONS_DIR = DEMO_DIR / "thermometer_comparison"
-#: the master seed each shipped comparison read by :func:`read_shipped_comparison` was run with
-SHIPPED_SEEDS = {"paper": 1}
 
 
 def compare_encodings(
@@ -75,13 +69,11 @@ def compare_encodings(
     preset = get_preset(preset)
     if batchnorm not in BATCHNORM_MODES:
         raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
-    if isinstance(n_models, bool) or not isinstance(n_models, int) or not 1 <= n_models <= SEED_STRIDE:
-        raise ValueError(f"n_models must be an integer between 1 and {SEED_STRIDE}, got {n_models!r}")
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < MIN_INFORMATIVE_LEVELS:
-        raise ValueError(
-            f"levels must be an integer >= {MIN_INFORMATIVE_LEVELS}, got {levels!r}: no site density exceeds "
-            f"{MAX_SITE_DENSITY} (chiral symmetry), so with L = 2 only the channel x > 0 can light up and the "
-            "encoded network has nothing to learn from")
+    n_models = require_int("n_models", n_models, minimum=1, maximum=SEED_STRIDE)
+    levels = require_int(
+        "levels", levels, minimum=MIN_INFORMATIVE_LEVELS,
+        reason=f"no site density exceeds {MAX_SITE_DENSITY} (chiral symmetry), so with L = 2 only the channel x > 0 "
+        "can light up and the encoded network has nothing to learn from")
     out_dir = Path(out_dir)
     real_dir = out_dir / "real_valued"
     if real_valued_dir is not None:
@@ -129,53 +121,6 @@ def comparison_command(preset: str, seed: int, n_models: int, levels: int, batch
 def default_comparison_dir(preset: str, seed: int) -> Path:
     """``00_demonstrations_data/runs/thermometer_<preset>_seed<seed>``: the default ``--out``."""
     return RUNS_DIR / f"thermometer_{preset}_seed{seed}"
-
-
-def shipped_comparison_dir(preset: str, levels: int) -> Path:
-    """``00_demonstrations_data/thermometer_comparison/<preset>_L<levels>/``."""
-    return SHIPPED_COMPARISONS_DIR / f"{preset}_L{levels}"
-
-
-def read_shipped_comparison(preset: Preset | str, levels: int, batchnorm: str = "running") -> tuple[pd.DataFrame, dict]:
-    """The shipped comparison of ``preset`` with ``levels`` channels: its table and its summary.
-
-    Reads ``comparison.csv`` and ``comparison.json`` (``_precise_bn`` with ``batchnorm="precise"``) of
-    :func:`shipped_comparison_dir`, each checked against the folder's ``files.json``, and checks that the
-    summary is of this preset, levels, BatchNorm mode and seed (:data:`SHIPPED_SEEDS`) and that the table has
-    ``n_models`` rows per encoding.
-
-    Raises ``FileNotFoundError`` in one line giving the command that makes the missing file, and
-    ``ValueError`` if what is there is of another comparison.
-    """
-    preset = get_preset(preset)
-    if batchnorm not in BATCHNORM_MODES:
-        raise ValueError(f"batchnorm must be one of {BATCHNORM_MODES}, got {batchnorm!r}")
-    if preset.name not in SHIPPED_SEEDS:
-        raise ValueError(f"no comparison is shipped for the {preset.name} preset (only for {sorted(SHIPPED_SEEDS)})")
-    seed = SHIPPED_SEEDS[preset.name]
-    folder = shipped_comparison_dir(preset.name, levels)
-    suffix = "_precise_bn" if batchnorm == "precise" else ""
-    summary_path = folder / f"comparison{suffix}.json"
-    if not summary_path.is_file():
-        command = comparison_command(preset.name, seed, preset.thermometer_compare_models, levels, batchnorm)
-        made, shipped = (p.relative_to(REPO_ROOT) if p.is_relative_to(REPO_ROOT) else p
-                         for p in (default_comparison_dir(preset.name, seed), folder))
-        raise FileNotFoundError(
-            f"{summary_path}: not found; make it with `{command}` (hours on a CPU), copy comparison{suffix}.csv, "
-            f"comparison{suffix}.json and Fig_thermometer_generalization{suffix}.pdf/.png from {made}/ to {shipped}/ "
-            f"and record them with `python -m ssh_ood record-files {shipped} --allow-shipped`; or train the comparison "
-            f"in the notebook instead (`python -m ssh_ood reproduce --preset {preset.name} --retrain`)")
-    summary = load_json(summary_path)
-    expected = {"preset": preset.name, "seed": seed, "levels": levels, "batchnorm": batchnorm}
-    found = {key: summary.get(key) for key in expected}
-    if found != expected:
-        raise ValueError(f"{summary_path}: a comparison of {found}, expected {expected}")
-    table = load_documented_table(folder / f"comparison{suffix}.csv", TABLE_COLUMNS, summary["command"])
-    counts = table.groupby("encoding").size().to_dict()
-    wanted = {"real-valued": summary["n_models"], f"thermometer L={levels}": summary["n_models"]}
-    if counts != wanted:
-        raise ValueError(f"{folder / f'comparison{suffix}.csv'}: {counts} models per encoding, its summary says {wanted}")
-    return table, summary
 
 
 def figure_encoding_comparison(table: pd.DataFrame, rmse_threshold: float = 0.2) -> plt.Figure:
@@ -244,72 +189,3 @@ def summarize_comparison(table: pd.DataFrame, rmse_threshold: float = 0.2) -> di
                                      "median_difference": float(np.median(difference)) if difference.size else None,
                                      "wilcoxon_p": p_value}
     return summary
-
-
-def add_thermometer_parser(subparsers) -> None:
-    """Register ``python -m ssh_ood thermometer-compare``."""
-    from ..base.presets import PRESET_NAMES
-
-    parser = subparsers.add_parser(
-        "thermometer-compare",
-        help="train and evaluate real-valued vs thermometer-encoded ensembles with the same seeds",
-        description="Train n models on the real-valued observables and n on their thermometer encoding (same "
-        "seeds, recipe and data), evaluate both on the generalization grid, and write comparison.csv, "
-        "comparison.json and Fig_thermometer_generalization (PDF + PNG) to --out. Resumable.",
-    )
-    parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="recipe, data and grid (default: quick)")
-    parser.add_argument("--seed", type=int, default=0, help="run seed (default: 0)")
-    parser.add_argument("--models", type=int, default=None, help="models per encoding (default: the preset's)")
-    parser.add_argument("--levels", type=int, default=None, help="thermometer channels L (default: the preset's)")
-    parser.add_argument("--data-dir", type=Path, default=None, help="datasets folder (default: the preset's; made if missing)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="run folder (default: 00_demonstrations_data/runs/thermometer_<preset>_seed<seed>)")
-    parser.add_argument("--real-valued-from", type=Path, default=None,
-                        help="reuse the real-valued models of this finished and evaluated run with the same preset "
-                        "and seed, e.g. a population folder; it is only read, so a shipped population is fine "
-                        "(default: train them under --out)")
-    parser.add_argument("--batchnorm", choices=BATCHNORM_MODES, default="running",
-                        help="running: evaluate the networks as trained; precise: with BatchNorm statistics "
-                        "averaged over the training set (output names get the suffix _precise_bn) (default: running)")
-    parser.add_argument("--threshold", type=float, default=0.2, help="well generalizing iff RMSE <= this (default 0.2)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=_run_thermometer_compare)
-
-
-def _run_thermometer_compare(args: argparse.Namespace) -> int:
-    from ..base.figure_files import save_figure
-    from ..base.paths import datasets_dir
-    from ..physics.datasets import write_datasets
-
-    preset = get_preset(args.preset)
-    n_models = args.models if args.models is not None else preset.thermometer_compare_models
-    levels = args.levels if args.levels is not None else preset.thermometer_compare_levels
-    data_dir = args.data_dir or datasets_dir(preset.name)
-    out = args.out or default_comparison_dir(preset.name, args.seed)
-    with hold_folder(out):  # first: a busy, unwritable or shipped folder fails before any work
-        open_folder(out, {"kind": "results"})  # its tables and figures enter the folder's record of files
-        write_datasets(preset, args.seed, data_dir, progress=not args.quiet)
-        table = compare_encodings(preset, args.seed, n_models, levels, data_dir, out, progress=not args.quiet,
-                                  real_valued_dir=args.real_valued_from, batchnorm=args.batchnorm)
-        suffix = "_precise_bn" if args.batchnorm == "precise" else ""
-        atomic_write_bytes(out / f"comparison{suffix}.csv", table.to_csv(index=False, lineterminator="\n").encode())
-        summary = summarize_comparison(table, args.threshold)
-        command = comparison_command(preset.name, args.seed, n_models, levels, args.batchnorm, args.threshold)
-        save_json(out / f"comparison{suffix}.json", {"command": command, "preset": preset.name, "seed": args.seed,
-                                                     "levels": levels, "n_models": n_models, "batchnorm": args.batchnorm,
-                                                     "commit": git_state()["commit"], **summary})
-        figure = figure_encoding_comparison(table, args.threshold)
-        if args.batchnorm == "precise":
-            figure.suptitle(f"Same seeds and recipe, two input encodings ({preset.name} preset, {n_models} models each); "
-                            "BatchNorm statistics averaged over the training set")
-        save_figure(figure, f"Fig_thermometer_generalization{suffix}", out)
-    for encoding, entry in summary["encodings"].items():
-        print(f"{encoding:18s} n={entry['n_models']:3d}  well generalizing {entry['well_generalizing_fraction']:.2f}")
-        for column in COMPARED_COLUMNS:
-            m = entry[column]
-            print(f"    {column:15s} min {m['min']:.3f}  median {m['median']:.3f}  max {m['max']:.3f}")
-    for column, paired in summary["paired"].items():
-        p = "n/a" if paired["wilcoxon_p"] is None else f"{paired['wilcoxon_p']:.3g}"
-        print(f"paired {column:15s} median difference {paired['median_difference']:+.3f}  Wilcoxon p = {p}")
-    print(f"wrote {out / f'comparison{suffix}.csv'}")
-    return 0

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from ..base.device import select_device
 from ..base.presets import Preset, get_preset
+from ..base.validation import require_int
 from ..nets.model_folders import load_model
 from ..physics.data_generation import disorder_rng, observables, sample_hoppings
 
@@ -40,8 +41,7 @@ def unlabeled_chains(preset: Preset | str, seed: int = UNLABELED_SEED, chains_pe
     N = grid_n_W * chains_per_W; no labels.
     """
     preset = get_preset(preset)
-    if isinstance(chains_per_W, bool) or not isinstance(chains_per_W, (int, np.integer)) or chains_per_W < 1:
-        raise ValueError(f"chains_per_W must be a positive integer, got {chains_per_W!r}")
+    chains_per_W = require_int("chains_per_W", chains_per_W, minimum=1)
     X, W_all, v_all = [], [], []
     for row, W in enumerate(np.linspace(0.0, preset.grid_W_max, preset.grid_n_W)):
         rng = disorder_rng(seed, UNLABELED_STREAM, row)

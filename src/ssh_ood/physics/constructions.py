@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..base.validation import require_int
 from .data_generation import _check_n_cells, observables, v_grid, winding_number
 
 #: mid-gap columns whose localized densities at the chain's ends are the edge states (M = 50: 20-29)
@@ -48,8 +49,7 @@ def bond_defect_hoppings(
     v = np.atleast_1d(np.asarray(v, dtype=np.float64))
     if v.ndim != 1 or not np.isfinite(v).all():
         raise ValueError(f"v must be a finite 1-D array, got shape {v.shape}")
-    if isinstance(max_defects, bool) or not isinstance(max_defects, int) or not 1 <= max_defects <= 2 * n_cells - 1:
-        raise ValueError(f"max_defects must be an integer in [1, {2 * n_cells - 1}], got {max_defects!r}")
+    max_defects = require_int("max_defects", max_defects, minimum=1, maximum=2 * n_cells - 1)
     if not (np.isfinite(max_factor) and max_factor > 0):
         raise ValueError(f"max_factor must be positive, got {max_factor}")
     n = v.size

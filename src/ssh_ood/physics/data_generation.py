@@ -31,6 +31,8 @@ import numba as nb
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ..base.validation import require_int
+
 SPLITS = ("training", "validation", "test")
 _SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}
 CLASS_NAMES = ("Trivial", "Topological")
@@ -40,9 +42,7 @@ CLASS_NAMES = ("Trivial", "Topological")
 # input validation
 # ----------------------------------------------------------------------------------------------
 def _check_n_cells(n_cells: int) -> int:
-    if isinstance(n_cells, bool) or not isinstance(n_cells, (int, np.integer)) or n_cells < 2:
-        raise ValueError(f"n_cells must be an integer >= 2 (chain of 2*n_cells sites), got {n_cells!r}")
-    return int(n_cells)
+    return require_int("n_cells", n_cells, minimum=2, reason="a chain has 2*n_cells sites")
 
 
 def _check_disorder(W: float) -> float:
@@ -252,15 +252,6 @@ def critical_v(W: float | np.ndarray) -> np.ndarray:
     return np.where(no_phase, 0.0, v_c)
 
 
-def localization_length(v: float | np.ndarray, W: float | np.ndarray) -> np.ndarray:
-    """Zero-mode localization length xi = 1 / |E ln|v_m| - E ln|w_m|| in unit cells (inf on the boundary)."""
-    v = np.asarray(v, dtype=np.float64)
-    W = np.asarray(W, dtype=np.float64)
-    gap = np.abs(_mean_log_abs(np.abs(v), W) - _mean_log_abs(np.ones_like(W), W / 2))
-    with np.errstate(divide="ignore"):
-        return 1.0 / gap
-
-
 # ----------------------------------------------------------------------------------------------
 # datasets
 # ----------------------------------------------------------------------------------------------
@@ -270,9 +261,8 @@ def disorder_rng(seed: int, *key: int) -> np.random.Generator:
     ``numpy.random.SeedSequence(seed, spawn_key=key)``: different keys give statistically independent
     streams, the same (seed, key) always the same stream, whatever else is generated.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in key)))
+    seed = require_int("seed", seed, minimum=0)
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=tuple(int(k) for k in key)))
 
 
 def disorder_key(W: float) -> int:
@@ -290,9 +280,7 @@ def v_grid(split: str, n_samples: int) -> np.ndarray:
     """
     if split not in _SPLIT_CODES:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    n_samples = int(n_samples)
+    n_samples = require_int("n_samples", n_samples, minimum=1)
     if split == "test":
         return np.linspace(0.002, 2.002, n_samples)
     if n_samples < 2:
@@ -356,8 +344,7 @@ def phase_diagram_hoppings(
     the same seed gives the same samples to every model evaluated on the grid.
     """
     v_values = np.asarray(v_values, dtype=np.float64)
-    if isinstance(n_realizations, bool) or not isinstance(n_realizations, (int, np.integer)) or n_realizations < 1:
-        raise ValueError(f"n_realizations must be a positive integer, got {n_realizations!r}")
+    n_realizations = require_int("n_realizations", n_realizations, minimum=1)
     rng = disorder_rng(seed, 3, row)
     return sample_hoppings(np.tile(v_values, n_realizations), W, rng, n_cells=n_cells)
 

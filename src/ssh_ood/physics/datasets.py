@@ -220,3 +220,22 @@ def read_manifest(folder: str | Path) -> dict:
     """The ``datasets.json`` of a datasets folder, its fields checked."""
     return load_json_object(Path(folder) / "datasets.json", {"preset": str, "seed": int, "n_cells": int,
                                                              "datasets": list})
+
+
+def ensure_datasets(preset: Preset | str, seed: int, data_dir: str | Path, progress: bool = True) -> Path:
+    """Generate the preset's datasets from ``seed`` into ``data_dir`` unless they are there and intact.
+
+    Raises ``ValueError`` if ``data_dir`` holds the datasets of another seed or preset; files of the right
+    seed and preset that are missing, altered or written by an older version are regenerated.
+    """
+    preset = get_preset(preset)
+    data_dir = Path(data_dir)
+    if (data_dir / "datasets.json").is_file():
+        manifest = read_manifest(data_dir)
+        if manifest["seed"] != seed or manifest["preset"] != preset.name:
+            raise ValueError(
+                f"{data_dir} holds the datasets of preset {manifest['preset']!r}, seed {manifest['seed']}; "
+                f"this run needs preset {preset.name!r}, seed {seed}: pass another datasets folder"
+            )
+    write_datasets(preset, seed, data_dir, progress=progress)  # verifies every file; regenerates what is not current
+    return data_dir

@@ -21,6 +21,8 @@ from typing import Literal, TypeVar
 import numpy as np
 import torch
 
+from ..base.validation import require_int
+
 ArrayLike = TypeVar("ArrayLike", np.ndarray, torch.Tensor)
 Convention = Literal["fixed", "paper"]
 
@@ -31,8 +33,7 @@ MIN_INFORMATIVE_LEVELS = 3  # the smallest L with a threshold c / L in (0, MAX_S
 
 def thresholds(levels: int, convention: Convention = "fixed") -> np.ndarray:
     """The L thresholds: c / L (``"fixed"``) or c / (L - 1) (``"paper"``), c = 0 .. L-1."""
-    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 2:
-        raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+    levels = require_int("levels", levels, minimum=2)
     if convention == "fixed":
         return np.arange(levels) / levels
     if convention == "paper":

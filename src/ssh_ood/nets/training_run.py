@@ -1,4 +1,5 @@
-"""Training ``CNN_SSH`` with the paper's recipe: one model or an ensemble, resumable, one folder per model.
+"""The training run: trains the models of a run folder with a recipe (the paper's by default), one model or an
+ensemble, resumable, one folder per model.
 
 Recipe (SPEC §2, values from the preset): SGD (lr, momentum 0.9, weight decay 0.1), batch 64,
 cross-entropy, up to ``max_epochs`` epochs with the paper's early-stopping rule (:func:`should_stop`).
@@ -17,7 +18,6 @@ on CUDA all models as one grouped network on the device. Every model gets its ow
         config.json         preset, recipe, seeds, data, versions, device (written last: marks completion)
         history.json        per-epoch train/val loss and accuracy, epochs_run, stopped_early, best_epoch
         test_report.json    clean in-distribution test set, last weights (ssh_ood.nets.metrics.report_dict)
-        training_curve.pdf/.png
         checkpoint.pt       only while training: resume state (model, momentum, dropout RNG, history)
         files.json          SHA-256 and identity of each file above (ssh_ood.base.file_records): a file that
                             does not verify is not done; a model that cannot resume restarts from its seed
@@ -42,16 +42,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from ..base.device import select_device
-from ..base.figure_files import save_figure
 from ..base.file_records import RECORD_FILE, open_folder, problem, remove
 from ..base.io_utils import save_json
 from ..base.paths import RUNS_DIR
 from ..base.presets import Preset, get_preset
 from ..base.run_folders import IDENTITY_FILE, check_identity, hold_folder
+from ..base.validation import optional_int, require_int
 from .data_loaders import TrainingData, batch_slices, fixed_order, training_batch
 from .ensemble_training import (
     ENGINES,
@@ -64,20 +63,13 @@ from .ensemble_training import (
 from .metrics import report_dict
 from .model_folders import (
     CHECKPOINT,
-    FINAL_FILES,
     HISTORY_KEYS,
-    RESULT_FILES,
-    SUMMARY_COLUMNS,
     is_complete,
     load_config,
-    load_history,
-    load_model,
     load_torch,
     model_dir_name,
     open_model_folder,
-    plot_training_curves,
     save_torch,
-    training_outcome,
     write_summary,
 )
 from .recipes import DEFAULT_RECIPE, get_recipe, load_recipe_data
@@ -92,22 +84,13 @@ from .training_processes import (
     worker_report,
 )
 from .training_recipe import (
-    SEED_STRIDE,
     RunSettings,
     check_same_run,
     data_fingerprint,
-    legacy_run_identity,
     model_seed,
     should_stop,
-    warmup_epochs,
 )
 
-__all__ = [
-    "CHECKPOINT", "FINAL_FILES", "HISTORY_KEYS", "RESULT_FILES", "SEED_STRIDE", "SUMMARY_COLUMNS", "RunSettings", "TrainingFailed",
-    "available_cpus", "data_fingerprint", "default_run_dir", "is_complete", "load_config", "load_history", "load_model",
-    "model_dir_name", "model_seed", "plot_training_curves", "run_identity", "save_torch", "should_stop", "train_models",
-    "training_outcome", "tune_malloc", "warmup_epochs", "write_summary",
-]
 
 # ----------------------------------------------------------------------------------------------
 # one model's training state inside a group
@@ -220,10 +203,6 @@ def _finish(slot: _Slot, settings: RunSettings, data: TrainingData) -> None:
     save_json(directory / "history.json", history)
     test = evaluate_models([model], data.test, settings.thermometer_levels, settings.engine)
     save_json(directory / "test_report.json", report_dict(data.test.y.cpu().numpy(), test.predictions[0]))
-    fig = Figure(figsize=(9, 3.4))  # no pyplot: worker processes may have no usable interactive backend
-    plot_training_curves(history, fig.subplots(1, 2))
-    fig.suptitle(f"{directory.name} (seed {slot.config['model_seed']})", fontsize=10, y=1.03)
-    save_figure(fig, "training_curve", directory)
     save_json(directory / "config.json", slot.config)
     remove(directory / CHECKPOINT)
 
@@ -257,17 +236,10 @@ def _train_group(settings: RunSettings, indices: Sequence[int], report: Reporter
             batches: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
             inputs, targets = [], []
             for slot in active:
-                key = (slot.order_key, slot.epoch if preset.input_noise_std > 0 or recipe.name != DEFAULT_RECIPE else None)
+                key = (slot.order_key, slot.epoch if recipe.name != DEFAULT_RECIPE else None)
                 if key not in batches:
                     x, y = training_batch(
-                        data.training,
-                        slot.order,
-                        number,
-                        preset.batch_size,
-                        settings.thermometer_levels,
-                        preset.input_noise_std,
-                        slot.noise_seed,
-                        slot.epoch,
+                        data.training, slot.order, number, preset.batch_size, settings.thermometer_levels
                     )
                     batches[key] = (recipe.batch_input(x, slot.noise_seed, slot.epoch, number), y)
                 inputs.append(batches[key][0])
@@ -428,13 +400,11 @@ def train_models(
     preset = get_preset(preset)
     indices = _check_indices(model_indices)
     model_seed(base_seed, 0)
-    max_epochs = preset.max_epochs if max_epochs is None else max_epochs
-    if isinstance(max_epochs, bool) or not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
-        raise ValueError(f"max_epochs must be a positive integer, got {max_epochs!r}")
+    max_epochs = require_int("max_epochs", preset.max_epochs if max_epochs is None else max_epochs, minimum=1)
     if thermometer_levels in (None, 0):
         thermometer_levels = None
-    elif isinstance(thermometer_levels, bool) or not isinstance(thermometer_levels, (int, np.integer)) or thermometer_levels < 2:
-        raise ValueError(f"thermometer_levels must be an integer >= 2, got {thermometer_levels!r}")
+    else:
+        thermometer_levels = require_int("thermometer_levels", thermometer_levels, minimum=2)
     recipe = get_recipe(recipe).name
     get_recipe(recipe).check_supported(thermometer_levels)
     device = select_device(None if device is None else str(device))
@@ -443,8 +413,7 @@ def train_models(
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if engine == "fused" and device.type != "cpu":
         raise ValueError("the fused engine runs on CPU only; use engine='stacked' on accelerators")
-    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
-        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
+    n_workers = optional_int("n_workers", n_workers, minimum=1)
     out_dir = Path(out_dir)
     data_dir = Path(data_dir)
     folders = [out_dir / model_dir_name(index) for index in indices]
@@ -472,11 +441,11 @@ def train_models(
             data_sha256=data_fingerprint(data),
             recipe_name=recipe,
         )
-        check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=False)
+        check_identity(out_dir, settings.run_identity(), create=False)
         if writes:  # then run.json, and every file the run writes, enters the folder's record
             open_folder(out_dir, run_identity(preset.name, base_seed))
             # run.json by the holder only: helpers of a population (its Dask workers) would race to write it
-            check_identity(out_dir, settings.run_identity(), lambda: legacy_run_identity(out_dir), create=hold.owner)
+            check_identity(out_dir, settings.run_identity(), create=hold.owner)
         pending = []
         for index in indices:
             directory = out_dir / model_dir_name(index)
