@@ -130,6 +130,11 @@ def open_folder(folder: str | os.PathLike, identity: Mapping[str, Any]) -> Path:
     return folder
 
 
+def folder_identity(folder: str | os.PathLike) -> dict:
+    """The identity ``folder`` is recorded with (:class:`UnverifiedFile` if it has no readable record)."""
+    return read_record(folder)["identity"]
+
+
 def _ignored(name: str) -> bool:
     return name == RECORD_FILE or name.startswith(_IGNORED_PREFIXES) or name.endswith(".tmp")
 
