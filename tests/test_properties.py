@@ -41,9 +41,9 @@ signs = st.sampled_from([-1.0, 1.0])
 
 
 @st.composite
-def chains(draw, n_cells=st.integers(2, 8)):
-    """(v_n, w_n) of one ring with n cells, hoppings of either sign and |t| in [0.05, 2.5]."""
-    n = draw(n_cells)
+def chains(draw):
+    """(v_n, w_n) of one ring with 2 to 8 cells, hoppings of either sign and |t| in [0.05, 2.5]."""
+    n = draw(st.integers(2, 8))
     v_n = np.array([draw(signs) * draw(hopping) for _ in range(n)])
     w_n = np.array([draw(signs) * draw(hopping) for _ in range(n)])
     return v_n, w_n
@@ -210,9 +210,9 @@ def test_the_cam_of_a_gap_network_sums_to_the_logit_minus_the_bias(model_seed, x
 # the label-free estimators
 # ----------------------------------------------------------------------------------------------
 @st.composite
-def softmax(draw, n=st.integers(1, 12), c=st.integers(2, 5)):
-    """A (N, C) row-stochastic matrix, rows drawn as normalized non-negative weights (some one-hot)."""
-    n, c = draw(n), draw(c)
+def softmax(draw):
+    """A (N, C) row-stochastic matrix, 1 <= N <= 12, 2 <= C <= 5, rows drawn as normalized non-negative weights."""
+    n, c = draw(st.integers(1, 12)), draw(st.integers(2, 5))
     weights = draw(arrays(np.float64, (n, c), elements=st.floats(0, 1)))
     weights[weights.sum(axis=1) == 0, 0] = 1.0
     return weights / weights.sum(axis=1, keepdims=True)
