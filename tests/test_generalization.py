@@ -290,6 +290,8 @@ def test_a_stored_cut_reads_back_as_itself_and_a_malformed_one_is_refused_by_nam
         GeneralizationCut.from_dict({"metric": "lpips", "threshold": 0.2}, "stats.json")
     with pytest.raises(ValueError, match=r"^cut: threshold \(well-generalizing cut\) must be finite"):
         GeneralizationCut.from_dict({"metric": "rmse", "threshold": -1.0})
+    with pytest.raises(ValueError, match=r"^record: generalization_cut: a generalization cut is"):
+        GeneralizationCut.stored_in({"generalization_cut": [0.2]})
 
 
 def test_metrics_written_before_the_mae_get_it_from_their_diagrams(tmp_path):

@@ -19,8 +19,34 @@ from hypothesis import strategies as st
 
 from ssh_ood.physics.ceiling import known_log_ratio
 from ssh_ood.physics.data_generation import winding_number
-from ssh_ood.physics.winding_number import winding_integral
-from tests.physics_reference import numerical_winding_number
+from ssh_ood.physics.winding_number import chiral_basis, chiral_block, ring_hamiltonian, winding_integral
+from tests.physics_reference import numerical_winding_number, open_chain_hamiltonian, periodic_block
+
+
+def test_the_twisted_ring_is_the_reference_construction():
+    """H(k) is the open chain plus the closing bond w_{n-1} e^{ik} from site 2n-1 to site 0 (Hermitian), entry by
+    entry as tests/physics_reference.py assembles it; the default is the untwisted ring k = 0; u(k) is its
+    A-rows x B-columns block; the chiral basis lists the A sites, then the B sites; too short or mismatched
+    hoppings are refused by name."""
+    rng = np.random.default_rng(11)
+    for n in (2, 3, 6):
+        v_n, w_n = rng.uniform(-2, 2, n), rng.uniform(-2, 2, n)
+        np.testing.assert_array_equal(chiral_basis(n), np.r_[np.arange(0, 2 * n, 2), np.arange(1, 2 * n, 2)])
+        for k in (0.0, 0.7, -2.1):
+            expected = open_chain_hamiltonian(v_n, w_n).astype(complex)
+            expected[0, 2 * n - 1] = w_n[-1] * np.exp(-1j * k)
+            expected[2 * n - 1, 0] = w_n[-1] * np.exp(1j * k)
+            np.testing.assert_allclose(ring_hamiltonian(v_n, w_n, k), expected.T, atol=1e-15)
+            np.testing.assert_allclose(chiral_block(v_n, w_n, k), periodic_block(v_n, w_n, k), atol=1e-15)
+        np.testing.assert_array_equal(ring_hamiltonian(v_n, w_n), ring_hamiltonian(v_n, w_n, 0.0))
+    for v_n, w_n in (([1.0], [1.0]), ([1.0, 2.0], [1.0]), (np.ones((2, 2)), np.ones((2, 2)))):
+        with pytest.raises(ValueError, match="v_n and w_n must be 1-D of equal length >= 2"):
+            ring_hamiltonian(v_n, w_n)
+    with pytest.raises(ValueError, match="n_k must be >= 8, got 7"):
+        winding_integral(np.ones(3), np.ones(3), n_k=7)
+    # det u = +-a +- b e^{ik}: the trapezoid rule on N points sums the Fourier modes of 1 / (1 + (a/b) e^{-ik}) that
+    # are multiples of N, 1 / (1 - (-a/b)^N) exactly (a/b = 0.5^3, N = 8: 1 + 6e-8)
+    assert winding_integral(np.full(3, 0.5), np.ones(3), n_k=8) == pytest.approx(1 / (1 - 0.125**8), abs=1e-13)
 
 
 def closing_bond_decides(v_open: np.ndarray, w_open: np.ndarray, side: int, delta: float, sign: float):
