@@ -27,6 +27,7 @@ from ssh_ood.ood.generalization_metrics import (
     diagram_mae,
     diagram_rmse,
     diagram_ssim,
+    recut,
 )
 from ssh_ood.ood.model_evaluation import (
     evaluate_model_dirs,
@@ -292,6 +293,10 @@ def test_a_stored_cut_reads_back_as_itself_and_a_malformed_one_is_refused_by_nam
         GeneralizationCut.from_dict({"metric": "rmse", "threshold": -1.0})
     with pytest.raises(ValueError, match=r"^record: generalization_cut: a generalization cut is"):
         GeneralizationCut.stored_in({"generalization_cut": [0.2]})
+    # recut replaces the cut and the verdict, and nothing else
+    summary = {"mae": 0.3, "rmse": 0.1, "generalization_cut": {"metric": "mae", "threshold": 0.2}, "well_generalizing": False}
+    assert recut(summary, GeneralizationCut("rmse", 0.2)) == {
+        "mae": 0.3, "rmse": 0.1, "generalization_cut": {"metric": "rmse", "threshold": 0.2}, "well_generalizing": True}
 
 
 def test_metrics_written_before_the_mae_get_it_from_their_diagrams(tmp_path):
