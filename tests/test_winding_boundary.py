@@ -47,6 +47,8 @@ def test_the_twisted_ring_is_the_reference_construction():
     # det u = +-a +- b e^{ik}: the trapezoid rule on N points sums the Fourier modes of 1 / (1 + (a/b) e^{-ik}) that
     # are multiples of N, 1 / (1 - (-a/b)^N) exactly (a/b = 0.5^3, N = 8: 1 + 6e-8)
     assert winding_integral(np.full(3, 0.5), np.ones(3), n_k=8) == pytest.approx(1 / (1 - 0.125**8), abs=1e-13)
+    closing = np.array([1.0, 1.0, 2.0])  # the closing bond's own value enters du/dk: a/b = 0.125 / 2
+    assert winding_integral(np.full(3, 0.5), closing, n_k=8) == pytest.approx(1 / (1 - 0.0625**8), abs=1e-13)
     # near the boundary (a/b = 0.99) the default 512 points still leave 1 / (1 - 0.99^512) = 1.0059
     assert winding_integral(np.full(3, 0.99 ** (1 / 3)), np.ones(3)) == pytest.approx(1 / (1 - 0.99**512), abs=1e-9)
 
