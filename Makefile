@@ -14,7 +14,7 @@ STAMP := $(VENV)/.requirements-installed
 # empty: JupyterLab on 8888, the dashboard on 8866 (src/ssh_ood/commands/servers.py)
 PORT ?=
 
-.PHONY: reproduce test lint bench clean-generated venv lab dashboard
+.PHONY: reproduce test lint bench mutation clean-generated venv lab dashboard
 
 venv: $(STAMP)
 
@@ -54,6 +54,21 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_data_generation.py
+
+# Mutation testing of the core modules ([tool.mutmut] in pyproject.toml, docs/testing.md): one module at a time,
+# at low priority, then the per-module counts. Hours of CPU; not part of make test. Of the diagnostics module only
+# the functions that compute the diagnostics (not its command line and files). MUTATION_TARGETS=... for fewer.
+DIAGNOSTICS := ssh_ood.interpret.diagnostics
+MUTATION_TARGETS ?= ssh_ood.ood.ood_estimators.* ssh_ood.ood.generalization_metrics.* ssh_ood.physics.winding_number.* \
+	ssh_ood.physics.ceiling.* ssh_ood.base.file_records.* ssh_ood.physics.data_generation.* \
+	ssh_ood.physics.constructions.* ssh_ood.physics.interventions.* \
+	$(DIAGNOSTICS).x_*feature_* $(DIAGNOSTICS).x_pixel_correlation* $(DIAGNOSTICS).x_cam_diagnostics* \
+	$(DIAGNOSTICS).x__rms_radius* $(DIAGNOSTICS).x_pca_diagnostics* $(DIAGNOSTICS).x_sensitivity_diagnostics* \
+	$(DIAGNOSTICS).x_network_diagnostics*
+mutation: $(STAMP)
+	set -ef; for target in $(MUTATION_TARGETS); do \
+		OMP_NUM_THREADS=1 nice -n 15 $(VENV)/bin/mutmut run --max-children 2 "$$target"; done
+	$(VENV)/bin/mutmut results --all true | $(PY) benchmarks/mutation_summary.py
 
 clean-generated:
 	rm -rf 00_demonstrations_data/datasets 00_demonstrations_data/figures 00_demonstrations_data/runs \

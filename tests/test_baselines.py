@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from torch import nn
 
 from ssh_ood.base.presets import get_preset
@@ -28,7 +29,8 @@ def test_unlabeled_chains_cover_the_grid_and_depend_on_their_seed_only():
     chains = unlabeled_chains(preset, seed=2021, chains_per_W=5)
     assert chains["X"].shape == (preset.grid_n_W * 5, 2 * preset.n_cells, 2 * preset.n_cells)
     assert set(np.round(chains["W"], 9)) == set(np.round(np.linspace(0, preset.grid_W_max, preset.grid_n_W), 9))
-    assert chains["v"].min() >= 0 and chains["v"].max() < preset.grid_v_max
+    # v ~ U(0, grid_v_max) over the whole range: a draw on a narrower or shifted interval fails the KS test
+    assert stats.kstest(chains["v"], "uniform", args=(0.0, preset.grid_v_max)).pvalue > 1e-3
     assert "labels" not in chains
     # each chain's density sums to one over the sites for every eigenstate (columns of X)
     assert np.allclose(chains["X"].sum(axis=1), 1.0, atol=1e-4)

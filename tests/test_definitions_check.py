@@ -65,3 +65,41 @@ def test_the_committed_protocol_passes_here_and_a_changed_definition_is_named(mo
     reference = dc.reference_values(protocol)
     for name in (n for n in values if changed[n] != values[n]):  # the tolerance stays well below a real change
         assert abs(changed[name] - reference[name]) > 10 * (dc.ATOL + dc.RTOL * abs(reference[name])), name
+
+
+def _planted_margin_and_scale(logits: dict, labels):
+    """The margins and scale of :func:`ssh_ood.interpret.diagnostics.sensitivity_diagnostics` with three plausible
+    one-line changes of their definitions: the sample standard deviation (ddof = 1), the mean margin instead of
+    the median, and the 20 % instead of the 10 % quantile."""
+    import numpy as np
+
+    delta = logits[0.0][:, 1] - logits[0.0][:, 0]
+    margin = delta * (2 * labels - 1)
+    return {"logit_scale": float(np.std(delta, ddof=1)), "margin_median": float(np.mean(margin)),
+            "margin_q10": float(np.quantile(margin, 0.2))}
+
+
+def test_the_tolerance_lets_a_reference_with_spread_logits_see_the_margin_and_scale_definitions():
+    """``logit_scale`` and ``margin_median`` of the frozen reference network (an untrained network, logit spread
+    ~8e-5) lie below ATOL, so a change of their definitions cannot show in them there (only through the probe
+    shifts, which divide by the scale). Their check is only as sensitive as the reference is spread: on logits
+    with a non-degenerate spread (seeded, O(1) in logit units, both classes), every reference value lies far
+    above the tolerance and each planted one-line change of the definitions is named."""
+    import numpy as np
+
+    from ssh_ood.interpret.diagnostics import sensitivity_diagnostics
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 12)
+    centre = np.where(labels == 1, 1.5, -1.5)
+    logits = {}
+    for W, noise in ((0.0, 0.0), (0.01, 0.05), (0.05, 0.2)):
+        delta = centre + rng.normal(0.0, 1.0, labels.size) + noise * rng.normal(size=labels.size)
+        logits[W] = np.stack([-delta / 2, delta / 2], axis=1)
+    reference = sensitivity_diagnostics(logits, labels)
+    for name in ("logit_scale", "margin_median", "margin_q10"):
+        assert abs(reference[name]) > 10 * (dc.ATOL + dc.RTOL * abs(reference[name])), name
+    planted = {**reference, **_planted_margin_and_scale(logits, labels)}
+    moved = dc.definition_changes(reference, planted)
+    assert [line.partition(":")[0] for line in moved] == ["logit_scale", "margin_median", "margin_q10"]
+    assert dc.definition_changes(reference, dict(reference)) == []

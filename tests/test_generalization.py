@@ -27,6 +27,7 @@ from ssh_ood.ood.generalization_metrics import (
     diagram_mae,
     diagram_rmse,
     diagram_ssim,
+    recut,
 )
 from ssh_ood.ood.model_evaluation import (
     evaluate_model_dirs,
@@ -165,6 +166,40 @@ def test_rmse_and_ssim_on_known_images():
     assert np.isnan(diagram_ssim(image[:2], image[:2]))
 
 
+def test_ssim_uses_the_largest_odd_window_up_to_seven_and_diagrams_are_read_as_fractions():
+    """SSIM against scikit-image with the window stated in the docstring: 7 x 7 on large diagrams, the largest odd
+    size that fits a smaller one (6 -> 5). Boolean or unsigned-integer 0/1 diagrams are fractions like float ones
+    (no wrap-around of an unsigned difference)."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(5)
+    for shape, window in (((12, 15), 7), ((6, 9), 5), ((8, 7), 7)):
+        predicted, target = rng.random(shape), (rng.random(shape) > 0.5).astype(float)
+        expected = structural_similarity(predicted, target, data_range=1.0, win_size=window)
+        assert diagram_ssim(predicted, target) == pytest.approx(expected, abs=1e-12), shape
+    predicted, target = rng.random((9, 9)) > 0.5, rng.random((9, 9)) > 0.5
+    for cast in (bool, np.uint8):
+        assert diagram_mae(predicted.astype(cast), target.astype(cast)) == diagram_mae(predicted * 1.0, target * 1.0)
+        assert diagram_rmse(predicted.astype(cast), target.astype(cast)) == diagram_rmse(predicted * 1.0, target * 1.0)
+
+
+def test_diagrams_and_thresholds_are_checked_before_use():
+    """Empty diagrams, or a non-finite value in either one, are refused by name; a threshold is stored as a float
+    (a record holds plain numbers), may be 0 (only a perfect diagram passes) and is refused by name otherwise."""
+    for predicted, target in ((np.zeros((0, 3)), np.zeros((0, 3))), (np.array([[np.nan, 0.0]]), np.zeros((1, 2))),
+                              (np.zeros((1, 2)), np.array([[0.0, np.inf]]))):
+        for metric in (diagram_mae, diagram_rmse, diagram_ssim):
+            with pytest.raises(ValueError, match="^diagrams must be non-empty and finite$"):
+                metric(predicted, target)
+    for threshold in (1, np.float32(0.25), "0.3"):
+        assert type(GeneralizationCut("rmse", threshold).threshold) is float
+    assert GeneralizationCut("mae", 0).passes({"mae": 0.0}) and not GeneralizationCut("mae", 0).passes({"mae": 1e-9})
+    with pytest.raises(ValueError, match=r"^threshold \(well-generalizing cut\) must be a number, got 'high'$"):
+        GeneralizationCut("mae", "high")
+    with pytest.raises(ValueError, match=r"must be finite and >= 0, got -0.1$"):
+        GeneralizationCut("mae", -0.1)
+
+
 def test_image_metrics_reject_mismatched_shapes():
     with pytest.raises(ValueError, match="equal shape"):
         diagram_rmse(np.zeros((3, 4)), np.zeros((4, 3)))
@@ -241,6 +276,27 @@ def test_generalization_cut_validates_and_reads_old_files():
     assert GeneralizationCut.stored_in({}) == GeneralizationCut()
     with pytest.raises(ValueError, match="manifest.json: generalization_cut"):
         GeneralizationCut.stored_in({"generalization_cut": [0.2]}, "manifest.json")
+
+
+def test_a_stored_cut_reads_back_as_itself_and_a_malformed_one_is_refused_by_name():
+    """from_dict inverts to_dict for both metrics; a record with a missing or extra key, an unknown metric or a
+    bad threshold is refused with the place it came from (default "cut")."""
+    for cut in (GeneralizationCut(), GeneralizationCut("rmse", 0.35)):
+        assert GeneralizationCut.from_dict(cut.to_dict()) == cut
+        assert GeneralizationCut.stored_in({"generalization_cut": cut.to_dict(), "rmse_threshold": 0.9}) == cut
+    for bad in ({"metric": "mae"}, {"threshold": 0.2}, {"metric": "mae", "threshold": 0.2, "extra": 1}):
+        with pytest.raises(ValueError, match=r"^cut: a generalization cut is \{'metric'"):
+            GeneralizationCut.from_dict(bad)
+    with pytest.raises(ValueError, match=r"^stats.json: cut metric must be one of"):
+        GeneralizationCut.from_dict({"metric": "lpips", "threshold": 0.2}, "stats.json")
+    with pytest.raises(ValueError, match=r"^cut: threshold \(well-generalizing cut\) must be finite"):
+        GeneralizationCut.from_dict({"metric": "rmse", "threshold": -1.0})
+    with pytest.raises(ValueError, match=r"^record: generalization_cut: a generalization cut is"):
+        GeneralizationCut.stored_in({"generalization_cut": [0.2]})
+    # recut replaces the cut and the verdict, and nothing else
+    summary = {"mae": 0.3, "rmse": 0.1, "generalization_cut": {"metric": "mae", "threshold": 0.2}, "well_generalizing": False}
+    assert recut(summary, GeneralizationCut("rmse", 0.2)) == {
+        "mae": 0.3, "rmse": 0.1, "generalization_cut": {"metric": "rmse", "threshold": 0.2}, "well_generalizing": True}
 
 
 def test_metrics_written_before_the_mae_get_it_from_their_diagrams(tmp_path):

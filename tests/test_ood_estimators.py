@@ -9,6 +9,7 @@ from ssh_ood.ood.ood_estimators import (
     atc_estimate,
     atc_threshold,
     average_confidence,
+    check_probabilities,
     difference_of_confidences,
     max_softmax,
     negative_entropy,
@@ -43,6 +44,8 @@ def test_difference_of_confidences_moves_the_source_accuracy_by_the_confidence_d
     target = two_class(np.full(6, 0.25))  # AC_T = 0.75
     assert difference_of_confidences(0.9, source, target) == pytest.approx(0.9 - 0.2)
     assert difference_of_confidences(0.9, source, source) == pytest.approx(0.9)
+    assert difference_of_confidences(1.0, source, target) == pytest.approx(0.8)  # both ends of [0, 1] are accuracies
+    assert difference_of_confidences(0.0, target, source) == pytest.approx(0.2)
     with pytest.raises(ValueError, match="source_accuracy"):
         difference_of_confidences(1.5, source, target)
 
@@ -77,7 +80,8 @@ def test_atc_under_a_calibrated_shift_has_its_closed_form_expectation():
     target = 0.5 + 0.5 * rng.random(200_000) ** 3
     estimate = atc_estimate(target, atc_threshold(source, rng.random(source.size) < source))
     assert estimate == pytest.approx(1 - 0.25 ** (1 / 3), abs=0.005)
-    assert np.mean(rng.random(target.size) < target) == pytest.approx(0.625, abs=0.005)
+    # the closed-form target accuracy E_T[s] = 0.5 + 0.5 E[u^3] = 0.625: ATC misses it by 0.25
+    assert 0.625 - estimate == pytest.approx(0.625 - (1 - 0.25 ** (1 / 3)), abs=0.005)
 
 
 def test_negative_entropy_has_its_closed_form_bounds():
@@ -140,3 +144,36 @@ def test_two_classes_make_both_atc_scores_the_same_estimate():
     by_confidence = atc_estimate(max_softmax(target), atc_threshold(max_softmax(source), correct))
     by_entropy = atc_estimate(negative_entropy(target), atc_threshold(negative_entropy(source), correct))
     assert by_confidence == by_entropy and 0 < by_confidence < 1
+
+
+def test_estimates_refuse_inputs_without_a_sample_or_of_the_wrong_shape():
+    """An empty or 2-D score array has no ATC estimate (the mean over no sample would be NaN): refused by name."""
+    for bad in (np.array([]), np.ones((2, 2))):
+        with pytest.raises(ValueError, match="target_scores must be a non-empty 1-D array"):
+            atc_estimate(bad, 0.5)
+
+
+def test_atc_threshold_refuses_scores_it_cannot_rank_and_reads_correctness_as_booleans():
+    """The threshold needs one finite score per source prediction on a 1-D axis; each refusal is named. A truthy
+    correctness flag (e.g. 2) counts as one correct prediction, as a boolean does."""
+    message = "source_scores and source_correct must be finite 1-D arrays of one length"
+    for scores, correct in ((np.ones((2, 2)), np.ones((2, 2), dtype=bool)), (np.array([0.1, 0.2]), np.array([True])),
+                            (np.array([np.nan, 0.5]), np.array([True, False])), (np.array([]), np.array([], dtype=bool))):
+        with pytest.raises(ValueError, match=message):
+            atc_threshold(scores, correct)
+    scores = np.array([0.9, 0.7, 0.5])
+    assert atc_threshold(scores, np.array([2, 0, 0])) == atc_threshold(scores, np.array([True, False, False])) == 0.7
+
+
+def test_softmax_matrices_are_checked_entry_by_entry():
+    """A softmax matrix is float64 (N, C) with N >= 1 and C >= 2, entries in [0, 1] (not one above 1 or below 0,
+    even where the row still sums to 1) and rows summing to 1 within 1e-4 (float32 softmax rounding passes)."""
+    assert check_probabilities(np.eye(2, dtype=int)).dtype == np.float64
+    assert check_probabilities([[0.5, 0.5 + 5e-5]]).shape == (1, 2)
+    shapes = "P must be an \\(N, C\\) softmax matrix with N >= 1 and C >= 2"
+    for bad in ([[1.0]], np.zeros((0, 2)), np.full((1, 2, 2), 0.5), [0.5, 0.5]):
+        with pytest.raises(ValueError, match=f"^{shapes}"):
+            check_probabilities(bad)
+    for bad in ([[-0.2, 0.6, 0.6]], [[1.00005, 0.0]], [[0.7, 0.7]], [[np.nan, 1.0]]):
+        with pytest.raises(ValueError, match="^P must hold probabilities in \\[0, 1\\] whose rows sum to 1$"):
+            check_probabilities(bad)

@@ -64,14 +64,13 @@ def test_committed_protocol_keeps_the_rules():
     from ssh_ood.base.io_utils import load_json
 
     path = DEMO_DIR / PROTOCOL_FILE
-    if not path.is_file():
-        pytest.skip("the protocol is not frozen yet")
+    assert path.is_file(), f"{path}: the frozen recipes protocol is missing"
     protocol = load_json(path)
     check_protocol(protocol)
     assert protocol["populations"][protocol["main_recipe"]]["n_models"] >= 50
     tampered = copy.deepcopy(protocol)
     tampered["populations"][protocol["main_recipe"]]["n_models"] = 5
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"n_models must be an integer >= \d+, got 5"):
         check_protocol(tampered)
 
 

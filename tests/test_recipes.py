@@ -100,7 +100,10 @@ def test_defect_chains_are_labelled_by_exact_winding(smoke_data):
     clean_v = np.isclose(v_n, v[:, None])
     clean_w = np.isclose(w_n, 1.0)
     n_defects = (~clean_v).sum(1) + (~clean_w).sum(1)
-    assert n_defects.min() >= 0 and n_defects.max() <= 3 and n_defects.mean() > 1.5
+    # k ~ U{1, 2, 3} defects per chain: every count occurs, none outside; at v = 0 a rescaled v bond stays 0 and
+    # cannot be seen, so the count is read on v > 0
+    counts = np.bincount(n_defects[v > 0], minlength=5)
+    assert counts[0] == 0 and counts[4] == 0 and counts[1:4].min() > 100
     assert np.all(w_n[:, -1] == 1.0)  # the closing bond is never a defect
     # an independent label: the slow numerical winding integral on a few chains
     from ssh_ood.physics.winding_number import winding_integral

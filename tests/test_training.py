@@ -333,7 +333,7 @@ def test_early_stopping_rule_on_hand_made_sequences():
     assert _first_stop([1.0, 0.5, nan, nan, 0.5], patience=2, tolerance=0.005, warmup=1) is None
     assert _first_stop([1.0, nan, 0.5, nan, 0.5, 0.5], patience=2, tolerance=0.005, warmup=1) == 6
     assert _first_stop([1.0, 0.5, nan, 0.5, 0.5], patience=2, tolerance=0.005, warmup=1) == 5
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="patience >= 1"):
         should_stop([1.0], patience=0, tolerance=0.005, warmup=1)
 
 
@@ -343,8 +343,9 @@ def test_early_stopping_rule_on_hand_made_sequences():
 def test_model_seed():
     assert [model_seed(0, i) for i in range(3)] == [0, 1, 2]
     assert model_seed(2, 7) == 2_000_007
-    for bad in ((-1, 0), (0, -1), (0, 1.5), (0, 10**6)):
-        with pytest.raises(ValueError):
+    for bad, message in (((-1, 0), "base_seed"), ((0, -1), "non-negative"), ((0, 1.5), "non-negative"),
+                         ((0, 10**6), "index must be <")):
+        with pytest.raises(ValueError, match=message):
             model_seed(*bad)
 
 
@@ -518,18 +519,18 @@ def test_bad_inputs(smoke_data, tmp_path):
         _train(smoke_data, tmp_path / "x", [0], max_epochs=0)
     with pytest.raises(ValueError, match="thermometer_levels"):
         _train(smoke_data, tmp_path / "x", [0], thermometer_levels=1)
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="datasets folder not found"):
         _train(tmp_path / "no_data", tmp_path / "x", [0])
     with pytest.raises(ValueError, match="engine"):
         _train(smoke_data, tmp_path / "x", [0], engine="magic")
 
 
 def test_load_model_errors(smoke_data, tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
         load_model(tmp_path / "missing")
     folder = tmp_path / "model_000"
     folder.mkdir()
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="weights.pt: no such file"):
         load_model(folder)
     (folder / "weights.pt").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match="weights.pt"):
@@ -539,7 +540,7 @@ def test_load_model_errors(smoke_data, tmp_path):
         load_model(folder)
     with pytest.raises(ValueError, match="which"):
         load_model(folder, which="first")
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="history.json"):
         load_history(folder)
 
 
