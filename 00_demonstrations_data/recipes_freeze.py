@@ -1,4 +1,4 @@
-"""Freeze 00_demonstrations_data/recipes_protocol.json from the clean-data development (issue 20).
+"""Freeze 00_demonstrations_data/recipes_protocol.json from the clean-data development (the recipe study).
 
 The decision rule was fixed before the development numbers were read (this script was written while the
 development runs trained). Run: .venv/bin/python 00_demonstrations_data/recipes_freeze.py (rewrites the protocol with a new timestamp).

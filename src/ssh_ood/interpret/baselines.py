@@ -29,7 +29,7 @@ Columns per method: Spearman rho with OOD accuracy with a bootstrap 95 % interva
 accuracy| for the methods that estimate an accuracy (``mae_scope`` says in-sample or out-of-sample for the
 probe's fitted map); the top-10 selection lift against random 10-subsets with its permutation p-value
 (:func:`ssh_ood.interpret.generalization_prediction.selection_lift`), ranking in the method's ``direction``: +1
-(higher is better) for every accuracy estimate and accuracy, -1 for the probe (issue 12's frozen protocol).
+(higher is better) for every accuracy estimate and accuracy, -1 for the probe (its sign in the frozen protocol).
 """
 
 from __future__ import annotations
