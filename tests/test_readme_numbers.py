@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ssh_ood.base.paths import REPO_ROOT
+from ssh_ood.base.presets import get_preset
+from ssh_ood.physics.ceiling import ceiling_grid
 
 DEMO = REPO_ROOT / "00_demonstrations_data"
 SEED0, SEED1 = DEMO / "100_CNNs", DEMO / "100_CNNs_seed1"
@@ -130,6 +133,11 @@ def test_the_readme_headline_quotes_the_shipped_files(validation):
     paper_recipe = pd.read_csv(SEED0 / "stats.csv")["ood_accuracy"].median()
     defects = pd.read_csv(DEMO / "recipes_seed2" / "defects" / "stats.csv")["ood_accuracy"].median()
     assert f"lift the median OOD accuracy from {paper_recipe:.2f} to {defects:.2f}" in readme
+    # the ceiling on the validation grid of the recipes (paper preset, master seed 2), from the physics alone
+    grid = get_preset("paper")
+    ceiling = ceiling_grid(np.linspace(0, grid.grid_W_max, grid.grid_n_W), np.linspace(0, grid.grid_v_max, grid.grid_n_v),
+                           grid.grid_n_realizations, seed=2)["accuracy"].mean()
+    assert f"against an accuracy ceiling of {ceiling:.2f} that no classifier" in readme
 
 
 def test_the_readme_table_of_paper_and_reproduction():
