@@ -6,8 +6,9 @@
 executed notebooks it writes, ``00_demonstrations_data/executed_notebooks/``. The pages, the notebooks and one
 API page per module of ``ssh_ood`` (found by walking the package, so a renamed or new module needs no edit
 here) are staged in a temporary folder and built by Sphinx with MyST-NB; the notebooks are shown as they were
-executed, never run again. The site is written to ``<out>`` (default ``docs/_build/html``); open
-``index.html``. Exit status: Sphinx's, or 2 with one line if a notebook is missing.
+executed, never run again, without the saved state of their widgets. The site is written to ``<out>``
+(default ``docs/_build/html``); open ``index.html``. Exit status: Sphinx's, or 2 with one line if a notebook
+is missing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import nbformat
 
 DOCS = Path(__file__).resolve().parent
 REPO_ROOT = DOCS.parent
@@ -47,7 +50,11 @@ def stage(notebooks_dir: Path, source: Path) -> list[str]:
     shutil.copytree(DOCS, source, ignore=shutil.ignore_patterns("_build", "build.py", "__pycache__"))
     (source / "notebooks").mkdir()
     for name in names:
-        shutil.copyfile(notebooks_dir / name, source / "notebooks" / name)
+        notebook = nbformat.read(notebooks_dir / name, as_version=4)
+        # the saved state of the widgets (notebook 06's scatter carries all of plotly.js, 5 MB) would be dead
+        # weight: the site loads no widget JavaScript, and the widgets need a kernel (make lab, make dashboard)
+        notebook.metadata.pop("widgets", None)
+        nbformat.write(notebook, source / "notebooks" / name)
     (source / "api").mkdir()
     for module in api_modules():
         (source / "api" / f"{module}.md").write_text(
