@@ -1,20 +1,22 @@
-# The two commands of the README:
-#   make reproduce   set up .venv and run the quick pipeline, writing figures and the report
+# The commands of the README:
+#   make reproduce   set up .venv and run the pipeline (PRESET=paper by default: the shipped networks and the
+#                    paper's figures; PRESET=quick trains a small population, PRESET=smoke is the tests' size)
 #   make test        set up .venv and run the test suite
+#   make docs        the documentation site, offline, with the executed notebooks (docs/_build/html/index.html)
 # and two to open the notebooks:
 #   make lab         JupyterLab on the repository, with the project's kernel
 #   make dashboard   the 100-CNN browser (notebook 06) as a Voila app, code cells hidden
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PRESET ?= quick
+PRESET ?= paper
 SEED ?= 0
 STAMP := $(VENV)/.requirements-installed
 
 # empty: JupyterLab on 8888, the dashboard on 8866 (src/ssh_ood/commands/servers.py)
 PORT ?=
 
-.PHONY: reproduce test lint bench mutation clean-generated venv lab dashboard
+.PHONY: reproduce test lint bench mutation clean-generated venv lab dashboard docs
 
 venv: $(STAMP)
 
@@ -28,6 +30,10 @@ $(STAMP): requirements.txt pyproject.toml
 
 reproduce: $(STAMP)
 	$(PY) -m ssh_ood reproduce --preset $(PRESET) --seed $(SEED)
+
+# the site shows the notebooks as `make reproduce` executed them: the reproduce step skips what is done
+docs: reproduce
+	$(PY) docs/build.py --notebooks 00_demonstrations_data/executed_notebooks --out docs/_build/html
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -72,4 +78,4 @@ mutation: $(STAMP)
 
 clean-generated:
 	rm -rf 00_demonstrations_data/datasets 00_demonstrations_data/figures 00_demonstrations_data/runs \
-	       00_demonstrations_data/executed_notebooks 00_demonstrations_data/report
+	       00_demonstrations_data/executed_notebooks 00_demonstrations_data/report docs/_build

@@ -9,5 +9,21 @@ SIGINT at its default disposition, as under an interactive shell.
 
 import signal
 
+import pytest
+
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session")
+def smoke_reproduction(tmp_path_factory):
+    """One ``make reproduce`` run of the smoke preset (seed 1), shared by the tests that read its outputs.
+
+    Returns the output folder (``report/``, ``figures/``, ``executed_notebooks/``, ...) and the report the run
+    wrote. Tests may run the pipeline on it again (every step is then skipped) but must not change its outputs.
+    """
+    from ssh_ood.commands.reproduce import run_pipeline
+
+    out_dir = tmp_path_factory.mktemp("smoke_reproduction")
+    report = run_pipeline("smoke", seed=1, out_dir=out_dir, progress=False)
+    return out_dir, report.read_text()

@@ -1,4 +1,4 @@
-"""CNN_SSH (SPEC §2): parameter count, the paper's module names, logits and probabilities."""
+"""CNN_SSH (docs/physics_and_methods.md §3): parameter count, the paper's module names, logits and probabilities."""
 
 import pytest
 import torch

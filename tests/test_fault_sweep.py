@@ -1,4 +1,4 @@
-"""Issue 22, "trust nothing on disk": a fault-injection sweep over every file kind the commands read or skip.
+"""Trust nothing on disk: a fault-injection sweep over every file kind the commands read or skip.
 
 One clean smoke pipeline (datasets, a two-model population with diagnostics, predictors and the precise-BN
 study, the highlighted networks, the reproduce step stamps) is built once at a fixed place, saved, and put

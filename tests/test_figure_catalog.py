@@ -31,8 +31,8 @@ def test_present_sections_skips_missing_figures_and_lists_unknown_ones_last(tmp_
     assert present_sections(tmp_path / "absent") == []
 
 
-def test_gallery_captions_come_from_the_catalogue_and_the_readme_shows_them():
+def test_gallery_captions_come_from_the_catalogue_and_the_gallery_page_shows_them():
     assert GALLERY == {name: CAPTIONS[name] for name in GALLERY}
-    table = gallery_markdown()
+    table = gallery_markdown(folder="gallery")
     assert table.count("![") == len(GALLERY) and all(caption in table for caption in GALLERY.values())
-    assert table in (REPO_ROOT / "README.md").read_text()
+    assert table in (REPO_ROOT / "docs" / "gallery.md").read_text()

@@ -1,4 +1,4 @@
-"""Issue 22: the record of every file's hash (ssh_ood.base.file_records), a full disk, a datasets folder shared by
+"""The record of every file's hash (ssh_ood.base.file_records), a full disk, a datasets folder shared by
 two runs, and the shipped data verifying file by file."""
 
 from __future__ import annotations

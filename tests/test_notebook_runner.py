@@ -3,6 +3,8 @@ directory, a quiet kernel, and no kernel left running, whether the notebook succ
 
 from __future__ import annotations
 
+import os
+
 import nbformat
 import psutil
 import pytest
@@ -32,6 +34,16 @@ def test_parameters_are_injected_and_the_kernel_runs_quietly_in_the_repository(t
     assert (tmp_path / "executed.ipynb").is_file()
     assert not _kernels(), "the kernel outlived the notebook"
     assert "without encryption" not in capfd.readouterr().err  # ipykernel's warning about TCP transport
+
+
+def test_the_executed_copy_keeps_the_figures_it_showed(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # the caller's backend does not reach the kernel
+    code = "import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.show()"
+    executed = run_notebook(_notebook(tmp_path / "plot.ipynb", code), tmp_path / "executed.ipynb")
+    images = [output for output in executed.cells[-1].outputs if "image/png" in output.get("data", {})]
+    assert len(images) == 1
+    assert nbformat.read(tmp_path / "executed.ipynb", as_version=4).cells[-1].outputs[0]["data"]["image/png"]
+    assert os.environ["MPLBACKEND"] == "Agg"  # restored
 
 
 def test_a_failing_notebook_raises_keeps_its_traceback_and_stops_its_kernel(tmp_path):

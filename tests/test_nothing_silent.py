@@ -1,4 +1,4 @@
-"""Issue 14, "nothing silent": one writer per run folder, finite numbers or a clear error, files that are
+"""Nothing silent: one writer per run folder, finite numbers or a clear error, files that are
 what their names say, bounded and validated input, and shipped data that no default can overwrite.
 
 Each class of the issue has a test here that failed before the fix; the two-process tests run the real

@@ -1,5 +1,5 @@
-"""The paper's per-network table (src/ssh_ood/ood/paper_reference.py) and every number the README and the report quote
-from it: read by position despite its header quirk, and the quotes computed back from the file."""
+"""The paper's per-network table (src/ssh_ood/ood/paper_reference.py) and every number the README, the findings page
+and the report quote from it: read by position despite its header quirk, and the quotes computed back from the file."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from ssh_ood.ood.paper_reference import PAPER_TABLE, load_paper_table, paper_net
 from tests.test_findings import STATS
 
 
-def _readme() -> str:
-    return re.sub(r"\s+", " ", (REPO_ROOT / "README.md").read_text())
+def _page(path: str) -> str:
+    """A page of the repository with every run of whitespace made one space."""
+    return re.sub(r"\s+", " ", (REPO_ROOT / path).read_text())
 
 
 def test_the_table_is_the_papers_file_read_by_position():
@@ -50,13 +51,15 @@ def test_a_table_of_another_shape_is_refused(tmp_path):
 def test_the_papers_numbers_quoted_in_readme_and_report_match_the_file():
     paper = load_paper_table()
     accuracy, rmse = paper["ood_accuracy"], paper["rmse"]
-    readme = _readme()
+    findings, readme = _page("docs/findings.md"), _page("README.md")
     assert (f"The paper's own table of its 100 CNNs gives OOD accuracy {accuracy.min():.3f}–{accuracy.max():.3f} "
-            f"(median {accuracy.median():.3f})") in readme
-    assert f"In the paper's table, {int((rmse <= 0.2).sum())} of its 100 pass its \"RMSE\" ≤ 0.2" in readme
-    assert f"{int((rmse <= 0.2).sum())} of the paper's 100 pass its \"RMSE\" ≤ 0.2" in readme
+            f"(median {accuracy.median():.3f})") in findings
+    assert f"In the paper's table, {int((rmse <= 0.2).sum())} of its 100 pass its \"RMSE\" ≤ 0.2" in findings
+    assert (f"| OOD accuracy, min / median / max | {accuracy.min():.3f} / {accuracy.median():.3f} / "
+            f"{accuracy.max():.3f} |") in readme
+    assert f"| {int((rmse <= 0.2).sum())} of 100 by its \"RMSE\", which behaves like a MAE |" in readme
     slope, intercept = np.polyfit(1 - accuracy, rmse, 1)
-    assert f"Its table's \"RMSE\" column lies on {slope:.2f} (1 − accuracy) + {intercept:.2f}" in readme
+    assert f"Its table's \"RMSE\" column lies on {slope:.2f} (1 − accuracy) + {intercept:.2f}" in findings
     fit = paper_rmse_fit()  # against scipy's closed-form regression
     line = linregress(1 - accuracy, rmse)
     assert fit == pytest.approx({"slope": line.slope, "intercept": line.intercept, "pearson": line.rvalue}, rel=1e-9)

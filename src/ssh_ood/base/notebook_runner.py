@@ -43,6 +43,8 @@ from .paths import REPO_ROOT
 WAIT_STEP_S = 0.2
 #: seconds a stopped notebook's thread is given to close its kernel connection
 STOP_GRACE_S = 5.0
+#: matplotlib backend of the kernel: figures shown by ``plt.show()`` become image outputs of the executed notebook
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def parameters_cell_index(notebook: nbformat.NotebookNode) -> int:
@@ -243,7 +245,8 @@ def run_notebook(
 ) -> nbformat.NotebookNode:
     """Execute the notebook at ``path`` with ``parameters`` injected; save it executed to ``output_path``.
 
-    The kernel runs with the repository root as working directory so the notebooks find the data folder by relative paths. Values in
+    The kernel runs with the repository root as working directory so the notebooks find the data folder by relative
+    paths, and with Jupyter's inline matplotlib backend, so the executed copy shows the figures. Values in
     ``parameters`` must be Python literals (their ``repr`` is written into the injected cell); paths are
     converted to strings. ``timeout``: seconds a cell may run. ``on_progress`` is called in the calling thread
     every :data:`WAIT_STEP_S` seconds with the notebook's :class:`NotebookProgress`.
@@ -257,7 +260,8 @@ def run_notebook(
     clean = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in (parameters or {}).items()}
     notebook = inject_parameters(notebook, clean)
     env_backend = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
+    # Jupyter's inline backend, whatever the caller's: the executed copy keeps every shown figure as a PNG output
+    os.environ["MPLBACKEND"] = INLINE_BACKEND
     interrupted = False
     try:
         with tempfile.TemporaryDirectory(prefix="notebook-kernel-") as sockets:

@@ -1,6 +1,6 @@
 """The three run sizes of the project, defined once: ``smoke``, ``quick`` and ``paper``.
 
-``paper`` follows the paper (SPEC §1-2): 5,000 clean training samples plus 500 each at W = 0.01 and
+``paper`` follows the paper (docs/physics_and_methods.md §2): 5,000 clean training samples plus 500 each at W = 0.01 and
 0.05, 1,000 (+ 2 x 500) validation samples, 500 test samples, up to 1,000 epochs, 100 CNNs, and the
 generalization grid W = linspace(0, 5, 100) x 10 realizations x 200 values of v.
 ``quick`` is the same pipeline small enough to run end to end on a 2-core laptop in minutes;
@@ -31,7 +31,7 @@ class Preset:
     perturbative_W : weak disorder strengths of the perturbative sets (units of w).
     ood_W : disorder strengths of the out-of-distribution test sets.
     max_epochs, batch_size, lr, momentum, weight_decay : training recipe (SGD, cross-entropy).
-    patience, tolerance, warmup_fraction : the paper's early-stopping rule (SPEC §2).
+    patience, tolerance, warmup_fraction : the paper's early-stopping rule (docs/physics_and_methods.md §4).
     n_models : size of the CNN population.
     grid_n_W, grid_W_max, grid_n_realizations, grid_n_v, grid_v_max : generalization grid
         W = linspace(0, grid_W_max, grid_n_W), v = linspace(0, grid_v_max, grid_n_v).

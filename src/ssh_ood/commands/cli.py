@@ -33,7 +33,7 @@ def _add_data_parser(subparsers, parents: list[argparse.ArgumentParser]) -> None
     parser = subparsers.add_parser(
         "data", parents=parents,
         help="generate every dataset of a preset as .npz files",
-        description="Generate the clean, perturbative and out-of-distribution datasets of SPEC §1.",
+        description="Generate the clean, perturbative and out-of-distribution datasets of docs/physics_and_methods.md §2.",
     )
     parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
     parser.add_argument("--seed", type=seed_argument, default=0, help="master seed of every disorder draw (default: 0)")

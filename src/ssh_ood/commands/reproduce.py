@@ -521,7 +521,8 @@ def add_reproduce_parser(subparsers, parents: list[argparse.ArgumentParser]) -> 
         help="run the whole pipeline of a preset and write the report",
         description=__doc__.splitlines()[0],
     )
-    parser.add_argument("--preset", choices=PRESET_NAMES, default="quick", help="run size (default: quick)")
+    parser.add_argument("--preset", choices=PRESET_NAMES, default="paper",
+                        help="run size (default: paper, the shipped networks and the paper's figures)")
     parser.add_argument("--seed", type=seed_argument, default=0, help="master seed (default: 0)")
     parser.add_argument("--out", type=Path, default=DEMO_DIR, help="output root (default: 00_demonstrations_data)")
     parser.add_argument("--force", action="store_true", help="redo steps that are up to date")

@@ -11,11 +11,11 @@ quick run without diagnostics gets a shorter text, never an error or an invented
 - ``protocol_validation.json`` in the validation population: the frozen protocol tested out of sample;
 - ``baselines.csv`` (:mod:`ssh_ood.interpret.baselines`) in either population: the probe against the field's
   label-free estimators of OOD accuracy;
-- ``recipes_protocol.json`` and the validation populations it names (issue 20): each training recipe's
+- ``recipes_protocol.json`` and the validation populations it names (the recipe study): each training recipe's
   networks beside the paper recipe's (:func:`recipes_markdown`).
 
-The paper column of :func:`key_numbers` holds only what the project has from the paper (``../shared/SPEC.md``
-and its per-network table, :mod:`ssh_ood.ood.paper_reference`).
+The paper column of :func:`key_numbers` holds only what the project has from the paper (its text, and
+its per-network table read by :mod:`ssh_ood.ood.paper_reference`).
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def findings_markdown(population_dir: str | Path, validation_dir: str | Path | N
 
 
 def recipes_markdown(protocol_path: str | Path, repo_root: str | Path = ".") -> str:
-    """The training recipes' validation populations (issue 20) beside the paper recipe's, as a Markdown table.
+    """The training recipes' validation populations of the recipe study beside the paper recipe's, as a Markdown table.
 
     Reads the frozen protocol (``recipes_protocol.json``) for the populations it names and its comparison
     populations (folders relative to ``repo_root``), and of each evaluated one its ``stats.csv`` and, if

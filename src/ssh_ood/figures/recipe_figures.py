@@ -1,4 +1,4 @@
-"""Figures of notebook 09 (issue 20): the accuracy ceiling, the recipes' clean-data development, their OOD results.
+"""Figures of notebook 09 (the recipe study): the accuracy ceiling, the recipes' clean-data development, their OOD results.
 
 Each function takes tables or arrays computed in :mod:`ssh_ood.physics.ceiling`, :mod:`ssh_ood.interpret.recipe_protocol`
 and the population folders, and returns a matplotlib figure; the ceiling is drawn as a reference line on every

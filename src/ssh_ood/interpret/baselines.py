@@ -4,8 +4,8 @@ For one population, every method gives each network a number; the table (``basel
 that number ranks the networks by their true OOD accuracy (the grid evaluation of ``stats.csv``, used only to
 score) and, where the number is an estimate of the accuracy itself, how far it is from it:
 
-Unlabeled OOD chains (:mod:`ssh_ood.ood.unlabeled_softmax`; softmax of every network on chains drawn over the
-grid's (W, v) range from a seed of their own; :mod:`ssh_ood.ood.ood_estimators`)
+Unlabeled OOD chains (:mod:`ssh_ood.ood.unlabeled_softmax`, :mod:`ssh_ood.ood.ood_estimators`)
+    The softmax of every network on chains drawn over the grid's (W, v) range from a seed of their own.
     ``AC`` average max-softmax; ``DoC`` clean accuracy - (AC_clean - AC_target); ``ATC-MC`` and ``ATC-NE``
     average thresholded confidence with max-softmax and negative-entropy scores, threshold fit on the clean
     set. The labelled source set of DoC and ATC is the clean *test* set (W = 0): it spans the target's v range
@@ -29,7 +29,7 @@ Columns per method: Spearman rho with OOD accuracy with a bootstrap 95 % interva
 accuracy| for the methods that estimate an accuracy (``mae_scope`` says in-sample or out-of-sample for the
 probe's fitted map); the top-10 selection lift against random 10-subsets with its permutation p-value
 (:func:`ssh_ood.interpret.generalization_prediction.selection_lift`), ranking in the method's ``direction``: +1
-(higher is better) for every accuracy estimate and accuracy, -1 for the probe (issue 12's frozen protocol).
+(higher is better) for every accuracy estimate and accuracy, -1 for the probe (its sign in the frozen protocol).
 """
 
 from __future__ import annotations

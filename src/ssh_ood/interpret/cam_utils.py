@@ -1,4 +1,4 @@
-"""Class activation maps (CAM), Grad-CAM, averaged CAMs and a measured CAM quality score (SPEC §3).
+"""Class activation maps (CAM), Grad-CAM, averaged CAMs and a measured CAM quality score (docs/physics_and_methods.md §6).
 
 CAM of ``CNN_SSH``. With A = output of ``cnn_layers_2`` (K = 9 channels of 26 x 26, eval mode) and the
 linear layer (W_lin, b) after global average pooling, the logit of class c is
@@ -73,7 +73,7 @@ class EdgeStateRegion:
     and last sites of the chain.
 
     Default: columns 20-29 (10 eigenstates) x rows 0-7 and 42-49 (8 sites at each end), 160 of the 2,500
-    pixels. SPEC §3 quotes "columns ~ 22-32, rows ~ 0-7 and 43-49" read off the paper's toy-model image;
+    pixels. The paper's toy-model image shows the bright region at "columns ~ 22-32, rows ~ 0-7 and 43-49";
     that window is not centred on the mid-gap pair (24, 25), so the same width is centred here, which makes
     the region invariant under the chiral mirror i -> 49 - i (an exact symmetry of X) and the chain
     inversion j -> 49 - j. The 10-column width covers the blur of the CAM (26 x 26 feature map whose

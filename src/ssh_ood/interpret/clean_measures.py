@@ -1,4 +1,4 @@
-"""Generalization measures of a trained network computed from clean chains only (issue 21).
+"""Generalization measures of a trained network computed from clean chains only.
 
 Each measure is a candidate predictor of out-of-distribution accuracy taken from the generalization
 literature; :func:`clean_data_measures` computes them all for one network from clean test chains

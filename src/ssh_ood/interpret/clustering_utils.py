@@ -1,4 +1,4 @@
-"""Activations layer by layer, their PCA (fit on clean data only) and UMAP embeddings (SPEC §3).
+"""Activations layer by layer, their PCA (fit on clean data only) and UMAP embeddings (docs/physics_and_methods.md §6).
 
 Layers of ``CNN_SSH`` (eval mode, flattened per sample, captured by forward hooks registered once per
 call and removed afterwards):

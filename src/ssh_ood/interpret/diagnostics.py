@@ -3,7 +3,7 @@
 The paper's question is whether interpretability tools, applied to the clean problem, tell which networks
 generalize to disordered chains. To ask it honestly the candidate predictors must be computed from data the
 networks' users have before they test out of distribution: the clean (W = 0) and perturbative
-(W = 0.01, 0.05) test sets of SPEC §1. This module reads datasets only through :func:`clean_split`, which
+(W = 0.01, 0.05) test sets of docs/physics_and_methods.md §2. This module reads datasets only through :func:`clean_split`, which
 refuses any W > :data:`MAX_DIAGNOSTIC_W`, and reads model folders only through their weights and training
 records (``weights.pt``, ``config.json``, ``history.json``, ``test_report.json``), never the phase diagram
 or the OOD metrics (tested by running it on copies of a population and a datasets folder from which every

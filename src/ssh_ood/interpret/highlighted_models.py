@@ -1,4 +1,4 @@
-"""The four highlighted networks, chosen by numbers instead of by eye (SPEC §3).
+"""The four highlighted networks, chosen by numbers instead of by eye (docs/physics_and_methods.md §6).
 
 The paper picked four networks from its 100-CNN population: well/poorly generalizing x good/misleading
 CAM. Here the two axes are measured:

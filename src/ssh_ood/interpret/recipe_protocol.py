@@ -1,4 +1,4 @@
-"""The frozen protocol of issue 20: which recipe, how many networks, what outcome, written before any OOD look.
+"""The frozen protocol of the recipe study: which recipe, how many networks, what outcome, written before any OOD look.
 
 ``00_demonstrations_data/recipes_protocol.json`` names the main recipe and the others to validate, the
 population sizes (>= 50 main, >= 20 each other), the master seed (2) and preset (paper) of the validation
@@ -44,7 +44,7 @@ def recipes_fingerprint(names: list[str] | None = None) -> str:
 
 
 def check_protocol(protocol: Mapping) -> None:
-    """``ValueError`` naming every way ``protocol`` breaks the rules of issue 20 (nothing if it keeps them)."""
+    """``ValueError`` naming every way ``protocol`` breaks the protocol's rules (nothing if it keeps them)."""
     problems = [f"missing field {key!r}" for key in _REQUIRED if key not in protocol]
     if problems:
         raise ValueError(f"recipes protocol: {'; '.join(problems)}")

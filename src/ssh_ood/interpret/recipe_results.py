@@ -1,4 +1,4 @@
-"""Results of the training recipes (issue 20): the clean-data development table and the validation populations.
+"""Results of the training recipes (the recipe study): the clean-data development table and the validation populations.
 
 Development (before the protocol is frozen) reads only ``diagnostics.csv`` of small quick-preset runs, one
 per recipe: clean test accuracy and the clean-data probes (W <= 0.05). :func:`develop_recipes` trains and

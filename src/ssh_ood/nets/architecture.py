@@ -26,7 +26,7 @@ def _conv_block(in_channels: int, out_channels: int, kernel: int, stride: int, p
 
 
 class CNN_SSH(nn.Module):  # noqa: N801 - the paper's name, kept so its weights load
-    """Convolutional classifier of SSH observables, SPEC §2 (1,024 trainable parameters for 1 channel).
+    """Convolutional classifier of SSH observables, docs/physics_and_methods.md §3 (1,024 trainable parameters for 1 channel).
 
     Input (B, in_channels, 50, 50) -> conv 4x4/2 (5) -> conv 3x3 (7) -> conv 3x3 (9), each followed by
     BatchNorm, LeakyReLU(0.01) and Dropout(0.5) -> global average pool (9) -> Linear(9 -> 2) logits.

@@ -1,6 +1,6 @@
 """From the ``.npz`` datasets (or straight from the generator) to PyTorch tensors, batches and devices.
 
-SPEC §1-2: the network sees X as (N, 1, M, M) float32 (M = 50 sites), labels as int64. Training and
+docs/physics_and_methods.md §2-§4: the network sees X as (N, 1, M, M) float32 (M = 50 sites), labels as int64. Training and
 validation sets are the clean set with the perturbative W = 0.01 and 0.05 sets appended (never the
 test set, which stays clean). Batches follow a fixed shuffle: one permutation, drawn from a seed, reused
 every epoch, as in the paper, where every run used the same fixed order. With ``thermometer_levels = L`` the inputs are thermometer-encoded batch by batch (N, L, M, M).

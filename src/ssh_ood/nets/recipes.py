@@ -3,7 +3,7 @@
 The paper's networks fail out of distribution mostly by calling disordered *trivial* chains topological:
 they read localized density anywhere in the image (a bulk row, a bulk eigenstate column) as topological
 evidence, a cue that is never wrong on clean chains (the clean-data probe ``probe_mid_bulk_shift`` measures
-it and predicts OOD accuracy out of sample, issue 12). Each recipe below attacks that cue in one way, keeps
+it and predicts OOD accuracy out of sample). Each recipe below attacks that cue in one way, keeps
 the paper's architecture, optimizer, data and early-stopping rule, and changes only what its docstring
 says, so its networks load, evaluate and diagnose like the paper's (``CNN_SSH``, the same state_dict).
 
@@ -39,7 +39,7 @@ _EDIT_STREAM = 0x65646974  # "edit": the penalty's image edits, per (seed, epoch
 
 
 class Recipe:
-    """The paper's recipe (SPEC §2), unchanged: the reference every other recipe is compared with.
+    """The paper's recipe (docs/physics_and_methods.md §4), unchanged: the reference every other recipe is compared with.
 
     Hypothesis: none. Clean training data alone do not tell the network which cue to use; with a global
     average pool it is free to read localized density anywhere as topological evidence.

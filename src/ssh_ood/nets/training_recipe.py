@@ -63,7 +63,7 @@ def warmup_epochs(max_epochs: int, warmup_fraction: float) -> int:
 
 
 def should_stop(val_losses: Sequence[float], patience: int, tolerance: float, warmup: int) -> bool:
-    """The paper's early-stopping rule after the epoch that produced ``val_losses[-1]`` (SPEC §2).
+    """The paper's early-stopping rule after the epoch that produced ``val_losses[-1]`` (docs/physics_and_methods.md §4).
 
     If the last validation loss is a new minimum, continue. Otherwise stop iff at least ``warmup``
     epochs have run and each of the last ``patience`` losses lies within ``tolerance`` of the minimum

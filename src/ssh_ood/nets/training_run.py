@@ -1,7 +1,7 @@
 """The training run: trains the models of a run folder with a recipe (the paper's by default), one model or an
 ensemble, resumable, one folder per model.
 
-Recipe (SPEC §2, values from the preset): SGD (lr, momentum 0.9, weight decay 0.1), batch 64,
+Recipe (docs/physics_and_methods.md §4, values from the preset): SGD (lr, momentum 0.9, weight decay 0.1), batch 64,
 cross-entropy, up to ``max_epochs`` epochs with the paper's early-stopping rule (:func:`should_stop`).
 The data order is the paper's fixed shuffle: one permutation drawn from the run's base seed, the same
 every epoch and shared by all models (``shared_order=False``: one permutation per model, from its seed).

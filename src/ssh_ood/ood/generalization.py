@@ -1,6 +1,6 @@
 """Out-of-distribution evaluation: predicted phase diagrams and metrics of trained models over disorder.
 
-The generalization grid (SPEC §1-2) is W = linspace(0, W_max, n_W) x R disorder realizations x n_v
+The generalization grid (docs/physics_and_methods.md §2, §5) is W = linspace(0, W_max, n_W) x R disorder realizations x n_v
 values v = linspace(0, v_max, n_v) (paper: 100 x 10 x 200 = 200,000 chains). Row ``i`` (one W) is drawn
 by :func:`ssh_ood.physics.data_generation.phase_diagram_hoppings` from the stream ``(seed, 3, i)``, so the same seed
 gives the same chains to every model, and the labels of the target diagram are the winding numbers of

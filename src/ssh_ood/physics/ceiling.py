@@ -1,6 +1,6 @@
 """The accuracy ceiling of any classifier of open-chain data: the closing bond is never seen.
 
-The label is the winding number of the *ring* (SPEC §1): 1 iff S = sum_n ln|w_n| - sum_n ln|v_n| > 0 over
+The label is the winding number of the *ring* (docs/physics_and_methods.md §1): 1 iff S = sum_n ln|w_n| - sum_n ln|v_n| > 0 over
 all n cells, the closing bond w_n (``w_n[:, -1]``) included. The network's input, the open 2n-site chain,
 contains the other 2n - 1 hoppings (determined by them up to irrelevant degeneracies) but never the closing
 bond. Given the open chain, the closing bond is still a fresh draw w ~ U(1 - W/4, 1 + W/4), so the label is

@@ -1,6 +1,6 @@
 """Disordered Su-Schrieffer-Heeger (SSH) chains: hoppings, network observables and winding-number labels.
 
-Physics (SPEC §1), units w = 1. A chain of ``n_cells`` unit cells has sites 0..2n-1; cell m holds the
+Physics (docs/physics_and_methods.md §1), units w = 1. A chain of ``n_cells`` unit cells has sites 0..2n-1; cell m holds the
 A site 2m and the B site 2m+1. The single-particle Hamiltonian has real hoppings
 
     H[2m, 2m+1] = v_m        (intracell),   v_m = v + W r_m,
@@ -18,7 +18,7 @@ machine precision (clean chain, v <~ 0.05) a dense eigensolver may return any ro
 always returns the chiral partners, i.e. the hybridized pair with weight on both ends.
 
 Labels: the winding number of the periodic ring equals 1 iff sum_m ln|w_m| > sum_m ln|v_m| over all n
-cells (closing bond included), since det u(k) = +-prod v_m +- prod w_m e^{ik} (SPEC §1).
+cells (closing bond included), since det u(k) = +-prod v_m +- prod w_m e^{ik} (docs/physics_and_methods.md §1).
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def disorder_key(W: float) -> int:
 
 
 def v_grid(split: str, n_samples: int) -> np.ndarray:
-    """The v values of a split (SPEC §1).
+    """The v values of a split (docs/physics_and_methods.md §2).
 
     training:   linspace(0, 0.8, n/2) U linspace(1.2, 2.0, n/2)     (transition window left out)
     validation: linspace(0.001, 0.801, n/2) U linspace(1.201, 2.001, n/2)

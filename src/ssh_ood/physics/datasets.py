@@ -51,7 +51,7 @@ def dataset_filename(split: str, W: float) -> str:
 
 
 def dataset_specs(preset: Preset | str) -> list[DatasetSpec]:
-    """Every dataset a preset uses (SPEC §1).
+    """Every dataset a preset uses (docs/physics_and_methods.md §2).
 
     Clean training/validation/test sets, the perturbative W = 0.01, 0.05 sets for training and
     validation (and as test sets: they join the clean test set in the PCA reference cloud), and the

@@ -2,7 +2,7 @@
 
 Attribution maps (CAM) say where the evidence sits; an intervention says what the network *reacts to*.
 A network that computes the winding number of the SSH chain from the observable X[j, i] = |psi_i(j)|^2
-(rows j = sites, columns i = eigenstates by energy; SPEC §1) must
+(rows j = sites, columns i = eigenstates by energy; docs/physics_and_methods.md §1) must
 
 - lose its topological evidence when the zero-energy modes are removed from a topological chain, and
 - gain it when zero-mode-like density appears at the chain's ends, in the mid-gap columns,
