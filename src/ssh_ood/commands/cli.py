@@ -24,6 +24,7 @@ from ..ood.thermometer_experiment import add_thermometer_parser
 from .population_cli import add_population_parser
 from .record_files import add_record_files_parser
 from .reproduce import add_reproduce_parser
+from .rules_cli import add_physics_rules_parser
 from .training_cli import add_train_parser
 
 
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_thermometer_parser(subparsers)
     add_gallery_parser(subparsers)
     add_record_files_parser(subparsers)
+    add_physics_rules_parser(subparsers)
     for command in subparsers.choices.values():
         for action in command._actions:
             if action.dest in ("seed", "data_seed", "unlabeled_seed"):
