@@ -31,6 +31,14 @@ def config_representation(config: Mapping) -> str:
     return get_recipe(variant.get("name")).representation
 
 
+def folder_representation(model_dir: str | Path) -> str:
+    """The input representation the model of ``model_dir`` reads: its ``config.json``'s, or the paper's densities
+    for a folder of weights without one (a network built outside the trainer)."""
+    if not (Path(model_dir) / "config.json").is_file():
+        return DEFAULT_REPRESENTATION
+    return config_representation(load_config(model_dir))
+
+
 def model_input(config: Mapping, v_n: np.ndarray, w_n: np.ndarray, X: np.ndarray | None = None) -> torch.Tensor:
     """The input tensor (N, C, H, H) float32 a model with ``config`` reads for the chains (v_n, w_n).
 

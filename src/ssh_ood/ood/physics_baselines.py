@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..physics.ceiling import band_means, band_rows, ceiling_grid
-from ..physics.physics_rules import PhysicsRule
+from ..physics.physics_rules import PhysicsRule, midgap_sublattice_weights
 from .generalization import GeneralizationGrid, GeneralizationResult, GridBatch, evaluate_grid
 
 
@@ -27,7 +27,8 @@ class RulePredictor:
         self.rules = list(rules)
 
     def __call__(self, batch: GridBatch) -> np.ndarray:
-        return np.stack([rule.predict(batch.v_n, batch.w_n) for rule in self.rules])
+        weights = midgap_sublattice_weights(batch.v_n, batch.w_n)  # one SVD per chain, shared by the rules
+        return np.stack([rule.predict(batch.v_n, batch.w_n, weights) for rule in self.rules])
 
 
 def evaluate_rules_on_grid(rules: Sequence[PhysicsRule], grid: GeneralizationGrid, chunk_size: int = 2000,

@@ -66,16 +66,12 @@ def midgap_sublattice_weights(v_n: np.ndarray, w_n: np.ndarray) -> tuple[np.ndar
     return u[:, :, -1] ** 2, vt[:, -1, :] ** 2
 
 
-def sublattice_position_score(v_n: np.ndarray, w_n: np.ndarray) -> np.ndarray:
-    """S = (sum_m m b_m - sum_m m a_m) / (n - 1), (N,) in [-1, 1]: B weight right of A weight (module docstring)."""
-    a, b = midgap_sublattice_weights(v_n, w_n)
+def _sublattice_position(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     cells = np.arange(a.shape[1])
     return (b @ cells - a @ cells) / (a.shape[1] - 1)
 
 
-def edge_density_score(v_n: np.ndarray, w_n: np.ndarray, edge_cells: int = 1) -> np.ndarray:
-    """E = (1/2) sum over the first and last ``edge_cells`` cells of (a_m + b_m), (N,) in [0, 1]."""
-    a, b = midgap_sublattice_weights(v_n, w_n)
+def _edge_density(a: np.ndarray, b: np.ndarray, edge_cells: int = 1) -> np.ndarray:
     n = a.shape[1]
     if isinstance(edge_cells, bool) or not isinstance(edge_cells, (int, np.integer)) or not 1 <= edge_cells <= n // 2:
         raise ValueError(f"edge_cells must be an integer in [1, {n // 2}], got {edge_cells!r}")
@@ -83,17 +79,32 @@ def edge_density_score(v_n: np.ndarray, w_n: np.ndarray, edge_cells: int = 1) ->
     return 0.5 * (total[:, :edge_cells].sum(axis=1) + total[:, n - edge_cells:].sum(axis=1))
 
 
+def sublattice_position_score(v_n: np.ndarray, w_n: np.ndarray) -> np.ndarray:
+    """S = (sum_m m b_m - sum_m m a_m) / (n - 1), (N,) in [-1, 1]: B weight right of A weight (module docstring)."""
+    return _sublattice_position(*midgap_sublattice_weights(v_n, w_n))
+
+
+def edge_density_score(v_n: np.ndarray, w_n: np.ndarray, edge_cells: int = 1) -> np.ndarray:
+    """E = (1/2) sum over the first and last ``edge_cells`` cells of (a_m + b_m), (N,) in [0, 1]."""
+    return _edge_density(*midgap_sublattice_weights(v_n, w_n), edge_cells)
+
+
+#: each rule's score as a function of the mid-gap weights (a, b) of :func:`midgap_sublattice_weights`
 SCORES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "sublattice_position": sublattice_position_score,
-    "edge_density": edge_density_score,
+    "sublattice_position": _sublattice_position,
+    "edge_density": _edge_density,
 }
 
 
-def rule_score(name: str, v_n: np.ndarray, w_n: np.ndarray) -> np.ndarray:
-    """The score (N,) of rule ``name`` (one of :data:`RULE_NAMES`) on the chains (v_n, w_n)."""
+def rule_score(name: str, v_n: np.ndarray, w_n: np.ndarray,
+               weights: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """The score (N,) of rule ``name`` (one of :data:`RULE_NAMES`) on the chains (v_n, w_n).
+
+    ``weights``: the chains' :func:`midgap_sublattice_weights` if already computed (shared by several rules).
+    """
     if name not in SCORES:
         raise ValueError(f"unknown physics rule {name!r}; choose one of {', '.join(RULE_NAMES)}")
-    return SCORES[name](v_n, w_n)
+    return SCORES[name](*(midgap_sublattice_weights(v_n, w_n) if weights is None else weights))
 
 
 def fit_threshold(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -146,13 +157,13 @@ class PhysicsRule:
     clean_accuracy: float
     n_fit: int
 
-    def score(self, v_n: np.ndarray, w_n: np.ndarray) -> np.ndarray:
-        """The rule's score (N,) of the chains."""
-        return rule_score(self.name, v_n, w_n)
+    def score(self, v_n: np.ndarray, w_n: np.ndarray, weights: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """The rule's score (N,) of the chains (``weights``: see :func:`rule_score`)."""
+        return rule_score(self.name, v_n, w_n, weights)
 
-    def predict(self, v_n: np.ndarray, w_n: np.ndarray) -> np.ndarray:
+    def predict(self, v_n: np.ndarray, w_n: np.ndarray, weights: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
         """Predicted labels (N,) int64: 1 (topological) iff score > threshold."""
-        return (self.score(v_n, w_n) > self.threshold).astype(np.int64)
+        return (self.score(v_n, w_n, weights) > self.threshold).astype(np.int64)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "threshold": self.threshold, "clean_accuracy": self.clean_accuracy,
