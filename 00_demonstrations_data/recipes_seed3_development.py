@@ -70,7 +70,7 @@ def main() -> int:
     torch.set_num_threads(1)
     data_dir = ensure_datasets(PRESET, 0, datasets_dir(PRESET.name), progress=False)
     rows = []
-    for recipe in args.recipes:
+    for recipe in args.recipes:  # the table is rewritten after each recipe, so an interrupted run keeps what it measured
         start = time.time()
         folders = train_models(PRESET, data_dir, RUNS_DIR / "seed3_development" / f"{recipe}_e{args.epochs}",
                                range(args.models), device="cpu", max_epochs=args.epochs, recipe=recipe, n_workers=1,
@@ -80,14 +80,20 @@ def main() -> int:
             rows.append({"run": f"quick, {args.epochs} epochs", "recipe": recipe, "model_index": index,
                          **measure(folder), "train_seconds_per_model": round(seconds / len(folders), 1)})
             print(rows[-1], flush=True)
-    table = pd.DataFrame(rows)
-    if args.out.is_file():
-        previous = pd.read_csv(args.out)
-        keep = ~previous.set_index(["run", "recipe", "model_index"]).index.isin(table.set_index(["run", "recipe", "model_index"]).index)
-        table = pd.concat([previous[keep], table], ignore_index=True)
-    table.to_csv(args.out, index=False)
+        table = write_table(pd.DataFrame(rows), args.out)
     print(table.groupby(["run", "recipe"]).median(numeric_only=True).round(3).to_string())
     return 0
+
+
+def write_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """``table`` merged into the CSV at ``out`` (its rows replace rows of the same run, recipe and model), written."""
+    if out.is_file():
+        previous = pd.read_csv(out)
+        key = ["run", "recipe", "model_index"]
+        keep = ~previous.set_index(key).index.isin(table.set_index(key).index)
+        table = pd.concat([previous[keep], table], ignore_index=True)
+    table.to_csv(out, index=False)
+    return table
 
 
 if __name__ == "__main__":
