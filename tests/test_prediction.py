@@ -95,3 +95,13 @@ def test_new_recipes_data_tiers_and_the_frozen_seed2_protocol(smoke_data):
     np.testing.assert_array_equal(window_labels, winding_number(np.repeat(v[:, None], 25, 1), np.ones((n_window, 25))))
     # the seed-2 protocol's fingerprint covers its recipes' records, which the new recipes leave unchanged
     check_protocol(load_json(DEMO_DIR / "recipes_protocol.json"))
+
+
+def test_readers_that_build_density_images_refuse_other_representations(networks):
+    from ssh_ood.interpret.diagnostics import model_diagnostics
+    from ssh_ood.nets.prediction import require_density_input
+
+    require_density_input(networks["paper"], "a reader")  # the paper's input, and thermometer codes of it, pass
+    require_density_input(networks["thermometer"], "a reader")
+    with pytest.raises(ValueError, match="reads the 'projector' representation"):
+        model_diagnostics(networks["projector"], None)

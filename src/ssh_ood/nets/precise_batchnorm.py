@@ -28,6 +28,7 @@ from ..base.io_utils import atomic_write_bytes, load_json, save_json
 from .architecture import CNN_SSH
 from .data_loaders import TensorSplit, evaluation_batches
 from .model_folders import open_model_folder
+from .prediction import require_density_input
 from .training_utils import RESULT_FILES, is_complete, load_config, load_model, save_torch
 
 CALIBRATION_FILE = "batchnorm_calibration.json"
@@ -89,6 +90,7 @@ def write_recalibrated_copy(model_dir: str | Path, out_dir: str | Path, training
     record = out_dir / CALIBRATION_FILE
     if is_complete(out_dir) and problem(record) is None and load_json(record).get("source_weights_sha256") == source_sha256:
         return out_dir
+    require_density_input(model_dir, "BatchNorm recalibration on the preset's training images")
     config = load_config(model_dir)
     model = recalibrate_batchnorm(load_model(model_dir), training, config.get("thermometer_levels"),
                                   int(config["recipe"]["batch_size"]))

@@ -39,6 +39,16 @@ def folder_representation(model_dir: str | Path) -> str:
     return config_representation(load_config(model_dir))
 
 
+def require_density_input(model_dir: str | Path, purpose: str) -> None:
+    """``ValueError`` unless the model of ``model_dir`` reads the paper's density images, which ``purpose`` (a reader
+    that builds or edits such images itself: the clean-data probes, the unlabeled-softmax estimators, BatchNorm
+    recalibration) feeds it; a network of another input representation would get meaningless input."""
+    representation = folder_representation(model_dir)
+    if representation != DEFAULT_REPRESENTATION:
+        raise ValueError(f"{model_dir}: reads the {representation!r} representation, but {purpose} feeds density "
+                         "images; not supported for this network")
+
+
 def model_input(config: Mapping, v_n: np.ndarray, w_n: np.ndarray, X: np.ndarray | None = None) -> torch.Tensor:
     """The input tensor (N, C, H, H) float32 a model with ``config`` reads for the chains (v_n, w_n).
 
