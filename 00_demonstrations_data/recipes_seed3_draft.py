@@ -40,6 +40,11 @@ main = next((r for r in PREFERENCE if r in summary.index and passes_gate(r)), PR
 others = [r for r in OTHERS if r != main]
 if main != PREFERENCE[0] and PREFERENCE[0] not in others:
     others.append(PREFERENCE[0])
+# for the reviewer, not part of the rule: recipes the rule carries forward whose clean development failed or is missing
+flags = [f"{r}: median development clean test accuracy {summary.loc[r, 'test_accuracy']:.3f} (below 0.9: it does not "
+         "learn clean data in the development budget)" for r in (main, *others)
+         if r in summary.index and summary.loc[r, "test_accuracy"] < 0.9]
+flags += [f"{r}: no development numbers" for r in (main, *others) if r not in summary.index]
 seed2 = load_json(DEMO / "physics_rules" / "paper_seed2.json")
 rule_bar = seed2["rules"]["sublattice_position"]
 
@@ -98,6 +103,7 @@ protocol = {
     "development": {"table": "00_demonstrations_data/recipes_seed3_development.csv", "choice_run": RUN},
     "evaluation_order": "train every network of every named population (--train-only), then evaluate all of them; "
                         "report every interim look as it came, with its time",
+    "review_flags": flags,
     "recipes_fingerprint": recipes_fingerprint(list(populations)),
     "rationale": rationale,
 }
