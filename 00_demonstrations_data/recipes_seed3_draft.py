@@ -18,7 +18,7 @@ from ssh_ood.nets.recipes import RECIPES
 DEMO = Path(__file__).resolve().parent
 DEVELOPMENT = DEMO / "recipes_seed3_development.csv"
 RUN = "quick, 30 epochs"
-# the main recipe by the issue's outside evidence (the A-B block of the projector was the strongest input, the
+# the main recipe by outside evidence (the A-B block of the projector was the strongest input, the
 # window the only lever seen to lift W < 0.5 to 0.99), gated by clean development: it must keep the paper recipe's
 # clean test accuracy within 0.01 and put its clean boundary within 0.05 of v = 1; otherwise the next of this list
 PREFERENCE = ("projector_ab_window", "projector_ab", "sublattice_position_window")
@@ -68,7 +68,7 @@ rows = "; ".join(f"{r}: clean test accuracy {summary.loc[r, 'test_accuracy']:.3f
 rationale = (
     "**Decision rule** (written before the development numbers were read): the main recipe is the first of "
     f"{list(PREFERENCE)} whose median development clean test accuracy ({RUN}) is at least the paper recipe's minus 0.01 "
-    "and whose median clean boundary lies within 0.05 of v = 1; the order is the issue's outside evidence "
+    "and whose median clean boundary lies within 0.05 of v = 1; the order is an outside check's evidence "
     "(the projector's A-B block was the strongest input, 0.84-0.90 OOD with a paper-like CNN; the transition window "
     "the only lever that lifted W < 0.5 to 0.99). Clean accuracy only gates, it does not rank: it picked the "
     f"over-callers in the seed-2 `defects` population. Development medians: {rows}. **Main recipe: `{main}`.** "
