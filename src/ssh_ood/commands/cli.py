@@ -25,6 +25,7 @@ from .predict_cli import add_predict_parser
 from .recipes_cli import add_freeze_recipes_parser
 from .record_files import add_record_files_parser
 from .reproduce import add_reproduce_parser
+from .rules_cli import add_physics_rules_parser
 from .thermometer_cli import add_thermometer_parser
 from .training_cli import add_train_parser
 
@@ -70,6 +71,7 @@ COMMANDS = (
     add_gallery_parser,
     add_record_files_parser,
     add_freeze_recipes_parser,
+    add_physics_rules_parser,
 )
 
 

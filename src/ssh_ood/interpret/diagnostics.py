@@ -67,6 +67,7 @@ from ..base.file_records import read_record
 from ..base.io_utils import atomic_write_bytes, load_documented_table, load_json, save_json
 from ..base.run_folders import hold_folder
 from ..nets.model_folders import check_undamaged, is_complete, load_model, model_dir_name, training_outcome
+from ..nets.prediction import require_density_input
 from ..physics.datasets import load_split
 from ..physics.interventions import PROBES, mid_gap_columns, probe_responses
 from ..physics.no_peeking import MAX_CLEAN_W, require_clean
@@ -283,6 +284,7 @@ def network_diagnostics(model: torch.nn.Module, data: CleanData, batch_size: int
 def model_diagnostics(model_dir: str | Path, data: CleanData) -> dict:
     """The :data:`COLUMNS` row of one model folder (weights and training records only)."""
     model_dir = Path(model_dir)
+    require_density_input(model_dir, "the clean-data diagnostics")
     config = load_json(model_dir / "config.json")
     outcome = training_outcome(model_dir)
     row = {

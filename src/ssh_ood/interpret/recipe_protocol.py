@@ -1,8 +1,9 @@
 """The frozen protocol of the recipe study: which recipe, how many networks, what outcome, written before any OOD look.
 
 ``00_demonstrations_data/recipes_protocol.json`` names the main recipe and the others to validate, the
-population sizes (>= 50 main, >= 20 each other), the master seed (2) and preset (paper) of the validation
-populations, the clean-data committee rule, and the predicted outcome, and fingerprints the recipes' settings
+population sizes (>= 50 main, >= 20 each other), the master seed (2; the second study, whose protocol is drafted
+in ``recipes_seed3_protocol_draft.json``, takes 3) and preset (paper) of the validation populations, the committee
+rule (clean-data selection, or every network), and the predicted outcome, and fingerprints the recipes' settings
 (:func:`recipes_fingerprint`) so that a recipe changed after freezing is refused. :func:`check_protocol` checks
 the file; :func:`protocol_outcomes` scores the predictions once the populations exist (the only place their
 OOD results meet the protocol).
@@ -27,11 +28,15 @@ from .diagnostics import COLUMNS as DIAGNOSTIC_COLUMNS
 
 PROTOCOL_FILE = "recipes_protocol.json"
 MASTER_SEED = 2
+#: master seeds of validation populations: fresh seeds, never used for development (0) or the paper recipe's
+#: shipped populations (0, 1); each validation study takes the next one
+VALIDATION_SEEDS = (MASTER_SEED, 3)
 PRESET = "paper"
 MIN_MAIN, MIN_OTHER = 50, 20
-#: the outcomes a prediction may name, computed by :func:`population_outcomes` (and the committee's accuracy)
+#: the outcomes a prediction may name, computed by :func:`population_outcomes` (and the committee's accuracy);
+#: ``median_accuracy_W0-0.5``: the median over networks of the accuracy in the W < 0.5 band
 OUTCOMES = ("median_ood_accuracy", "fraction_mae_le_0.2", "min_ood_accuracy", "median_test_accuracy",
-            "committee_ood_accuracy", "spearman_probe_ood")
+            "committee_ood_accuracy", "spearman_probe_ood", "median_accuracy_W0-0.5")
 _REQUIRED = ("frozen", "preset", "master_seed", "main_recipe", "populations", "committee", "predictions",
              "recipes_fingerprint", "comparison_populations")
 
@@ -48,9 +53,9 @@ def check_protocol(protocol: Mapping) -> None:
     problems = [f"missing field {key!r}" for key in _REQUIRED if key not in protocol]
     if problems:
         raise ValueError(f"recipes protocol: {'; '.join(problems)}")
-    if protocol["preset"] != PRESET or protocol["master_seed"] != MASTER_SEED:
-        problems.append(f"validation populations use preset {PRESET!r} and master seed {MASTER_SEED}, "
-                        f"not {protocol['preset']!r} and {protocol['master_seed']}")
+    if protocol["preset"] != PRESET or protocol["master_seed"] not in VALIDATION_SEEDS:
+        problems.append(f"validation populations use preset {PRESET!r} and master seed "
+                        f"{' or '.join(map(str, VALIDATION_SEEDS))}, not {protocol['preset']!r} and {protocol['master_seed']}")
     populations = protocol["populations"]
     main = protocol["main_recipe"]
     if main not in populations:
@@ -66,8 +71,11 @@ def check_protocol(protocol: Mapping) -> None:
     if protocol["recipes_fingerprint"] != recipes_fingerprint(known):
         problems.append("the recipes' settings changed since the protocol was frozen (fingerprint differs)")
     committee = protocol["committee"]
-    if committee.get("diagnostic") not in DIAGNOSTIC_COLUMNS or committee.get("direction") not in ("low", "high"):
-        problems.append(f"committee must choose by a clean-data diagnostic, low or high; got {committee!r}")
+    every_network = committee.get("members") == "all"  # no selection: a vote of the whole population
+    if not every_network and (committee.get("diagnostic") not in DIAGNOSTIC_COLUMNS
+                              or committee.get("direction") not in ("low", "high")):
+        problems.append(f"committee must choose by a clean-data diagnostic, low or high, or take every network "
+                        f"(members 'all'); got {committee!r}")
     for recipe, predictions in protocol["predictions"].items():
         if recipe not in populations:
             problems.append(f"prediction for recipe {recipe!r}, which has no population")
@@ -95,9 +103,11 @@ def committee_members(diagnostics: pd.DataFrame, diagnostic: str, direction: str
     return [int(i) for i in ordered["model_index"].iloc[:k]]
 
 
-def population_outcomes(stats: pd.DataFrame, diagnostics: pd.DataFrame | None = None) -> dict[str, float]:
+def population_outcomes(stats: pd.DataFrame, diagnostics: pd.DataFrame | None = None,
+                        recalls: pd.DataFrame | None = None) -> dict[str, float]:
     """Median OOD accuracy, fraction with MAE <= 0.2, lowest OOD accuracy, median clean test accuracy of a
-    population's ``stats.csv``; with its diagnostics, Spearman of ``probe_mid_bulk_shift`` with OOD accuracy."""
+    population's ``stats.csv``; with its diagnostics, Spearman of ``probe_mid_bulk_shift`` with OOD accuracy; with
+    its band accuracies (``population_recall_by_band``), ``median_accuracy_W<band>`` for each band."""
     out = {
         "n_models": float(len(stats)),
         "median_ood_accuracy": float(stats["ood_accuracy"].median()),
@@ -108,6 +118,9 @@ def population_outcomes(stats: pd.DataFrame, diagnostics: pd.DataFrame | None = 
     if diagnostics is not None:
         merged = stats.merge(diagnostics[["model_index", "probe_mid_bulk_shift"]], on="model_index")
         out["spearman_probe_ood"] = float(merged["probe_mid_bulk_shift"].rank().corr(merged["ood_accuracy"].rank()))
+    if recalls is not None:
+        out.update({f"median_{column}": float(recalls[column].median()) for column in recalls.columns
+                    if column.startswith("accuracy_W")})
     return out
 
 

@@ -19,6 +19,7 @@ from ..base.presets import Preset, get_preset
 from ..physics.data_generation import generate_dataset
 from ..physics.datasets import dataset_filename, load_split
 from ..physics.no_peeking import require_clean
+from ..physics.representations import DEFAULT_REPRESENTATION, represent
 from ..physics.thermometer_encoding import thermometer_encode
 
 SPLIT_NAMES = ("training", "validation", "test")
@@ -100,8 +101,20 @@ def _split_parts(split: str, preset: Preset) -> list[tuple[float, int]]:
     return parts
 
 
-def load_training_data(data_dir: str | Path, preset: Preset | str) -> TrainingData:
+def represented(data: dict[str, np.ndarray], representation: str) -> dict[str, np.ndarray]:
+    """A dataset dictionary whose ``X`` is the input ``representation`` of its chains
+    (:func:`ssh_ood.physics.representations.represent`, from its hoppings; ``density`` keeps ``X`` itself)."""
+    if representation == DEFAULT_REPRESENTATION:
+        return data
+    return {**data, "X": represent(representation, data["v_n"], data["w_n"], data["X"])}
+
+
+def load_training_data(data_dir: str | Path, preset: Preset | str,
+                       representation: str = DEFAULT_REPRESENTATION) -> TrainingData:
     """Training, validation and clean test splits of ``preset`` from the ``.npz`` files in ``data_dir``.
+
+    ``representation``: what the network reads (:mod:`ssh_ood.physics.representations`; default the paper's
+    densities, the files' ``X``), computed from each file's hoppings.
 
     Raises ``FileNotFoundError`` for a missing file (with the command that generates it) and
     ``ValueError`` when a file is malformed or its size is not the preset's (data of another preset).
@@ -124,7 +137,7 @@ def load_training_data(data_dir: str | Path, preset: Preset | str) -> TrainingDa
                     f"{data_dir / name}: {data['labels'].size} samples, but preset {preset.name!r} expects "
                     f"{expected}; use the datasets of that preset (python -m ssh_ood data --preset {preset.name})"
                 )
-            parts.append((name, data))
+            parts.append((name, represented(data, representation)))
         splits[split] = _concatenate(parts)
     return TrainingData(**splits)
 

@@ -29,6 +29,7 @@ from ..base.validation import require_int
 from .architecture import CNN_SSH
 from .data_loaders import TensorSplit, evaluation_batches
 from .model_folders import RESULT_FILES, is_complete, load_config, load_model, open_model_folder, save_torch
+from .prediction import require_density_input
 
 CALIBRATION_FILE = "batchnorm_calibration.json"
 
@@ -88,6 +89,7 @@ def write_recalibrated_copy(model_dir: str | Path, out_dir: str | Path, training
     record = out_dir / CALIBRATION_FILE
     if is_complete(out_dir) and problem(record) is None and load_json(record).get("source_weights_sha256") == source_sha256:
         return out_dir
+    require_density_input(model_dir, "BatchNorm recalibration on the preset's training images")
     config = load_config(model_dir)
     model = recalibrate_batchnorm(load_model(model_dir), training, config.get("thermometer_levels"),
                                   int(config["recipe"]["batch_size"]))

@@ -44,9 +44,11 @@ def majority_vote(predictions: np.ndarray) -> np.ndarray:
 
 
 def committee_result(models: Sequence[CNN_SSH], grid: GeneralizationGrid, device: str | None = None,
-                     chunk_size: int = 2000, progress: bool = True) -> GeneralizationResult:
-    """The committee's :class:`GeneralizationResult` on ``grid`` (its vote is one model)."""
-    vote = MajorityVote(CNNEnsemble(models, device=device))
+                     chunk_size: int = 2000, progress: bool = True,
+                     representations: Sequence[str] | None = None) -> GeneralizationResult:
+    """The committee's :class:`GeneralizationResult` on ``grid`` (its vote is one model); ``representations``: the
+    input each member reads (:class:`ssh_ood.ood.generalization.CNNEnsemble`; default the paper's densities)."""
+    vote = MajorityVote(CNNEnsemble(models, device=device, representations=representations))
     with thread_limits(1, None), torch.inference_mode():
         accumulator = evaluate_grid(vote, 1, grid, chunk_size=chunk_size, progress=progress)
     return accumulator.result(0)

@@ -50,6 +50,7 @@ from ..nets.data_loaders import TensorSplit
 from ..nets.ensemble_training import default_engine, evaluate_models
 from ..nets.metrics import METRIC_NAMES, classification_metrics
 from ..physics.data_generation import observables, phase_diagram_hoppings, winding_number
+from ..physics.representations import DEFAULT_REPRESENTATION, represent
 from .generalization_metrics import GeneralizationCut, diagram_mae, diagram_rmse, diagram_ssim
 
 
@@ -403,6 +404,8 @@ class CNNEnsemble:
     engine : ``"fused"`` or ``"stacked"`` (default: fused on CPU, stacked elsewhere).
     batch_size : chains per forward pass (default: the engine's).
     names : how errors name each model (default: "model k").
+    representations : the input representation each model reads (:mod:`ssh_ood.physics.representations`,
+        :func:`ssh_ood.nets.prediction.config_representation`; default: the paper's densities for all).
     """
 
     def __init__(
@@ -412,6 +415,7 @@ class CNNEnsemble:
         engine: str | None = None,
         batch_size: int | None = None,
         names: Sequence[str] | None = None,
+        representations: Sequence[str] | None = None,
     ) -> None:
         if not models:
             raise ValueError("CNNEnsemble needs at least one model")
@@ -423,10 +427,13 @@ class CNNEnsemble:
         self.batch_size = optional_int("batch_size", batch_size, minimum=1)
         self.models = [model.to(self.device).eval() for model in models]
         self.names = list(names) if names is not None else [f"model {k}" for k in range(len(models))]
-        self.groups: dict[int | None, list[int]] = {}
-        for k, model in enumerate(self.models):
+        representations = [DEFAULT_REPRESENTATION] * len(models) if representations is None else list(representations)
+        if len(representations) != len(models):
+            raise ValueError(f"representations must name one per model ({len(models)}), got {len(representations)}")
+        self.groups: dict[tuple[int | None, str], list[int]] = {}
+        for k, (model, representation) in enumerate(zip(self.models, representations, strict=True)):
             levels = model.in_channels if model.in_channels > 1 else None
-            self.groups.setdefault(levels, []).append(k)
+            self.groups.setdefault((levels, representation), []).append(k)
 
     @property
     def n_models(self) -> int:
@@ -434,11 +441,11 @@ class CNNEnsemble:
 
     def __call__(self, batch: GridBatch) -> np.ndarray:
         """Predicted labels (K, N) of every model on the chains of ``batch``."""
-        x = torch.from_numpy(np.ascontiguousarray(batch.X, dtype=np.float32)).unsqueeze(1)
         y = torch.from_numpy(np.asarray(batch.labels, dtype=np.int64))
-        split = TensorSplit(x, y, ("generalization grid",)).to(self.device)
         predictions = np.empty((self.n_models, len(y)), dtype=np.int64)
-        for levels, members in self.groups.items():
+        for (levels, representation), members in self.groups.items():
+            x = torch.from_numpy(represent(representation, batch.v_n, batch.w_n, batch.X)).unsqueeze(1)
+            split = TensorSplit(x, y, ("generalization grid",)).to(self.device)
             evaluation = evaluate_models([self.models[k] for k in members], split, levels, self.engine, self.batch_size)
             for k, loss in zip(members, evaluation.loss, strict=True):
                 if not np.isfinite(loss):  # any NaN or infinite logit makes the cross-entropy non-finite

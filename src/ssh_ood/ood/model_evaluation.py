@@ -24,6 +24,7 @@ from ..base.io_utils import load_json, load_json_object, load_npz, save_json, sa
 from ..base.run_folders import hold_folders
 from ..nets.metrics import METRIC_NAMES
 from ..nets.model_folders import check_recorded, load_model
+from ..nets.prediction import folder_representation
 from .generalization import (
     CNNEnsemble,
     GeneralizationGrid,
@@ -281,7 +282,8 @@ def _evaluate_model_dirs(model_dirs, grid, which, cut, device, engine, batch_siz
         hashes = {p: file_sha256(weights_path(model_dirs[p], which)) for p in pending}
         models = [load_model(model_dirs[p], which=which, device="cpu") for p in pending]
         ensemble = CNNEnsemble(models, device=device, engine=engine, batch_size=batch_size,
-                               names=[str(model_dirs[p]) for p in pending])
+                               names=[str(model_dirs[p]) for p in pending],
+                               representations=[folder_representation(model_dirs[p]) for p in pending])
         accumulator = GridAccumulator(grid, len(pending))
         done_by_all = np.ones(grid.n_W, dtype=bool)  # rows every model has in its checkpoint
         for k, p in enumerate(pending):

@@ -22,6 +22,12 @@ enter only DoC and ATC, through the accuracy on a labelled clean set and the cor
 - Nuclear norm: Deng, Gould & Zheng (2023), "Confidence and dispersity speak: characterizing prediction
   matrix for unsupervised accuracy estimation", ICML, eq. (3): ||P||_* / sqrt(N min(N, C)), a score in
   [1/C ... 1] (not an accuracy) that grows with both confidence and class dispersity.
+- COT, confidence optimal transport: Lu, Wang, Jiang, Fang & Xu (2023), "Characterizing out-of-distribution
+  error via optimal transport", NeurIPS (arXiv 2302.05018): the error is estimated as the optimal-transport cost
+  between the target softmax vectors and one-hot labels drawn with the source's class proportions, cost
+  c(p, e_y) = 1 - p_y (the half-L1 and the L-infinity distances of the paper both reduce to it for two classes).
+  It sees pseudo-label shift: a network that calls most target samples one class, where the source is balanced,
+  pays for every sample moved to the other label.
 """
 
 from __future__ import annotations
@@ -120,3 +126,34 @@ def nuclear_norm_score(P: np.ndarray) -> float:
     P = check_probabilities(P)
     N, C = P.shape
     return float(np.linalg.svd(P, compute_uv=False).sum() / np.sqrt(N * min(N, C)))
+
+
+def cot_error(P: np.ndarray, source_fraction_1: float) -> float:
+    """COT estimate of the target error for two classes, in closed form (Lu et al. 2023).
+
+    The transport plan from the N target softmax rows to labels in the source proportions (a fraction
+    q = ``source_fraction_1`` of class 1) that minimises the mean cost 1 - p_y gives class 1 to the q N rows with
+    the largest p_1 (the cost difference between the labels, 1 - 2 p_1, is monotone in p_1) and class 0 to the
+    rest; a fractional q N splits one row. The estimate is that mean cost:
+
+        err = (1/N) [ sum_{top qN rows} (1 - p_1) + sum_{other rows} p_1 ];   accuracy estimate 1 - err.
+
+    Parameters
+    ----------
+    P : (N, 2) softmax rows on the unlabeled target set.
+    source_fraction_1 : fraction of class 1 among the source labels, in [0, 1].
+    """
+    P = check_probabilities(P)
+    if P.shape[1] != 2:
+        raise ValueError(f"cot_error is the two-class closed form; P has {P.shape[1]} classes")
+    if not 0 <= source_fraction_1 <= 1:
+        raise ValueError(f"source_fraction_1 must be in [0, 1], got {source_fraction_1}")
+    p1 = np.sort(P[:, 1])[::-1]
+    n = p1.size
+    mass = source_fraction_1 * n  # rows (possibly fractional) that receive label 1
+    whole = int(np.floor(mass))
+    share = np.zeros(n)
+    share[:whole] = 1.0
+    if whole < n:
+        share[whole] = mass - whole
+    return float(np.sum(share * (1 - p1) + (1 - share) * p1) / n)

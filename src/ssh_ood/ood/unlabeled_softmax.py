@@ -21,6 +21,7 @@ from ..base.device import select_device
 from ..base.presets import Preset, get_preset
 from ..base.validation import require_int
 from ..nets.model_folders import load_model
+from ..nets.prediction import require_density_input
 from ..physics.data_generation import disorder_rng, observables, sample_hoppings
 
 UNLABELED_SEED = 2021
@@ -86,6 +87,7 @@ def population_softmax(
         with threadpool_limits(limits=limit):
             per_model = []
             for model_dir in model_dirs:
+                require_density_input(model_dir, "the unlabeled-softmax estimators")
                 model = load_model(model_dir, device=target)
                 per_model.append({name: softmax_outputs(model, X, batch_size) for name, X in inputs.items()})
     finally:

@@ -9,6 +9,9 @@ They serve the training recipes of :mod:`ssh_ood.nets.recipes` and are allowed b
     the cut, a strong one a localized bulk state: the localized densities that uniform disorder makes in
     trivial chains, here in isolation. Labels are the exact winding number of the constructed ring (the
     closing bond stays 1, so the label is known exactly, :func:`winding_number`).
+:func:`transition_window_hoppings`
+    Clean chains (W = 0) with v in the transition window 0.8-1.2 that the paper's training grid leaves out,
+    labelled by their exact winding number (1 iff v < 1). Clean data, not a construction of disorder.
 :func:`localized_column_edits`
     Image edits like the intervention probes (:mod:`ssh_ood.physics.interventions`), at random places outside
     the edge-state region: a chiral mirror pair of eigenstate columns (i, M - 1 - i) replaced by an
@@ -73,6 +76,23 @@ def bond_defect_dataset(n_samples: int, rng: np.random.Generator, n_cells: int =
     v_n, w_n = bond_defect_hoppings(v, rng, n_cells, max_defects, max_factor)
     return {"X": observables(v_n, w_n).astype(np.float32), "labels": winding_number(v_n, w_n), "v": v,
             "v_n": v_n, "w_n": w_n}
+
+
+def transition_window_hoppings(n_samples: int, n_cells: int = 25, window: tuple[float, float] = (0.8, 1.2)
+                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Clean chains across the transition window: v = linspace(low, high, N), v_m = v, w_m = 1 (closing bond too).
+
+    Deterministic (no disorder). Returns ``v`` (N,) and the hoppings ``v_n``, ``w_n`` float64 (N, n_cells); their
+    exact labels are :func:`winding_number` (1 iff v < 1, v = 1 itself trivial).
+    """
+    n_cells = _check_n_cells(n_cells)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+    low, high = (float(x) for x in window)
+    if not (np.isfinite(low) and np.isfinite(high) and 0 <= low < high):
+        raise ValueError(f"window must be (low, high) with 0 <= low < high, got {window!r}")
+    v = np.linspace(low, high, int(n_samples))
+    return v, np.repeat(v[:, None], n_cells, axis=1), np.ones((v.size, n_cells))
 
 
 def localized_column_edits(X: np.ndarray, rng: np.random.Generator, decay_range: tuple[float, float] = (0.3, 0.8)) -> np.ndarray:
