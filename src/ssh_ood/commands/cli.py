@@ -20,10 +20,10 @@ from ..interpret.generalization_prediction import add_predict_parser
 from ..interpret.highlighted_models import add_highlight_parser
 from ..nets.training_recipe import MAX_SEED, check_seed
 from ..ood.batchnorm_study import add_precise_bn_parser
-from ..ood.thermometer_experiment import add_thermometer_parser
 from .population_cli import add_population_parser
 from .record_files import add_record_files_parser
 from .reproduce import add_reproduce_parser
+from .thermometer_cli import add_thermometer_parser
 from .training_cli import add_train_parser
 
 
