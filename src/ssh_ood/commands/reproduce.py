@@ -139,6 +139,8 @@ NOTEBOOK_FIGURES = {
 
 
 def _notebook_parameters(ctx: Context, key: str) -> dict:
+    if key == "09":  # reads the shipped populations only: no preset, seed or datasets of its own
+        return {"FIGURES_DIR": str(ctx.figures_dir)}
     common = {"PRESET": ctx.preset.name, "SEED": ctx.seed, "DATA_DIR": str(ctx.data_dir),
               "FIGURES_DIR": str(ctx.figures_dir)}
     extra = {
