@@ -179,7 +179,7 @@ def _true_label_inset(ax: plt.Axes, reference: pd.DataFrame, current: pd.DataFra
     corner = emptiest_corner(points["dim1"], points["dim2"], ax.get_xlim(), ax.get_ylim())
     inset = ax.inset_axes(INSET_CORNERS[corner])
     _scatter_panel(inset, reference, current, "label", size=2.0)
-    inset.set_title("true label", fontsize=9, pad=2)
+    inset.set_title("true label", fontsize=11, pad=2)
     return inset
 
 
