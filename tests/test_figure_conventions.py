@@ -79,11 +79,12 @@ def test_encoding_comparison_draws_the_cut_as_what_it_is_and_counts_the_networks
     table = pd.DataFrame({"encoding": ["real-valued"] * 3 + ["thermometer L=3"] * 3, "model": [0, 1, 2] * 2,
                           "ood_accuracy": np.linspace(0.5, 0.8, 6), "rmse": np.linspace(0.1, 0.6, 6)})
     fig = figure_encoding_comparison(table, batchnorm="precise", run="paper preset, seed 1")
-    (label,) = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    (legend,) = fig.legends  # under the panels, off the points
+    (label,) = [t.get_text() for t in legend.get_texts()]
     assert "MAE ≤ 0.2" in label and "RMSE <=" not in label
     assert fig.axes[1].get_ylabel().startswith(column_label("rmse"))
     title = fig._suptitle.get_text()
-    assert "paper preset, seed 1" in title and "3 real-valued, 3 thermometer L=3" in title and "training set" in title
+    assert "paper preset, seed 1; 3 real-valued, 3 thermometer L=3" in title and "training set" in title
     plt.close(fig)
 
 

@@ -145,7 +145,7 @@ def figure_encoding_comparison(table: pd.DataFrame, cut: float = 0.2, batchnorm:
     """
     encodings = list(dict.fromkeys(table["encoding"]))
     counts = table.groupby("encoding").size()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), layout="constrained")
     rng = np.random.default_rng(0)  # horizontal jitter of the dots only
     for ax, column in zip(axes, ("ood_accuracy", "rmse"), strict=True):
         values = [table.loc[table["encoding"] == e, column].to_numpy() for e in encodings]
@@ -156,9 +156,9 @@ def figure_encoding_comparison(table: pd.DataFrame, cut: float = 0.2, batchnorm:
         if column == "rmse":
             ax.axhline(cut, color="k", ls="--", lw=1, label=f"RMSE = {cut:g}: below it, MAE ≤ RMSE ≤ {cut:g}\n"
                        f"passes the cut (well generalizing: MAE ≤ {cut:g})")
-            ax.legend(fontsize=8, loc="lower right")
+            fig.legend(loc="outside lower right", fontsize=9, frameon=False)  # under the panel, off the points
     models = ", ".join(f"{counts[e]} {e}" for e in encodings)
-    how = "as trained" if batchnorm == "running" else "BatchNorm statistics averaged over the training set"
-    fig.suptitle(f"Same seeds and recipe, two input encodings ({', '.join(filter(None, [run, models]))}); {how}",
-                 fontsize=11)
+    how = "as trained" if batchnorm == "running" else "with BatchNorm statistics averaged over the training set"
+    fig.suptitle(f"Same seeds and recipe, two input encodings ({'; '.join(filter(None, [run, models]))})\n"
+                 f"evaluated {how}", fontsize=12)
     return fig
