@@ -62,7 +62,7 @@ def figure_lift_curves(
         ax.plot(ks, means, lw=1.5, label=f"{'lowest' if sign < 0 else 'highest'} {column_label(name)}")
     ax.set_xlabel("k (networks selected)")
     ax.set_ylabel(f"mean {OUTCOME_LABEL} of the selection")
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="small")
     ax.set_title("Selection lift: pick k networks by a clean-data diagnostic")
     return fig
 

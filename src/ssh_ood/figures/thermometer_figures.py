@@ -118,9 +118,9 @@ def figure_thermometer(X: np.ndarray, levels: int, highlight: int) -> plt.Figure
     ax_level = fig.add_subplot(1, 3, 3)
     level = encoded.sum(axis=0)
     top = max(int(level.max()), 1)
-    image = ax_level.imshow(level, cmap=plt.get_cmap("magma_r", top + 1), vmin=-0.5, vmax=top + 0.5,
+    image = ax_level.imshow(level, cmap=plt.get_cmap("Blues", top + 1), vmin=-0.5, vmax=top + 0.5,
                             interpolation="nearest")
-    ax_level.contour(encoded[highlight], levels=[0.5], colors="C3", linewidths=1.2)
+    ax_level.contour(encoded[highlight], levels=[0.5], colors="C3", linewidths=1.5)
     fig.colorbar(image, ax=ax_level, ticks=range(top + 1), label="lit channels")
     ax_level.set_xlabel("eigenstate i")
     ax_level.set_ylabel("site j")
