@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssh_ood.base.file_records import sha256_bytes
+from ssh_ood.base.file_records import open_folder, sha256_bytes
 from ssh_ood.base.io_utils import save_json
 from ssh_ood.figures.gallery import GALLERY, figure_presets, thumbnail, write_gallery
 
@@ -44,6 +44,7 @@ def test_the_gallery_takes_every_figure_from_one_preset_by_content(tmp_path):
     preset, or by no recorded step, stops the gallery with the names of the odd ones."""
     figures, steps = tmp_path / "run" / "figures", tmp_path / "run" / "report" / "steps"
     figures.mkdir(parents=True)
+    open_folder(steps, {"kind": "stamps"})  # as the pipeline keeps them: with the folder's record of files
     digests = {}
     for index, name in enumerate(GALLERY):
         path = _png(figures / f"{name}.png", 40 + index, 30)

@@ -138,6 +138,11 @@ NOTEBOOK_FIGURES = {
 }
 
 
+#: figures a notebook draws only when its input exists (notebook 08: the validation population); a step records
+#: those it drew, so that the gallery (:func:`ssh_ood.figures.gallery.figure_presets`) knows which preset drew them
+NOTEBOOK_OPTIONAL_FIGURES = {"08": ("Fig_protocol_validation",)}
+
+
 def _notebook_parameters(ctx: Context, key: str) -> dict:
     if key == "09":  # reads the shipped populations only: no preset, seed or datasets of its own
         return {"FIGURES_DIR": str(ctx.figures_dir)}
@@ -187,7 +192,9 @@ def _run_notebook_step(key: str) -> Step:
         return {}
 
     def outputs(ctx: Context) -> list[Path]:
-        return [ctx.notebooks_dir / notebook] + [ctx.figures_dir / f"{name}.{ext}" for name in figures for ext in ("pdf", "png")]
+        optional = [name for name in NOTEBOOK_OPTIONAL_FIGURES.get(key, ()) if (ctx.figures_dir / f"{name}.png").is_file()]
+        return [ctx.notebooks_dir / notebook] + [ctx.figures_dir / f"{name}.{ext}" for name in (*figures, *optional)
+                                                 for ext in ("pdf", "png")]
 
     return Step(f"notebook {notebook}", run, outputs, f"open {notebook} in Jupyter and run it to see the failing cell",
                 precondition=_shipped_comparison_present if key == "07" else None)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ..base.file_records import sha256_bytes
+from ..base.file_records import RECORD_FILE, sha256_bytes
 from ..base.io_utils import atomic_write_bytes, load_json
 from ..base.paths import FIGURES_DIR, REPO_ROOT
 from ..base.presets import PRESET_NAMES
@@ -62,10 +62,9 @@ def figure_presets(figures_dir: str | Path) -> dict[str, str]:
     """
     figures_dir = Path(figures_dir)
     by_digest = {}
-    for stamp_path in sorted((figures_dir.parent / "report" / "steps").glob("*.json")):
-        stamp = load_json(stamp_path)
-        if isinstance(stamp, dict) and "preset" in stamp:  # not the folder's record of files
-            by_digest.update({digest: stamp["preset"] for digest in stamp.get("output_sha256", {}).values() if digest})
+    stamps = sorted(p for p in (figures_dir.parent / "report" / "steps").glob("*.json") if p.name != RECORD_FILE)
+    for stamp in map(load_json, stamps):  # each checked against the folder's record of files
+        by_digest.update({digest: stamp["preset"] for digest in stamp.get("output_sha256", {}).values() if digest})
     presets = {}
     for path in figures_dir.glob("*.png"):
         preset = by_digest.get(sha256_bytes(path.read_bytes()))
