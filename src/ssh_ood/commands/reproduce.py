@@ -159,7 +159,9 @@ def _notebook_parameters(ctx: Context, key: str) -> dict:
                "RETRAIN": ctx.retrain},
         # the precise-BN copies inside this run (by default they go to a folder named after the population's
         # folder only, which the populations of every preset and seed, all named "population", would share)
-        "08": {"POPULATION_DIR": str(ctx.population_dir), "DATA_DIR": str(ctx.data_dir),
+        # the pipeline runs the precise-BN study of a new population (off by default in the notebook: 15-30 min for
+        # 100 networks; the shipped populations have it)
+        "08": {"POPULATION_DIR": str(ctx.population_dir), "DATA_DIR": str(ctx.data_dir), "PRECISE_BN": True,
                "PRECISE_BN_DIR": str(ctx.runs_dir / "precise_bn"),
                "VALIDATION_DIR": None if ctx.validation_dir is None else str(ctx.validation_dir)},
     }
