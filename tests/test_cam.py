@@ -390,7 +390,7 @@ def test_notebook_03_runs_on_smoke(tmp_path):
     from ssh_ood.base.paths import REPO_ROOT
 
     parameters = {
-        "PRESET": "smoke", "SEED": 0, "POPULATION_DIR": str(tmp_path / "missing"), "RUN_DIR": str(tmp_path / "population"),
+        "PRESET": "smoke", "SEED": 0, "POPULATION_DIR": str(tmp_path / "missing"), "FALLBACK_DIR": str(tmp_path / "population"),
         "DATA_DIR": str(tmp_path / "data"), "MODELS_DIR": str(tmp_path / "models"), "FIGURES_DIR": str(tmp_path / "figures"),
     }
     run_notebook(REPO_ROOT / "03_CAM.ipynb", tmp_path / "03_executed.ipynb", parameters)
@@ -447,3 +447,36 @@ def test_pca_figure_insets_sit_in_the_emptiest_corner_with_their_titles_inside_t
         assert inset.get_position().x0 < 0.5 * (ax.get_position().x0 + ax.get_position().x1)  # x = y^2: upper left
         assert ax.title.get_fontsize() >= 10
     plt.close(fig)
+
+
+def test_cam_finding_states_the_sign_and_the_pick_of_the_papers_criterion():
+    import pandas as pd
+
+    from ssh_ood.figures.findings import cam_finding_markdown
+
+    scores = np.linspace(0.02, 0.2, 20)
+    accuracy = 0.9 - 2 * scores  # the more edge-focused, the worse: Spearman -1
+    categories = ["well_good" if s >= 0.1 and a > 0.6 else "poorly_good" if s >= 0.1 else
+                  "well_misleading" if a > 0.6 else "poorly_misleading" for s, a in zip(scores, accuracy, strict=True)]
+    table = pd.DataFrame({"cam_score": scores, "ood_accuracy": accuracy, "category": categories})
+    text = cam_finding_markdown(table, score_cut=0.1, chance_level=0.064, k=5)
+    assert "comes out reversed" in text and "Spearman -1.00" in text
+    assert f"{accuracy[-5:].mean():.3f}, against {accuracy.mean():.3f}" in text  # the 5 highest scores' mean
+    good = scores >= 0.1
+    well = np.array([c.startswith("well") for c in categories])
+    assert f"{(well & good).sum()} of {good.sum()} networks with a good CAM" in text
+    assert "+0.036 from the chance level 0.064" in text
+    agreeing = cam_finding_markdown(table.assign(ood_accuracy=accuracy[::-1]), score_cut=0.1, chance_level=0.064)
+    assert "keeps the paper's sign" in agreeing and "Spearman +1.00" in agreeing
+
+
+def test_notebook_04_reads_the_networks_notebook_03_chose(tmp_path):
+    from ssh_ood.base.paths import HIGHLIGHTED_MODELS_DIR, POPULATION_DIR
+    from ssh_ood.interpret.highlighted_models import chosen_models_dir
+
+    chosen = tmp_path / "highlighted"
+    assert chosen_models_dir(chosen, tmp_path / "population") is None  # nothing chosen: the selection must run
+    assert chosen_models_dir(chosen, POPULATION_DIR) == HIGHLIGHTED_MODELS_DIR  # the shipped choice of its population
+    (chosen / "well_good").mkdir(parents=True)
+    (chosen / "well_good" / "weights.pt").write_bytes(b"")
+    assert chosen_models_dir(chosen, POPULATION_DIR) == chosen  # what notebook 03 wrote comes first

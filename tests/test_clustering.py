@@ -232,7 +232,7 @@ def test_notebook_04_runs_on_smoke(tmp_path):
     from ssh_ood.base.paths import REPO_ROOT
 
     parameters = {
-        "PRESET": "smoke", "SEED": 0, "POPULATION_DIR": str(tmp_path / "missing"), "RUN_DIR": str(tmp_path / "population"),
+        "PRESET": "smoke", "SEED": 0, "POPULATION_DIR": str(tmp_path / "missing"), "FALLBACK_DIR": str(tmp_path / "population"),
         "DATA_DIR": str(tmp_path / "data"), "MODELS_DIR": str(tmp_path / "models"),
         "ANALYSIS_DIR": str(tmp_path / "analysis"), "FIGURES_DIR": str(tmp_path / "figures"),
     }

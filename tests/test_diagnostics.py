@@ -276,7 +276,7 @@ def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
     figures = tmp_path / "figures"
     notebook = run_notebook(REPO_ROOT / "08_predicting_generalization.ipynb", tmp_path / "08_executed.ipynb", {
         "POPULATION_DIR": str(folders[0]), "VALIDATION_DIR": str(folders[1]), "PROTOCOL": str(tmp_path / "protocol.json"),
-        "FIGURES_DIR": str(figures), "N_BOOTSTRAP": 50,
+        "FIGURES_DIR": str(figures), "N_BOOTSTRAP": 50, "PRECISE_BN": True,
     })
     for name in ("Fig_predictors", "Fig_lift_curves", "Fig_probe_images", "Fig_recall_by_band", "Fig_precise_bn",
                  "Fig_protocol_validation", "Fig_baseline_estimates"):

@@ -151,7 +151,7 @@ def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
     development.to_csv(tmp_path / "development.csv", index=False)
     figures = tmp_path / "fig"
     executed = run_notebook(REPO_ROOT / "09_making_networks_generalize.ipynb", tmp_path / "09.ipynb", {
-        "PRESET": "smoke", "FIGURES_DIR": str(figures), "PROTOCOL": str(tmp_path / "protocol.json"),
+        "FIGURES_DIR": str(figures), "PROTOCOL": str(tmp_path / "protocol.json"),
         "DEVELOPMENT": str(tmp_path / "development.csv"), "VALIDATION_ROOT": str(root), "PAPER_POPULATIONS": {}})
     for name in ("Fig_ceiling", "Fig_recipes_development", "Fig_recipes_ood", "Fig_recipes_median_diagrams",
                  "Fig_recipes_recall_by_band", "Fig_recipes_cams"):

@@ -107,7 +107,7 @@ def test_explorer_sliders_change_what_is_shown():
     explorer.levels.value = 4
     assert explorer.encoded.shape == (50, 4)
     fig = figure_thermometer(X, 15, highlight=1)
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 4  # three panels and the colour bar of (c)
     with pytest.raises(ValueError, match="highlight"):
         figure_thermometer(X, 15, highlight=15)
 

@@ -1,25 +1,31 @@
-"""``python -m ssh_ood thermometer-compare``: the command line of
-:func:`ssh_ood.ood.thermometer_experiment.compare_encodings`."""
+"""``python -m ssh_ood thermometer-compare``: train, evaluate and draw the real-valued vs thermometer comparison.
+
+The experiment is :mod:`ssh_ood.ood.thermometer_experiment`, its figure
+:func:`ssh_ood.figures.thermometer_figures.figure_encoding_comparison`; this module writes both to ``--out``.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..base.figure_files import save_figure
 from ..base.file_records import open_folder
 from ..base.io_utils import atomic_write_bytes, save_json
+from ..base.paths import datasets_dir
 from ..base.presets import PRESET_NAMES, get_preset
 from ..base.provenance import git_state
 from ..base.run_folders import hold_folder
+from ..figures.thermometer_figures import figure_encoding_comparison
 from ..ood.thermometer_experiment import (
     BATCHNORM_MODES,
     COMPARED_COLUMNS,
     compare_encodings,
     comparison_command,
     default_comparison_dir,
-    figure_encoding_comparison,
     summarize_comparison,
 )
+from ..physics.datasets import write_datasets
 from .arguments import seed_argument
 
 
@@ -52,10 +58,6 @@ def add_thermometer_parser(subparsers, parents: list[argparse.ArgumentParser]) -
 
 
 def _run_thermometer_compare(args: argparse.Namespace) -> int:
-    from ..base.figure_files import save_figure
-    from ..base.paths import datasets_dir
-    from ..physics.datasets import write_datasets
-
     preset = get_preset(args.preset)
     n_models = args.models if args.models is not None else preset.thermometer_compare_models
     levels = args.levels if args.levels is not None else preset.thermometer_compare_levels
@@ -73,10 +75,8 @@ def _run_thermometer_compare(args: argparse.Namespace) -> int:
         save_json(out / f"comparison{suffix}.json", {"command": command, "preset": preset.name, "seed": args.seed,
                                                      "levels": levels, "n_models": n_models, "batchnorm": args.batchnorm,
                                                      "commit": git_state()["commit"], **summary})
-        figure = figure_encoding_comparison(table, args.threshold)
-        if args.batchnorm == "precise":
-            figure.suptitle(f"Same seeds and recipe, two input encodings ({preset.name} preset, {n_models} models each); "
-                            "BatchNorm statistics averaged over the training set")
+        figure = figure_encoding_comparison(table, args.threshold, batchnorm=args.batchnorm,
+                                            run=f"{preset.name} preset, seed {args.seed}")
         save_figure(figure, f"Fig_thermometer_generalization{suffix}", out)
     for encoding, entry in summary["encodings"].items():
         print(f"{encoding:18s} n={entry['n_models']:3d}  well generalizing {entry['well_generalizing_fraction']:.2f}")

@@ -53,11 +53,15 @@ SECTIONS: tuple[Section, ...] = (
     )),
     Section("Class activation maps (notebook 03)", (
         FigureEntry("Fig_2", "Fig. 2: topological-class CAM of one clean topological chain for the toy model and four "
-                             "networks (well/poorly generalizing x good/misleading CAM), above the target and their phase diagrams"),
+                             "networks (well/poorly generalizing x good/misleading CAM), above the target and their phase "
+                             "diagrams. The four CAMs look alike because the good/misleading split sits at the population's "
+                             "median CAM score, close to the chance level of a structureless map"),
         FigureEntry("Fig_CAM_averaged", "Both classes' CAMs of each highlighted network, averaged over all clean "
                                         "topological test chains, with the network's CAM score"),
         FigureEntry("Fig_CAM_score_vs_generalization", "The CAM score (share of the topological CAM in the edge-state "
-                                                       "region) of every network against its OOD metrics, with correlations"),
+                                                       "region) of every network against its MAE, RMSE and OOD accuracy, "
+                                                       "with correlations: the more edge-focused the CAM, the worse the "
+                                                       "network generalizes"),
     )),
     Section("Activations layer by layer (notebook 04)", (
         FigureEntry("Fig_4", "Fig. 4: PCA of the pooled features, fit on clean data, for two networks at W = 0 to 2: "
@@ -74,23 +78,29 @@ SECTIONS: tuple[Section, ...] = (
                                               "panel)"),
     )),
     Section("Thermometer encoding (notebook 07, appendix)", (
-        FigureEntry("Fig_thermometer", "Thermometer encoding of one chain: 3-D bars of X, its stacked binary channels, "
-                                       "one channel as a binary image"),
+        FigureEntry("Fig_thermometer", "Thermometer encoding of one clean chain (L = 15): 3-D bars of X, the lit pixels "
+                                       "of each binary channel with channel 1 in red, and the number of lit channels per "
+                                       "pixel: the bulk lights channel 0 only, the edge states many"),
         FigureEntry("Fig_thermometer_generalization", "Real-valued against thermometer-encoded input, same seeds and "
-                                                      "recipe: OOD accuracy and RMSE of every network, as trained"),
+                                                      "recipe (the title gives the run and the networks per encoding): OOD "
+                                                      "accuracy and RMSE of every network, as trained; below the dashed "
+                                                      "RMSE = 0.2 a network passes the MAE ≤ 0.2 cut"),
         FigureEntry("Fig_thermometer_generalization_precise_bn", "Real-valued against thermometer-encoded input, same "
-                                                                 "seeds and recipe, with BatchNorm statistics averaged "
-                                                                 "over the training set (precise BN)"),
+                                                                 "seeds and recipe (the title gives the run and the "
+                                                                 "networks per encoding), with BatchNorm statistics "
+                                                                 "averaged over the training set (precise BN)"),
     )),
     Section("Can clean data tell which networks generalize? (notebook 08)", (
         FigureEntry("Fig_predictors", "The clean-data diagnostics (from W ≤ 0.05 chains only) most correlated with "
                                       "OOD accuracy, each against it, one dot per network, Spearman with 95 % CI"),
         FigureEntry("Fig_lift_curves", "Selection lift: mean OOD accuracy of the k networks a diagnostic picks against "
                                        "k, beside random k-subsets (grey, 95 %) and the best possible pick (dashed)"),
-        FigureEntry("Fig_recall_by_band", "Recall of the trivial and of the topological class in each disorder band "
-                                          "against a per-network score: which phase the failing networks get wrong, where"),
-        FigureEntry("Fig_probe_images", "What the networks see: X of a clean topological chain, an Anderson-localized "
-                                        "disordered trivial chain, a clean trivial chain, and it with a probe's localized density"),
+        FigureEntry("Fig_recall_by_band", "Recall of the trivial (blue) and of the topological (red) class in each "
+                                          "disorder band against the best clean-data diagnostic: which phase the failing "
+                                          "networks get wrong, where"),
+        FigureEntry("Fig_probe_images", "What the networks see: X = |psi_i(j)|^2 on a square-root colour scale, of a "
+                                        "clean topological chain, an Anderson-localized trivial chain at W = 3, a clean "
+                                        "trivial chain, and it with a probe's localized density"),
         FigureEntry("Fig_precise_bn", "Per network, as trained (running BatchNorm averages) against precise BN: OOD "
                                       "accuracy and the fraction of the W ≥ 2 region called topological"),
         FigureEntry("Fig_protocol_validation", "The frozen protocol out of sample: each diagnostic's Spearman with OOD "

@@ -21,6 +21,7 @@ its per-network table read by :mod:`ssh_ood.ood.paper_reference`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -28,9 +29,9 @@ import pandas as pd
 from ..base.io_utils import load_json
 from ..interpret.baselines import BASELINES_FILE, load_baselines
 from ..interpret.baselines import PROBE as BASELINE_PROBE
-from ..interpret.generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE, spearman_rho
-from ..interpret.recipe_protocol import population_outcomes
-from ..interpret.recipe_results import COMMITTEE_FILE
+from ..interpret.generalization_prediction import PREDICTORS_FILE, VALIDATION_FILE, spearman_rho, top_k
+from ..interpret.recipe_protocol import goals_table, population_outcomes
+from ..interpret.recipe_results import COMMITTEE_FILE, diagnostics_within_populations
 from ..ood.batchnorm_study import SUMMARY_FILE as PRECISE_BN_SUMMARY_FILE
 from ..ood.generalization_metrics import CUT_METRICS, DEFAULT_THRESHOLD
 from ..ood.paper_reference import paper_network_metrics
@@ -298,3 +299,110 @@ def recipes_markdown(protocol_path: str | Path, repo_root: str | Path = ".") -> 
                       *rows, "", f"Paper preset. Main recipe `{protocol['main_recipe']}`; the protocol, frozen "
                       f"{protocol['frozen'][:10]} before any of these networks was evaluated out of distribution, is "
                       "scored in notebook 09."])
+
+
+def cam_finding_markdown(table: pd.DataFrame, score_cut: float, chance_level: float, k: int = 10) -> str:
+    """What the CAM score says about generalization on one population, as the closing note of notebook 03.
+
+    Parameters
+    ----------
+    table : one row per network with ``cam_score``, ``ood_accuracy`` and ``category`` (the table of
+        :func:`ssh_ood.interpret.highlighted_models.highlight_population`).
+    score_cut : the good / misleading cut on the CAM score (by default the population median).
+    chance_level : the score of a structureless map (the edge-state region's area fraction).
+    k : size of the pick by the paper's criterion, the ``k`` most edge-focused CAMs (at most the population).
+
+    Returns
+    -------
+    Markdown: the Spearman correlation of the CAM score with OOD accuracy and what its sign means for the
+    paper's criterion, the mean OOD accuracy of the ``k`` highest scores against the population's, the
+    well-generalizing share on each side of the cut, and how far the cut is from chance.
+    """
+    rho = spearman_rho(table["cam_score"], table["ood_accuracy"])
+    k = min(k, len(table))
+    picked = table["ood_accuracy"].to_numpy()[top_k(table["cam_score"], k, higher_is_better=True)].mean()
+    well = table["category"].str.startswith("well")
+    good = table["category"].str.endswith("good")
+    verdict = ("**This repository's finding: the paper's CAM criterion comes out reversed.** The more edge-focused "
+               "a network's CAM, the *worse* it generalizes" if rho < 0 else
+               "**Here the CAM criterion keeps the paper's sign:** the more edge-focused a network's CAM, the better it "
+               "generalizes")
+    return (f"{verdict}: on these {len(table)} networks the CAM score has Spearman {rho:+.2f} with OOD accuracy. "
+            f"The {k} networks with the most edge-focused CAMs, the paper's pick, reach a mean OOD accuracy of "
+            f"{picked:.3f}, against {table['ood_accuracy'].mean():.3f} for the whole population. Well generalizing: "
+            f"{int((well & good).sum())} of {int(good.sum())} networks with a good CAM, {int((well & ~good).sum())} of "
+            f"{int((~good).sum())} with a misleading one. The good / misleading cut, CAM score {score_cut:.3f}, lies "
+            f"{score_cut - chance_level:+.3f} from the chance level {chance_level:.3f} of a structureless map: a "
+            "\"good\" CAM is barely more edge-focused than noise, which is why the four CAMs of Fig. 2 look alike.")
+
+
+def recipes_answer_markdown(results: Mapping[str, Mapping], protocol: Mapping, ceiling_accuracy: Mapping[str, float],
+                            recipe_labels: Mapping[str, str]) -> str:
+    """The closing answer of notebook 09, computed from the populations it read.
+
+    Parameters
+    ----------
+    results : label -> :func:`ssh_ood.interpret.recipe_results.validation_results` of each population shown, the
+        recipes' validation populations and the paper recipe's shipped ones.
+    protocol : the frozen recipes protocol (``recipes_protocol.json``): its main recipe, predictions and goals.
+    ceiling_accuracy : disorder band ``"low-high"`` -> the Bayes classifier's accuracy there; the last band is the
+        strongest disorder, where the answer compares the median networks.
+    recipe_labels : recipe name -> its label in ``results`` (the recipes evaluated so far).
+
+    Returns
+    -------
+    Markdown bullets: each recipe's median OOD accuracy and share with MAE <= 0.2 beside the paper recipe's, its
+    median network's accuracy in the strongest band beside the ceiling, the main recipe's goals met, how well
+    ``probe_mid_bulk_shift`` still ranks the networks within each recipe, and where the median network's CAM looks.
+    """
+    paper = {label: result for label, result in results.items() if label not in recipe_labels.values()}
+    strong = list(ceiling_accuracy)[-1]
+    band = f"W in [{strong.replace('-', ', ')}]"
+
+    def against(values: list[float], spec: str) -> str:
+        """`` against <min>–<max>`` of the paper recipe's populations ("" without them)."""
+        if not values:
+            return ""
+        low, high = format(min(values), spec), format(max(values), spec)
+        return f" against {low}" if low == high else f" against {low}–{high}"
+
+    def strong_accuracy(result: Mapping) -> float:  # NaN where a coarse grid has no row in the band
+        column = f"accuracy_W{strong}"
+        return float(result["recalls"][column].median()) if column in result["recalls"] else math.nan
+
+    paper_medians = [r["outcomes"]["median_ood_accuracy"] for r in paper.values()]
+    bullets = []
+    for recipe, label in recipe_labels.items():
+        outcomes = results[label]["outcomes"]
+        median = outcomes["median_ood_accuracy"]
+        verdict = ("" if not paper_medians else " generalizes better than the paper recipe" if median > max(paper_medians)
+                   else " generalizes worse than the paper recipe" if median < min(paper_medians)
+                   else " generalizes like the paper recipe")
+        bullets.append(
+            f"**`{recipe}`{verdict}** ({int(outcomes['n_models'])} networks): median OOD accuracy {median:.2f}"
+            f"{against(paper_medians, '.2f')}, {outcomes['fraction_mae_le_0.2']:.0%} pass MAE ≤ 0.2"
+            f"{against([r['outcomes']['fraction_mae_le_0.2'] for r in paper.values()], '.0%')}; at {band} its median "
+            f"network is right on {strong_accuracy(results[label]):.2f} of the chains"
+            f"{against([strong_accuracy(r) for r in paper.values()], '.2f')} (ceiling {ceiling_accuracy[strong]:.2f}).")
+    main = protocol["main_recipe"]
+    if main in recipe_labels:
+        goals = goals_table(protocol, results[recipe_labels[main]]["outcomes"])
+        met = goals["met"].eq(True)
+        listed = "; ".join(f"{row.goal} {row.observed:.3f} against {row.target}" for row in goals.itertuples())
+        bullets.append(f"**{int(met.sum())} of {len(goals)} goals met** by the main recipe `{main}`: {listed}.")
+    within = diagnostics_within_populations({label: results[label] for label in recipe_labels.values()},
+                                            ("probe_mid_bulk_shift", "cam_score")).set_index(["population", "diagnostic"])
+    ranks = []
+    for recipe, label in recipe_labels.items():
+        rho = within.loc[(label, "probe_mid_bulk_shift"), "spearman_ood"]
+        predicted = protocol["predictions"].get(recipe, {}).get("spearman_probe_ood")
+        note = f" (the protocol predicted {predicted['op']} {predicted['value']})" if predicted else ""
+        ranks.append(f"`{recipe}` {rho:+.2f}{note}")
+    bullets.append("**Within a recipe, `probe_mid_bulk_shift` ranks the networks** by Spearman with OOD accuracy: "
+                   + ", ".join(ranks) + ".")
+    cams = []
+    for label, result in results.items():
+        scores = result["diagnostics"].set_index("model_index")["cam_score"]
+        cams.append(f"{label}: {scores.loc[result['median_index']]:.3f} (population median {scores.median():.3f})")
+    bullets.append("**The CAM score of each population's median network**: " + "; ".join(cams) + ".")
+    return "\n".join(f"- {bullet}" for bullet in bullets)

@@ -38,6 +38,7 @@ from ..ood.generalization_metrics import GeneralizationCut
 from ..ood.population_tables import Population
 from ..physics.data_generation import CLASS_NAMES
 from ..physics.datasets import dataset_specs, read_manifest, write_datasets
+from .column_labels import column_label
 from .plotting import PHASE_LABEL, plot_phase_diagram
 
 Reporter = Callable[[str, "float | None"], None]
@@ -63,11 +64,6 @@ def _class_handles(reference_label: str = "reference (clean)") -> list[Line2D]:
     ]
 
 
-def _class_legend(ax: plt.Axes, reference_label: str = "reference (clean)") -> None:
-    ax.legend(handles=_class_handles(reference_label), loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small",
-              frameon=False)
-
-
 def draw_region(ax: plt.Axes, region: EdgeStateRegion = EDGE_STATE_REGION, color: str = "w") -> None:
     """Outline the edge-state region on an image axis (rows = sites, columns = eigenstates)."""
     first_col, last_col = region.columns
@@ -80,9 +76,10 @@ def draw_region(ax: plt.Axes, region: EdgeStateRegion = EDGE_STATE_REGION, color
         )
 
 
-def _show_map(ax: plt.Axes, image: np.ndarray, title: str, cmap: str = CAM_CMAP, vmin=0.0, vmax=1.0):
+def _show_map(ax: plt.Axes, image: np.ndarray, title: str, cmap: str = CAM_CMAP, vmin=0.0, vmax=1.0,
+              fontsize: float | str = "small"):
     shown = ax.imshow(image, cmap=cmap, vmin=vmin, vmax=vmax, origin="upper", interpolation="nearest")
-    ax.set_title(title, fontsize="small")
+    ax.set_title(title, fontsize=fontsize)
     ax.set_xlabel("eigenstate index")
     ax.set_ylabel("site")
     return shown
@@ -118,11 +115,12 @@ def figure_cam_comparison(
     names = list(cams)
     with_diagrams = diagrams is not None and target is not None
     n_rows = 2 if with_diagrams else 1
-    fig, axes = plt.subplots(n_rows, len(names) + 1, figsize=(3.3 * (len(names) + 1), 3.2 * n_rows), squeeze=False, layout="constrained")
-    image = _show_map(axes[0, 0], toy_map, "toy model\nCAM score 1.00")
+    fig, axes = plt.subplots(n_rows, len(names) + 1, figsize=(3.3 * (len(names) + 1), 3.5 * n_rows), squeeze=False, layout="constrained")
+    image = _show_map(axes[0, 0], toy_map, "toy model\n\nCAM score 1.00", fontsize=12)
     draw_region(axes[0, 0], region)
     for column, name in enumerate(names, start=1):
-        _show_map(axes[0, column], cams[name], f"{titles.get(name, name)}\nCAM score {scores[name]:.2f}")
+        title = titles.get(name, name).replace(", ", ",\n", 1)  # "(a) poorly generalizing,\nmisleading CAM"
+        _show_map(axes[0, column], cams[name], f"{title}\nCAM score {scores[name]:.2f}", fontsize=12)
         draw_region(axes[0, column], region)
         axes[0, column].set_ylabel("")
     fig.colorbar(image, ax=list(axes[0]), label="normalized topological CAM", shrink=0.8)
@@ -133,8 +131,10 @@ def figure_cam_comparison(
             short = title.split(" ")[0] if title.startswith("(") else title
             plot_phase_diagram(axes[1, column], diagrams[name], W_values, v_values, title=f"{short} predicted")
             axes[1, column].set_ylabel("")
+        for ax in axes[1]:
+            ax.title.set_fontsize(12)
         fig.colorbar(phase, ax=list(axes[1]), label=PHASE_LABEL, shrink=0.8)
-    fig.suptitle(f"Topological-class CAM of the clean topological test sample with v = {sample_v:.3f}")
+    fig.suptitle(f"Topological-class CAM of the clean topological test sample with v = {sample_v:.3f}", fontsize=15)
     return fig
 
 
@@ -179,7 +179,7 @@ def _true_label_inset(ax: plt.Axes, reference: pd.DataFrame, current: pd.DataFra
     corner = emptiest_corner(points["dim1"], points["dim2"], ax.get_xlim(), ax.get_ylim())
     inset = ax.inset_axes(INSET_CORNERS[corner])
     _scatter_panel(inset, reference, current, "label", size=2.0)
-    inset.set_title("true label", fontsize=9, pad=2)
+    inset.set_title("true label", fontsize=11, pad=2)
     return inset
 
 
@@ -211,13 +211,14 @@ def figure_pca_gap(
             current = projection.points[float(W)]
             _scatter_panel(ax, reference, current, "predicted")
             _true_label_inset(ax, reference, current)
-            ax.set_title(f"W = {W:g}", fontsize=11)
+            ax.set_title(f"W = {W:g}", fontsize=15)
             if c == 0:
-                ax.set_ylabel(f"{name}\nPC2 ({ratio[1]:.0%})", fontsize=10)
-            ax.set_xlabel(f"PC1 ({ratio[0]:.0%})", fontsize=10)  # each row its own PCA
-    fig.legend(handles=_class_handles(), loc="outside lower center", ncols=4, fontsize=10, frameon=False)
+                ax.set_ylabel(f"{name.replace(', ', ',' + chr(10), 1)}\nPC2 ({ratio[1]:.0%})", fontsize=13)
+            ax.set_xlabel(f"PC1 ({ratio[0]:.0%})", fontsize=13)  # each row its own PCA
+    fig.legend(handles=_class_handles(), loc="outside lower center", ncols=4, fontsize=13, frameon=False,
+               markerscale=1.5)
     fig.suptitle("PCA of the GAP activations (fit on the clean reference set); colour = predicted class, "
-                 "insets = true label", fontsize=12)
+                 "insets = true label", fontsize=17)
     return fig
 
 
@@ -246,12 +247,13 @@ def figure_umap_layers(
         for c, W in enumerate(W_columns):
             _scatter_panel(axes[r, c], reference, projections[layer].points[float(W)], color_by, size=4.0)
             if r == 0:
-                axes[r, c].set_title(f"W = {W:g}", fontsize="small")
+                axes[r, c].set_title(f"W = {W:g}", fontsize=15)
             if c == 0:
-                axes[r, c].set_ylabel(LAYER_TITLES.get(layer, layer), fontsize="small")
-    _class_legend(axes[0, -1])
+                axes[r, c].set_ylabel(LAYER_TITLES.get(layer, layer), fontsize=14)
+    fig.legend(handles=_class_handles(), loc="outside lower center", ncols=2, fontsize=13, frameon=False,
+               markerscale=1.5)
     what = "predicted class" if color_by == "predicted" else "true label"
-    fig.suptitle(f"UMAP per layer, {title}; colour = {what}")
+    fig.suptitle(f"UMAP per layer, {title}\ncolour = {what}", fontsize=16)
     return fig
 
 
@@ -272,11 +274,14 @@ def figure_cam_score_scatter(
     Parameters
     ----------
     scores : (n_models,) CAM scores.
-    metrics : metric name -> (n_models,) values (e.g. "mae", "ood_accuracy").
+    metrics : metric name -> (n_models,) values (e.g. "mae", "ood_accuracy"); axes are labelled with
+        :func:`ssh_ood.figures.column_labels.column_label` of the name.
     correlations : output of :func:`ssh_ood.interpret.cam_utils.score_correlations` for the same metrics.
     score_cut, cut : draw the selection cuts (the generalization cut on its metric's panel).
     highlighted : category -> position of the model in ``scores``, marked and labelled.
     chance_level : score of a map whose excess is spread evenly (the region's area fraction), dotted.
+
+    The cut lines share one legend under the panels (none covers a point).
     """
     names = list(metrics)
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.8), squeeze=False, layout="constrained")
@@ -290,19 +295,22 @@ def figure_cam_score_scatter(
             fontsize="small",
         )
         ax.set_xlabel("CAM score\n(share of the above-average topological CAM in the edge region)", fontsize="small")
-        ax.set_ylabel(name)
+        ax.set_ylabel(column_label(name))
         if score_cut is not None:
             ax.axvline(score_cut, color="k", ls="--", lw=0.8, label=f"CAM-score cut {score_cut:.2f} (good / misleading)")
         if chance_level is not None:
             ax.axvline(chance_level, color="0.5", ls=":", lw=0.8, label=f"chance level {chance_level:.2f} (even spread)")
         if cut is not None and name == cut.metric:
-            ax.axhline(cut.threshold, color="k", ls="-.", lw=0.8, label=f"{cut.label}: well generalizing below")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="x-small", loc="best")
+            ax.axhline(cut.threshold, color="k", ls="-.", lw=0.8,
+                       label=f"{column_label(cut.metric)} = {cut.threshold:g}: well generalizing below")
         for category, position in (highlighted or {}).items():
             ax.scatter(scores[position], values[position], s=60, facecolor="none", edgecolor="C3")
             ax.annotate(category, (scores[position], values[position]), fontsize="x-small", xytext=(4, 4),
                         textcoords="offset points")
+    handles = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels(), strict=True)}
+    if handles:  # one legend under the panels, where it covers no point
+        fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncols=len(handles), fontsize="small",
+                   frameon=False)
     fig.suptitle("Does a good CAM predict out-of-distribution generalization?")
     return fig
 

@@ -1,4 +1,4 @@
-"""Figure helpers shared by the notebooks: the W-v phase-diagram panel and its colour scale."""
+"""Figure helpers shared by the notebooks: the W-v phase-diagram panel, its colour scale and the class colours."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from ..physics.data_generation import critical_v
 
 PHASE_CMAP = "coolwarm"
 PHASE_LABEL = "winding number averaged\nover disorder realizations"
+#: one colour per class in every line and scatter plot, the ends of :data:`PHASE_CMAP`: red = topological
+#: (winding number 1), blue = trivial (0); keyed by :data:`ssh_ood.physics.data_generation.CLASS_NAMES`
+CLASS_COLOURS = {"Trivial": "tab:blue", "Topological": "tab:red"}
 
 
 def plot_phase_diagram(

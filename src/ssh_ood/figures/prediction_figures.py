@@ -11,9 +11,12 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib import colors
 
 from ..interpret.generalization_prediction import top_k
 from ..physics.interventions import insert_localized_density
+from .column_labels import column_label
+from .plotting import CLASS_COLOURS
 
 OUTCOME_LABEL = "OOD accuracy"
 
@@ -26,7 +29,7 @@ def figure_best_predictors(table: pd.DataFrame, predictors: pd.DataFrame, n: int
     fig, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.4 * lines), squeeze=False, layout="constrained")
     for ax, row in zip(axes.flat, rows.itertuples(), strict=False):
         ax.scatter(table[row.diagnostic], table["ood_accuracy"], s=12, color="0.3")
-        ax.set_xlabel(row.diagnostic, fontsize="small")
+        ax.set_xlabel(column_label(row.diagnostic), fontsize="small")
         ax.set_ylabel(OUTCOME_LABEL)
         ax.set_title(f"Spearman {row.spearman_ood_accuracy:+.2f} "
                      f"[{row.spearman_low_ood_accuracy:+.2f}, {row.spearman_high_ood_accuracy:+.2f}]", fontsize="small")
@@ -56,16 +59,20 @@ def figure_lift_curves(
     ax.plot(ks, [np.sort(outcome)[-k:].mean() for k in ks], color="k", ls="--", lw=1, label="best possible")
     for name, sign in directions.items():
         means = [outcome[top_k(table[name], int(k), sign > 0)].mean() for k in ks]
-        ax.plot(ks, means, lw=1.5, label=f"{'lowest' if sign < 0 else 'highest'} {name}")
+        ax.plot(ks, means, lw=1.5, label=f"{'lowest' if sign < 0 else 'highest'} {column_label(name)}")
     ax.set_xlabel("k (networks selected)")
     ax.set_ylabel(f"mean {OUTCOME_LABEL} of the selection")
-    ax.legend(fontsize="x-small")
+    ax.legend(fontsize="small")
     ax.set_title("Selection lift: pick k networks by a clean-data diagnostic")
     return fig
 
 
 def figure_recall_by_band(recalls: pd.DataFrame, score: pd.Series, score_label: str) -> plt.Figure:
-    """Each class's recall per disorder band (columns of ``recalls``) against a per-network score."""
+    """Each class's recall per disorder band (columns of ``recalls``) against a per-network score.
+
+    Points are coloured by class as everywhere (:data:`ssh_ood.figures.plotting.CLASS_COLOURS`: red = topological);
+    ``score_label``, a column name, is written with :func:`ssh_ood.figures.column_labels.column_label`.
+    """
     bands = sorted({c.split("_W", 1)[1] for c in recalls.columns if c.startswith("recall_")},
                    key=lambda b: float(b.split("-")[0]))
     fig, axes = plt.subplots(2, len(bands), figsize=(3.3 * len(bands), 5.6), sharey=True, squeeze=False,
@@ -73,34 +80,43 @@ def figure_recall_by_band(recalls: pd.DataFrame, score: pd.Series, score_label: 
     for row, name in enumerate(("trivial", "topological")):
         for column, band in enumerate(bands):
             ax = axes[row, column]
-            ax.scatter(score, recalls[f"recall_{name}_W{band}"], s=10, color="tab:blue" if row else "tab:red")
+            ax.scatter(score, recalls[f"recall_{name}_W{band}"], s=10, color=CLASS_COLOURS[name.capitalize()])
             ax.set_ylim(-0.03, 1.03)
             if row == 0:
                 ax.set_title(f"W in [{band.replace('-', ', ')}]")
             if column == 0:
                 ax.set_ylabel(f"recall of the {name} class")
             if row == 1:
-                ax.set_xlabel(score_label, fontsize="small")
+                ax.set_xlabel(column_label(score_label), fontsize="small")
     fig.suptitle("Where the networks fail: per-class recall in each disorder band, one dot per network")
     return fig
 
 
 def figure_probe_images(clean_topological: np.ndarray, clean_trivial: np.ndarray, disordered_trivial: np.ndarray,
-                        titles: Sequence[str] = ()) -> plt.Figure:
-    """The observable X[j, i] of a clean topological chain, a strongly disordered trivial chain (Anderson
-    localized: every eigenstate is a localized blob), and a clean trivial chain with the ``mid_bulk`` probe's
-    inserted localized density (columns 12 and 37), side by side."""
+                        disorder_W: float, titles: Sequence[str] = ()) -> plt.Figure:
+    """The observable X[j, i] = |psi_i(j)|^2 of a clean topological chain, a trivial chain at disorder ``disorder_W``
+    (Anderson localized: every eigenstate is a localized blob), a clean trivial chain, and it with the ``mid_bulk``
+    probe's inserted localized density (columns 12 and 37), side by side.
+
+    All four share one colour scale from 0 to 1/2 (no density exceeds 1/2, chiral symmetry) with a square-root
+    norm (``PowerNorm(0.5)``), so that the ~1/50 bulk densities and the ~1/2 edge-state ones are both visible; the
+    colour bar is labelled in densities.
+    """
     probe = insert_localized_density(clean_trivial[None], "mid", "bulk")[0]
     images = (clean_topological, disordered_trivial, clean_trivial, probe)
-    titles = list(titles) or ["clean topological", "disordered trivial", "clean trivial", "clean trivial + probe mid_bulk"]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.6), layout="constrained")
+    titles = list(titles) or ["clean topological (W = 0)", f"disordered trivial (W = {disorder_W:g})",
+                              "clean trivial (W = 0)", "clean trivial + probe mid_bulk"]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.8), layout="constrained")
+    norm = colors.PowerNorm(0.5, vmin=0, vmax=0.5)
     for ax, image, title in zip(axes, images, titles, strict=True):
-        shown = ax.imshow(np.sqrt(image), cmap="magma", vmin=0, vmax=np.sqrt(0.5), aspect="equal")
-        ax.set_title(title, fontsize="small")
+        shown = ax.imshow(image, cmap="magma", norm=norm, aspect="equal")
+        ax.set_title(title, fontsize=11)
         ax.set_xlabel("eigenstate i (by energy)")
         ax.set_ylabel("site j")
-    fig.colorbar(shown, ax=axes, label=r"$\sqrt{|\psi_i(j)|^2}$", shrink=0.8)
-    fig.suptitle("What the networks see: localized density is the edge-state cue, and disorder makes it everywhere")
+    fig.colorbar(shown, ax=axes, label="$|\\psi_i(j)|^2$ (square-root colour scale)", shrink=0.8,
+                 ticks=[0, 0.02, 0.1, 0.25, 0.5])
+    fig.suptitle("What the networks see: localized density is the edge-state cue, and disorder makes it everywhere",
+                 fontsize=13)
     return fig
 
 

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .plotting import plot_phase_diagram
+from .plotting import CLASS_COLOURS, plot_phase_diagram
 
 CEILING_STYLE = {"color": "k", "ls": ":", "lw": 1.2}
 
@@ -43,8 +43,8 @@ def figure_ceiling(ceiling: Mapping[str, np.ndarray], bands: Mapping[str, float]
     image.set_clim(0.5, 1)
     fig.colorbar(image, ax=axes[1], label="Bayes accuracy")
     ax = axes[2]
-    ax.plot(W, ceiling["recall_trivial"], color="tab:red", label="trivial")
-    ax.plot(W, ceiling["recall_topological"], color="tab:blue", label="topological")
+    for name, colour in CLASS_COLOURS.items():
+        ax.plot(W, ceiling[f"recall_{name.lower()}"], color=colour, label=name.lower())
     ax.set_xlabel("W")
     ax.set_ylabel("recall of the Bayes classifier")
     ax.set_title("(c) per class")

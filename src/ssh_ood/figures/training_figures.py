@@ -21,6 +21,7 @@ from ..nets.metrics import report_dict
 from ..nets.model_folders import load_config, load_history
 from ..physics.data_generation import CLASS_NAMES
 from ..physics.datasets import dataset_filename, load_split
+from .plotting import CLASS_COLOURS
 
 
 def layer_table(model: CNN_SSH, input_shape: Sequence[int] = (1, 1, 50, 50)) -> list[dict]:
@@ -123,7 +124,7 @@ def plot_accuracy_vs_disorder(ax: plt.Axes, reports: Sequence[dict]) -> None:
     """Accuracy and per-class recall against W (symlog axis: W = 0 included)."""
     W = [r["W"] for r in reports]
     ax.plot(W, [r["accuracy"] for r in reports], "o-", color="k", label="accuracy")
-    for name, colour in zip(CLASS_NAMES, ("tab:blue", "tab:red"), strict=True):
+    for name, colour in CLASS_COLOURS.items():
         ax.plot(W, [r[f"recall_{name.lower()}"] for r in reports], "s--", color=colour, ms=4, label=f"recall {name.lower()}")
     ax.set_xscale("symlog", linthresh=0.01)
     ax.set_xlabel("disorder strength W")

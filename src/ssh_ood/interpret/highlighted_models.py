@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from ..base.file_records import folder_problems, open_folder
 from ..base.io_utils import atomic_write_bytes, load_json, save_json
-from ..base.paths import RUNS_DIR
+from ..base.paths import HIGHLIGHTED_MODELS_DIR, REPO_ROOT, RUNS_DIR
 from ..base.run_folders import hold_folder
 from ..nets.model_folders import load_model
 from ..ood.generalization_metrics import GeneralizationCut
@@ -408,3 +408,19 @@ def category_title(name: str, folder: str | Path | None = None) -> str:
     if provenance is not None and provenance.is_file() and load_json(provenance).get("class_size") == 0:
         title += " [class empty: nearest model]"
     return title
+
+
+def chosen_models_dir(models_dir: str | Path, population_dir: str | Path) -> Path | None:
+    """Where the four networks notebook 03 chose are, for notebook 04 (and anything after it) to read.
+
+    ``models_dir`` if it holds networks (notebook 03 writes its choice there); otherwise the shipped paper networks
+    (:data:`ssh_ood.base.paths.HIGHLIGHTED_MODELS_DIR`) if their ``selection.json`` says they were chosen from
+    ``population_dir`` (the shipped 100-CNN population of the paper preset); otherwise ``None``: the selection has
+    to run (:func:`highlight_population`).
+    """
+    if any(Path(models_dir).glob(f"*/{MODEL_WEIGHTS_FILE}")):
+        return Path(models_dir)
+    selection = HIGHLIGHTED_MODELS_DIR / "selection.json"
+    if selection.is_file() and (REPO_ROOT / load_json(selection)["population"]).resolve() == Path(population_dir).resolve():
+        return HIGHLIGHTED_MODELS_DIR
+    return None

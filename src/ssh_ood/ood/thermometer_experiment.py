@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -121,25 +120,6 @@ def comparison_command(preset: str, seed: int, n_models: int, levels: int, batch
 def default_comparison_dir(preset: str, seed: int) -> Path:
     """``00_demonstrations_data/runs/thermometer_<preset>_seed<seed>``: the default ``--out``."""
     return RUNS_DIR / f"thermometer_{preset}_seed{seed}"
-
-
-def figure_encoding_comparison(table: pd.DataFrame, rmse_threshold: float = 0.2) -> plt.Figure:
-    """OOD accuracy and RMSE of both encodings side by side (one dot per model, box of the spread)."""
-    encodings = list(dict.fromkeys(table["encoding"]))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    rng = np.random.default_rng(0)  # horizontal jitter of the dots only
-    for ax, column, label in zip(axes, ("ood_accuracy", "rmse"), ("OOD accuracy (mean over sets)", "RMSE to target"),
-                                 strict=True):
-        values = [table.loc[table["encoding"] == e, column].to_numpy() for e in encodings]
-        ax.boxplot(values, tick_labels=encodings, widths=0.5, showfliers=False)  # every model is a dot
-        for position, v in enumerate(values, start=1):
-            ax.plot(position + rng.uniform(-0.12, 0.12, v.size), v, "o", alpha=0.7)
-        ax.set_ylabel(label)
-        if column == "rmse":
-            ax.axhline(rmse_threshold, color="k", ls="--", lw=1, label=f"well generalizing: RMSE <= {rmse_threshold}")
-            ax.legend(fontsize=8)
-    fig.suptitle("Same seeds and recipe, two input encodings")
-    return fig
 
 
 def summarize_comparison(table: pd.DataFrame, rmse_threshold: float = 0.2) -> dict:
