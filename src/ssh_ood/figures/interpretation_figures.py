@@ -154,7 +154,7 @@ def _scatter_panel(ax: plt.Axes, reference, current, color_by: str, size: float 
 
 #: inset boxes [x0, y0, width, height] in axes coordinates, one per corner of a panel
 INSET_CORNERS = {
-    "upper right": (0.59, 0.55, 0.38, 0.38), "upper left": (0.03, 0.55, 0.38, 0.38),
+    "upper right": (0.59, 0.51, 0.38, 0.36), "upper left": (0.03, 0.51, 0.38, 0.36),
     "lower right": (0.59, 0.05, 0.38, 0.38), "lower left": (0.03, 0.05, 0.38, 0.38),
 }
 
