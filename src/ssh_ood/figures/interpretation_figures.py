@@ -217,8 +217,8 @@ def figure_pca_gap(
             ax.set_xlabel(f"PC1 ({ratio[0]:.0%})", fontsize=13)  # each row its own PCA
     fig.legend(handles=_class_handles(), loc="outside lower center", ncols=4, fontsize=13, frameon=False,
                markerscale=1.5)
-    fig.suptitle("PCA of the GAP activations (fit on the clean reference set); colour = predicted class, "
-                 "insets = true label", fontsize=17)
+    fig.suptitle("PCA of the GAP activations (fit on the clean reference set)\ncolour = predicted class, "
+                 "insets = true label", fontsize=15)
     return fig
 
 
@@ -477,5 +477,9 @@ def render_pca_view(population: Population, index: int, state: object = None) ->
         reference_W,
         (0.0, *preset.ood_W), title=f"model {index}",
     )
+    for legend in fig.legends:  # the browser shrinks the figure to the page: the shared legend shrinks with it
+        for text in legend.get_texts():
+            text.set_fontsize(9)
+    fig._suptitle.set_fontsize(12)
     plt.close(fig)
     return fig
