@@ -343,8 +343,8 @@ def test_early_stopping_rule_on_hand_made_sequences():
 def test_model_seed():
     assert [model_seed(0, i) for i in range(3)] == [0, 1, 2]
     assert model_seed(2, 7) == 2_000_007
-    for bad, message in (((-1, 0), "base_seed"), ((0, -1), "non-negative"), ((0, 1.5), "non-negative"),
-                         ((0, 10**6), "index must be <")):
+    for bad, message in (((-1, 0), "base_seed"), ((0, -1), "index must be an integer"), ((0, 1.5), "index must be an integer"),
+                         ((0, 10**6), "index must be an integer")):
         with pytest.raises(ValueError, match=message):
             model_seed(*bad)
 
