@@ -1,5 +1,5 @@
 """The protocol code serves the second study (master seed 3, a vote of every network, band outcomes) and still
-refuses what breaks the rules; the drafted protocol, if present, keeps them."""
+refuses what breaks the rules; the frozen protocol keeps them."""
 
 from __future__ import annotations
 
@@ -51,11 +51,15 @@ def test_band_outcome_is_scored():
     assert table["held"].tolist() == [True]
 
 
-def test_drafted_protocol_keeps_the_rules():
-    path = DEMO_DIR / "recipes_seed3_protocol_draft.json"
-    if not path.is_file():
-        pytest.skip("no draft yet")
-    draft = load_json(path)
-    check_protocol(draft)
-    assert draft["frozen"] is None and draft["master_seed"] == 3
-    assert all(population["n_models"] >= 20 for population in draft["populations"].values())
+def test_frozen_protocol_keeps_the_rules():
+    frozen = load_json(DEMO_DIR / "recipes_seed3_protocol.json")
+    check_protocol(frozen)
+    assert frozen["frozen"] and frozen["master_seed"] == 3
+    populations = frozen["populations"]
+    assert populations[frozen["main_recipe"]]["n_models"] >= 50
+    assert all(population["n_models"] >= 20 for population in populations.values())
+    # a recipe dropped at review has no population, prediction or forecast left behind
+    for name in frozen["not_carried_forward"]:
+        assert name not in populations and name not in frozen["predictions"]
+        assert name not in frozen["forecast_median_ood_accuracy"]
+    assert set(frozen["predictions"]) <= set(populations)
