@@ -15,6 +15,8 @@ STAMP := $(VENV)/.requirements-installed
 
 # empty: JupyterLab on 8888, the dashboard on 8866 (src/ssh_ood/commands/servers.py)
 PORT ?=
+# make test: pytest worker processes (tests of one module stay on one worker); 1 runs the suite in one process
+TEST_WORKERS ?= 2
 
 .PHONY: reproduce test lint bench mutation clean-generated venv lab dashboard docs
 
@@ -38,7 +40,7 @@ docs: reproduce
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The notebooks are the project's own: signing them (the signature lives in the user's Jupyter data folder, the
 # files are unchanged) keeps the server from logging "Notebook ... is not trusted" on every open

@@ -27,3 +27,13 @@ def smoke_reproduction(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("smoke_reproduction")
     report = run_pipeline("smoke", seed=1, out_dir=out_dir, progress=False)
     return out_dir, report.read_text()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under ``pytest -n N`` (``make test`` runs two workers, ``--dist loadgroup``): the tests of one module run on one
+    worker, so that a module's fixtures (a trained population, a server, a pipeline) are built once; the tests that
+    read the smoke reproduction run together, wherever their module, so that it is built once too."""
+    for item in items:
+        group = "smoke_reproduction" if "smoke_reproduction" in getattr(item, "fixturenames", ()) else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -115,8 +115,10 @@ def stop_with_signal(kind: str, number: int) -> str:
 
 
 @pytest.mark.parametrize("kind", ["lab", "dashboard"])
-@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_a_server_stops_on_sigterm_and_sighup_as_on_ctrl_c(kind, number):
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_server_stops_on_any_stop_signal_sent_to_it_alone(kind, number):
+    """SIGINT to the launcher alone (not its group, as Ctrl-C does), SIGTERM (a service manager), SIGHUP (a closed
+    terminal)."""
     assert stop_with_signal(kind, number) == "stopped"
 
 
