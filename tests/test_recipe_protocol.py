@@ -232,7 +232,11 @@ def test_study_status_counts_trained_networks_and_reads_no_result(tmp_path):
 
 
 def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
+    from ssh_ood.ood.generalization import GeneralizationGrid
+    from ssh_ood.ood.physics_baselines import baselines_report
     from ssh_ood.ood.population import run_population
+    from ssh_ood.ood.population_tables import load_population
+    from ssh_ood.physics.physics_rules import RULE_NAMES, fit_rule
 
     root = tmp_path / "validation"
     run_population(PopulationSettings(get_preset("smoke"), 2, root / "defects", data_dir=tmp_path / "data", recipe="defects", progress=False))
@@ -245,17 +249,33 @@ def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
                                     "probe_mid_bulk_flip", "probe_end_bulk_flip", "probe_end_zero_shift",
                                     "probe_remove_zero_modes_shift", "cam_zero_mode_correlation", "epochs_run")}})
     development.to_csv(tmp_path / "development.csv", index=False)
+    # the physics rules on the smoke population's grid; a second study (master seed 3) over the same folder, one
+    # population evaluated (its committee: every network) and one not yet trained
+    grid = GeneralizationGrid.from_preset("smoke", 2)
+    rules = baselines_report([fit_rule(name, n_cells=grid.n_cells) for name in RULE_NAMES], grid, DISORDER_BANDS)
+    save_json(tmp_path / "rules.json", rules)
+    second = _protocol(master_seed=3, populations={"defects": {"n_models": 50}, "mirror": {"n_models": 20}},
+                       committee={"members": "all", "vote": "majority"}, goals={"min_ood_accuracy": ">= 0.80"},
+                       baselines={"physics_rules": str(tmp_path / "rules.json")})
+    save_json(tmp_path / "second.json", second)
     figures = tmp_path / "fig"
     executed = run_notebook(REPO_ROOT / "09_making_networks_generalize.ipynb", tmp_path / "09.ipynb", {
         "FIGURES_DIR": str(figures), "PROTOCOL": str(tmp_path / "protocol.json"),
-        "DEVELOPMENT": str(tmp_path / "development.csv"), "VALIDATION_ROOT": str(root), "PAPER_POPULATIONS": {}})
+        "DEVELOPMENT": str(tmp_path / "development.csv"), "VALIDATION_ROOT": str(root), "PAPER_POPULATIONS": {},
+        "PHYSICS_RULES": str(tmp_path / "rules.json"), "SECOND_PROTOCOL": str(tmp_path / "second.json"),
+        "SECOND_ROOT": str(root)})
     for name in ("Fig_ceiling", "Fig_recipes_development", "Fig_recipes_ood", "Fig_recipes_median_diagrams",
-                 "Fig_recipes_recall_by_band", "Fig_recipes_cams"):
+                 "Fig_recipes_recall_by_band", "Fig_recipes_physics_rules", "Fig_recipes_cams",
+                 "Fig_recipes_seed3_physics_rules"):
         for ext in ("pdf", "png"):
             assert (figures / f"{name}.{ext}").stat().st_size > 1000, name
-    assert (root / "defects" / "committee.json").is_file()
+    committee = load_json(root / "defects" / "committee.json")  # the second study's vote: every network
+    assert committee["members"] == sorted(load_population(root / "defects").stats["model_index"].tolist())
     shown = str([cell.get("outputs") for cell in executed.cells])
     assert ">= 0.90" in shown and "gap" in shown and "spearman_ood" in shown  # goals, ceiling gap, diagnostics
+    assert "sublattice_position" in shown and "margin" in shown  # the bar, band by band
+    assert "Pending: mirror: 0 of 20 networks trained" in shown and "Pending: defects" not in shown
+    assert ">= 0.80" in shown  # the second study's goal, scored
 
 
 def test_freeze_recipes_command_reproduces_the_shipped_protocol(tmp_path, capsys):
