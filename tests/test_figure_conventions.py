@@ -56,6 +56,33 @@ def test_ceiling_recall_lines_use_the_class_colours():
     plt.close(fig)
 
 
+def test_rules_figure_draws_rules_dashed_the_ceiling_dotted_and_keeps_its_legend_off_the_panels(tmp_path):
+    from ssh_ood.base.figure_files import save_figure
+    from ssh_ood.figures.recipe_figures import CEILING_STYLE, figure_rules_by_band
+
+    columns = ["overall", "W in [0, 0.5]", "W in [3, 5]"]
+    table = pd.DataFrame.from_dict({
+        "recipe": ["population", 0.93, 0.99, 0.88], "sublattice_position": ["rule", 0.92, 0.98, 0.86],
+        "edge_density": ["rule", 0.82, 0.95, 0.72], "ceiling": ["ceiling", 0.99, 1.0, 0.98],
+        "recipe − sublattice_position": ["margin", 0.01, 0.01, 0.02]}, orient="index", columns=["kind", *columns])
+    fig = figure_rules_by_band(table, "sublattice_position")
+    accuracy, margin = fig.axes
+    lines = {line.get_label(): line for line in accuracy.get_lines()}
+    assert {lines[f"rule: {name}"].get_linestyle() for name in ("sublattice_position", "edge_density")} == {"--"}
+    assert lines["ceiling"].get_linestyle() == CEILING_STYLE["ls"]
+    assert lines["recipe: median network"].get_linestyle() == "-"
+    assert [t.get_text() for t in accuracy.get_xticklabels()] == columns
+    assert len(margin.patches) == 3 and "sublattice_position" in margin.get_title()
+    assert margin.get_ylim()[1] > 0  # the rule's zero line inside the panel, not on its edge
+    assert all(ax.get_legend() is None for ax in fig.axes)  # one legend, under the panels
+    (legend,) = fig.legends
+    assert len(legend.get_texts()) == 4
+    for path in save_figure(fig, "Fig_recipes_physics_rules", tmp_path):
+        assert path.stat().st_size > 1000
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".pdf", ".png"]
+    plt.close(fig)
+
+
 def test_cam_score_scatter_labels_its_axes_in_words_and_keeps_its_legend_off_the_points():
     from ssh_ood.figures.interpretation_figures import figure_cam_score_scatter
     from ssh_ood.interpret.cam_utils import score_correlations

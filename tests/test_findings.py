@@ -6,7 +6,13 @@ from __future__ import annotations
 import pandas as pd
 
 from ssh_ood.base.io_utils import save_json
-from ssh_ood.figures.findings import findings_markdown, key_numbers, key_numbers_markdown, recipes_markdown
+from ssh_ood.figures.findings import (
+    findings_markdown,
+    key_numbers,
+    key_numbers_markdown,
+    recipes_markdown,
+    rules_bar_markdown,
+)
 
 STATS = pd.DataFrame({
     "model_index": range(5),
@@ -99,3 +105,20 @@ def test_recipes_table_carries_each_evaluated_population_and_waits_for_a_named_o
     assert "mirror" not in table  # not evaluated yet
     paper = next(line for line in table.splitlines() if line.startswith("| paper recipe, paper_pop"))
     assert paper.endswith("not evaluated |")
+
+
+def test_rules_bar_sentences_follow_the_sign_of_each_margin():
+    columns = ["overall", "W in [0, 0.5]", "W in [3, 5]"]
+    rule = [0.9, 0.98, 0.85]
+    rows = {"ahead": ["population", 0.95, 0.99, 0.9], "mixed": ["population", 0.8, 0.99, 0.6],
+            "sublattice_position": ["rule", *rule], "ceiling": ["ceiling", 0.99, 1.0, 0.97]}
+    for label in ("ahead", "mixed"):
+        rows[f"{label} − sublattice_position"] = ["margin", *(a - b for a, b in zip(rows[label][1:], rule, strict=True))]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=["kind", *columns])
+    text = rules_bar_markdown(table, "sublattice_position")
+    ahead, mixed = (line for line in text.splitlines() if line.startswith(("- **ahead", "- **mixed")))
+    assert "beats the rule overall" in ahead and "behind in" not in ahead
+    assert "falls short of the rule overall" in mixed
+    assert "ahead in W in [0, 0.5]" in mixed and "behind in W in [3, 5]" in mixed
+    assert "**1 of 2 populations** clear" in text
+    assert "W in [3, 5] 0.850 against 0.970" in text  # the rule beside the ceiling, band by band

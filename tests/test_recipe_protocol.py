@@ -22,7 +22,12 @@ from ssh_ood.interpret.recipe_protocol import (
     protocol_outcomes,
     recipes_fingerprint,
 )
-from ssh_ood.interpret.recipe_results import ceiling_gap_by_band, diagnostics_within_populations
+from ssh_ood.interpret.recipe_results import (
+    ceiling_gap_by_band,
+    diagnostics_within_populations,
+    rules_by_band,
+    study_status,
+)
 from ssh_ood.ood.committee import majority_vote
 from ssh_ood.ood.model_evaluation import load_result
 from ssh_ood.ood.population_settings import PopulationSettings
@@ -135,8 +140,103 @@ def test_gap_to_the_ceiling_and_within_population_ranks():
     assert table["n_models"] == 4
 
 
+def _rules_report(**changes) -> dict:
+    """A rules report as ``physics-rules`` writes it, two bands, on a made-up grid."""
+    report = {
+        "grid": {"n_W": 4, "W_max": 5.0, "n_realizations": 1, "n_v": 3, "v_max": 2.0, "seed": 2, "n_cells": 25},
+        "bands": [[0.0, 0.5], [3.0, 5.0]],
+        "ceiling": {"overall": 0.99, "0-0.5": 1.0, "3-5": 0.97},
+        "rules": {"sublattice_position": {"threshold": 0.5, "overall": 0.9, "0-0.5": 0.98, "3-5": 0.85,
+                                          "recall_trivial_0-0.5": 1.0},
+                  "edge_density": {"threshold": 0.2, "overall": 0.8, "0-0.5": 0.95, "3-5": 0.7}},
+    }
+    report.update(changes)
+    return report
+
+
+def _population(overall: list[float], low: list[float], high: list[float]) -> dict:
+    """A population's :func:`validation_results` as far as :func:`rules_by_band` reads it."""
+    index = list(range(len(overall)))
+    return {"stats": pd.DataFrame({"model_index": index, "ood_accuracy": overall}),
+            "recalls": pd.DataFrame({"model_index": index, "accuracy_W0-0.5": low, "accuracy_W3-5": high})}
+
+
+def test_rules_by_band_sets_each_population_beside_the_rules_and_the_ceiling():
+    report = _rules_report()
+    rule = report["rules"]["sublattice_position"]
+    results = {"like the rule": _population([0.1, rule["overall"], 1.0], [rule["0-0.5"]] * 3, [0.0, rule["3-5"], 1.0]),
+               "better": _population([0.95, 0.97], [0.99, 0.99], [0.9, 0.92])}
+    table = rules_by_band(results, report)
+    bands = ["W in [0, 0.5]", "W in [3, 5]"]
+    assert list(table.columns) == ["kind", "overall", *bands]
+    assert table["kind"].tolist() == ["population"] * 2 + ["rule"] * 2 + ["ceiling"] + ["margin"] * 2
+    margins = table[table["kind"] == "margin"]
+    # a population whose median network equals the rule in every band has margin 0 there
+    assert margins.loc["like the rule − sublattice_position", ["overall", *bands]].tolist() == pytest.approx([0, 0, 0])
+    better = margins.loc["better − sublattice_position"]
+    for column in ("overall", *bands):
+        assert better[column] == pytest.approx(table.loc["better", column] - table.loc["sublattice_position", column])
+        assert better[column] > 0
+    assert table.loc["better", "W in [3, 5]"] == pytest.approx(0.91)  # the median over the networks
+    assert table.loc["edge_density", bands].tolist() == [0.95, 0.7]
+    assert table.loc["ceiling", ["overall", *bands]].tolist() == [0.99, 1.0, 0.97]
+    # a ceiling given without "overall" leaves it unknown; margins over another rule
+    other = rules_by_band(results, report, {"0-0.5": 0.999, "3-5": 0.9}, reference="edge_density")
+    assert np.isnan(other.loc["ceiling", "overall"]) and other.loc["ceiling", "W in [3, 5]"] == 0.9
+    assert other.loc["better − edge_density", "W in [3, 5]"] == pytest.approx(0.91 - 0.7)
+
+
+def test_rules_by_band_refuses_what_does_not_match_naming_it():
+    population = {"A": _population([0.9], [0.98], [0.85])}
+    rules = _rules_report()["rules"]
+    lacking = {**rules, "edge_density": {k: v for k, v in rules["edge_density"].items() if k != "3-5"}}
+    refused = {
+        r"rule 'edge_density' has no accuracy for band '3-5'": (population, _rules_report(rules=lacking)),
+        r"population 'B' has no accuracy for band '3-5'": (
+            {"B": {**population["A"], "recalls": population["A"]["recalls"].drop(columns="accuracy_W3-5")}},
+            _rules_report()),
+        r"band '1.5-3' of rule 'edge_density' is missing from the ceiling": (
+            population, _rules_report(bands=[[0, 0.5], [1.5, 3], [3, 5]],
+                                      rules={**rules, "edge_density": {**rules["edge_density"], "1.5-3": 0.8}})),
+        r"rule 'sublattice_position' has no accuracy for band '1.5-3'": (
+            population, _rules_report(ceiling={"overall": 0.99, "0-0.5": 1.0, "1.5-3": 0.99, "3-5": 0.97})),
+        r"no rule 'sublattice_position'": (population, _rules_report(rules={"edge_density": rules["edge_density"]})),
+        r"population 'A' was evaluated on another grid": (
+            {"A": {**population["A"], "grid": {**_rules_report()["grid"], "seed": 3}}}, _rules_report()),
+        r"label 'edge_density' is also the name of a rule": ({"edge_density": population["A"]}, _rules_report()),
+    }
+    for message, (results, report) in refused.items():
+        with pytest.raises(ValueError, match=message):
+            rules_by_band(results, report)
+    # the same grid is accepted
+    same = {"A": {**population["A"], "grid": dict(_rules_report()["grid"])}}
+    assert rules_by_band(same, _rules_report()).loc["A", "kind"] == "population"
+
+
+def test_study_status_counts_trained_networks_and_reads_no_result(tmp_path):
+    from ssh_ood.ood.population_tables import STATS_FILE
+
+    protocol = {"populations": {"main": {"n_models": 50}, "other": {"n_models": 20}, "absent": {"n_models": 20}}}
+    for index in range(3):
+        (tmp_path / "main" / f"model_{index:03d}").mkdir(parents=True)
+        if index < 2:  # the third is still training: no weights yet
+            (tmp_path / "main" / f"model_{index:03d}" / "weights.pt").write_bytes(b"w")
+    (tmp_path / "other" / "model_000").mkdir(parents=True)
+    (tmp_path / "other" / "model_000" / "weights.pt").write_bytes(b"w")
+    pd.DataFrame({"model_index": [0], "ood_accuracy": [0.5]}).to_csv(tmp_path / "other" / STATS_FILE, index=False)
+    status = study_status(protocol, tmp_path)
+    assert status.index.tolist() == ["main", "other", "absent"]
+    assert status["planned"].tolist() == [50, 20, 20] and status["trained"].tolist() == [2, 1, 0]
+    assert status["evaluated"].tolist() == [False, True, False] and status["n_evaluated"].tolist() == [0, 1, 0]
+    assert "ood_accuracy" not in status.columns
+
+
 def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
+    from ssh_ood.ood.generalization import GeneralizationGrid
+    from ssh_ood.ood.physics_baselines import baselines_report
     from ssh_ood.ood.population import run_population
+    from ssh_ood.ood.population_tables import load_population
+    from ssh_ood.physics.physics_rules import RULE_NAMES, fit_rule
 
     root = tmp_path / "validation"
     run_population(PopulationSettings(get_preset("smoke"), 2, root / "defects", data_dir=tmp_path / "data", recipe="defects", progress=False))
@@ -149,17 +249,33 @@ def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
                                     "probe_mid_bulk_flip", "probe_end_bulk_flip", "probe_end_zero_shift",
                                     "probe_remove_zero_modes_shift", "cam_zero_mode_correlation", "epochs_run")}})
     development.to_csv(tmp_path / "development.csv", index=False)
+    # the physics rules on the smoke population's grid; a second study (master seed 3) over the same folder, one
+    # population evaluated (its committee: every network) and one not yet trained
+    grid = GeneralizationGrid.from_preset("smoke", 2)
+    rules = baselines_report([fit_rule(name, n_cells=grid.n_cells) for name in RULE_NAMES], grid, DISORDER_BANDS)
+    save_json(tmp_path / "rules.json", rules)
+    second = _protocol(master_seed=3, populations={"defects": {"n_models": 50}, "mirror": {"n_models": 20}},
+                       committee={"members": "all", "vote": "majority"}, goals={"min_ood_accuracy": ">= 0.80"},
+                       baselines={"physics_rules": str(tmp_path / "rules.json")})
+    save_json(tmp_path / "second.json", second)
     figures = tmp_path / "fig"
     executed = run_notebook(REPO_ROOT / "09_making_networks_generalize.ipynb", tmp_path / "09.ipynb", {
         "FIGURES_DIR": str(figures), "PROTOCOL": str(tmp_path / "protocol.json"),
-        "DEVELOPMENT": str(tmp_path / "development.csv"), "VALIDATION_ROOT": str(root), "PAPER_POPULATIONS": {}})
+        "DEVELOPMENT": str(tmp_path / "development.csv"), "VALIDATION_ROOT": str(root), "PAPER_POPULATIONS": {},
+        "PHYSICS_RULES": str(tmp_path / "rules.json"), "SECOND_PROTOCOL": str(tmp_path / "second.json"),
+        "SECOND_ROOT": str(root)})
     for name in ("Fig_ceiling", "Fig_recipes_development", "Fig_recipes_ood", "Fig_recipes_median_diagrams",
-                 "Fig_recipes_recall_by_band", "Fig_recipes_cams"):
+                 "Fig_recipes_recall_by_band", "Fig_recipes_physics_rules", "Fig_recipes_cams",
+                 "Fig_recipes_seed3_physics_rules"):
         for ext in ("pdf", "png"):
             assert (figures / f"{name}.{ext}").stat().st_size > 1000, name
-    assert (root / "defects" / "committee.json").is_file()
+    committee = load_json(root / "defects" / "committee.json")  # the second study's vote: every network
+    assert committee["members"] == sorted(load_population(root / "defects").stats["model_index"].tolist())
     shown = str([cell.get("outputs") for cell in executed.cells])
     assert ">= 0.90" in shown and "gap" in shown and "spearman_ood" in shown  # goals, ceiling gap, diagnostics
+    assert "sublattice_position" in shown and "margin" in shown  # the bar, band by band
+    assert "Pending: mirror: 0 of 20 networks trained" in shown and "Pending: defects" not in shown
+    assert ">= 0.80" in shown  # the second study's goal, scored
 
 
 def test_freeze_recipes_command_reproduces_the_shipped_protocol(tmp_path, capsys):

@@ -121,6 +121,9 @@ SECTIONS: tuple[Section, ...] = (
                                                    "of each recipe"),
         FigureEntry("Fig_recipes_recall_by_band", "Median recall of each class per disorder band, per recipe, with "
                                                   "the ceiling's recall (dotted)"),
+        FigureEntry("Fig_recipes_physics_rules", "The bar per disorder band: each population's median accuracy beside "
+                                                 "the one-threshold physics rules (dashed) and the ceiling (dotted), "
+                                                 "and its margin over the sublattice-position rule"),
         FigureEntry("Fig_recipes_cams", "The median network of each population: class activation maps averaged over "
                                         "clean topological chains, edge-state region boxed, with its CAM score"),
     )),

@@ -406,3 +406,44 @@ def recipes_answer_markdown(results: Mapping[str, Mapping], protocol: Mapping, c
         cams.append(f"{label}: {scores.loc[result['median_index']]:.3f} (population median {scores.median():.3f})")
     bullets.append("**The CAM score of each population's median network**: " + "; ".join(cams) + ".")
     return "\n".join(f"- {bullet}" for bullet in bullets)
+
+
+def rules_bar_markdown(table: pd.DataFrame, reference: str) -> str:
+    """What :func:`ssh_ood.interpret.recipe_results.rules_by_band` shows, in sentences computed from it.
+
+    Parameters
+    ----------
+    table : the populations, the physics rules, the ceiling and the margins over ``reference``, overall and per band.
+    reference : the rule the margins are taken over.
+
+    Returns
+    -------
+    Markdown bullets: the reference rule's accuracy overall and per band beside the ceiling's; per population whether
+    its median network beats the rule overall, and the bands where it beats it and falls short of it, with the
+    margins; and how many populations beat the rule in every band.
+    """
+    columns = [c for c in table.columns if c != "kind"]
+    bands = [c for c in columns if c != "overall"]
+    rule = table.loc[reference]
+    ceiling = table.loc["ceiling"] if "ceiling" in table.index else None
+    gaps = "" if ceiling is None else f" (ceiling {ceiling['overall']:.3f}; " + ", ".join(
+        f"{band} {rule[band]:.3f} against {ceiling[band]:.3f}" for band in bands) + ")"
+    bullets = [f"**The `{reference}` rule** is right on {rule['overall']:.3f} of the grid's chains{gaps}."]
+    populations = table[table["kind"] == "population"]
+    everywhere = 0
+    for label in populations.index:
+        margin = table.loc[f"{label} − {reference}"]
+        above = [band for band in bands if margin[band] > 0]
+        below = [band for band in bands if margin[band] < 0]
+        everywhere += len(above) == len(bands) and margin["overall"] > 0
+        verdict = "beats" if margin["overall"] > 0 else "falls short of" if margin["overall"] < 0 else "ties"
+        parts = [f"**{label}**: the median network {verdict} the rule overall "
+                 f"({populations.loc[label, 'overall']:.3f}, margin {margin['overall']:+.3f})"]
+        if above:
+            parts.append("ahead in " + ", ".join(f"{band} ({margin[band]:+.3f})" for band in above))
+        if below:
+            parts.append("behind in " + ", ".join(f"{band} ({margin[band]:+.3f})" for band in below))
+        bullets.append("; ".join(parts) + ".")
+    bullets.append(f"**{everywhere} of {len(populations)} populations** clear the `{reference}` rule overall and in "
+                   "every band.")
+    return "\n".join(f"- {bullet}" for bullet in bullets)

@@ -137,3 +137,64 @@ def figure_recall_bands(recalls: Mapping[str, pd.DataFrame], ceiling_recall: Map
     axes[0].set_ylabel("recall")
     axes[1].legend(fontsize="small")
     return fig
+
+
+#: how each physics rule is drawn: dashed, grey, one marker per rule
+RULE_STYLES = ({"color": "0.25", "ls": "--", "marker": "s"}, {"color": "0.55", "ls": "--", "marker": "^"},
+               {"color": "0.4", "ls": "-.", "marker": "D"})
+
+
+def figure_rules_by_band(table: pd.DataFrame, reference: str) -> plt.Figure:
+    """(a) Per disorder band (and overall), each population's median accuracy beside the one-threshold physics
+    rules (dashed, grey) and the ceiling (dotted); (b) each population's margin over the ``reference`` rule.
+
+    ``table``: :func:`ssh_ood.interpret.recipe_results.rules_by_band` (its ``kind`` column says which row is a
+    population, a rule, the ceiling or a margin). The overall value stands apart, left of the bands, unjoined.
+    """
+    columns = [c for c in table.columns if c != "kind"]
+    bands = [c for c in columns if c != "overall"]
+    x = {"overall": 0.0, **{band: 1.0 + position for position, band in enumerate(bands)}}
+    band_x = [x[band] for band in bands]
+    populations = table[table["kind"] == "population"]
+    rules = table[table["kind"] == "rule"]
+    margins = table[table["kind"] == "margin"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4), layout="constrained", gridspec_kw={"width_ratios": (1.2, 1)})
+
+    def draw(ax, row, label: str, **style) -> None:
+        ax.plot(band_x, row[bands].to_numpy(float), label=label, **style)
+        if "overall" in columns:
+            ax.plot(x["overall"], float(row["overall"]), **{**style, "ls": "none"})
+
+    ax = axes[0]
+    for position, (label, row) in enumerate(populations.iterrows()):
+        draw(ax, row, f"{label}: median network", marker="o", color=f"C{position}", lw=1.5)
+    for style, (name, row) in zip(RULE_STYLES * len(rules), rules.iterrows(), strict=False):
+        draw(ax, row, f"rule: {name}", **style, lw=1.5, ms=6)
+    if "ceiling" in table.index:
+        draw(ax, table.loc["ceiling"], "ceiling", **CEILING_STYLE, marker="x")
+    low = np.nanmin(table.loc[table["kind"] != "margin", columns].to_numpy(float))
+    ax.set_ylim(max(0.0, np.floor(low * 20) / 20 - 0.02), 1.01)
+    ax.set_ylabel("accuracy")
+    ax.set_title("(a) accuracy: populations, physics rules (dashed), ceiling (dotted)")
+    ax = axes[1]
+    width = 0.8 / max(len(margins), 1)
+    for position, (_, row) in enumerate(margins.iterrows()):
+        ax.bar([x[c] - 0.4 + width * (position + 0.5) for c in columns], row[columns].to_numpy(float), width,
+               color=f"C{position}")
+    ax.axhline(0.0, color=RULE_STYLES[0]["color"], ls=RULE_STYLES[0]["ls"], lw=1.2)
+    ax.annotate(f"the {reference} rule", (1, 0), xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                textcoords="offset points", ha="right", va="bottom", fontsize="small", color=RULE_STYLES[0]["color"])
+    top = np.nanmax(margins[columns].to_numpy(float), initial=0.0)
+    bottom = np.nanmin(margins[columns].to_numpy(float), initial=0.0)
+    ax.set_ylim(bottom - 0.03, max(top, 0.0) + 0.06)
+    ax.set_ylabel("median network minus the rule")
+    ax.set_title(f"(b) margin over the {reference} rule (above 0: beats it)")
+    for ax in axes:
+        ax.axvline(0.5, color="0.85", lw=1)
+        ax.set_xticks([x[c] for c in columns], columns, fontsize="small")
+        ax.set_xlim(-0.6, len(bands) + 0.5)
+        ax.set_xlabel("disorder band (overall: the whole grid)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), fontsize="small")
+    fig.suptitle("The bar: one-threshold physics rules fitted on clean chains, band by band")
+    return fig
