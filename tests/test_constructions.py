@@ -111,6 +111,8 @@ def test_transition_window_chains_are_clean_and_span_the_window():
     v, v_n, w_n = transition_window_hoppings(np.int64(3), n_cells=4, window=(0, 2))  # low = 0 is allowed
     np.testing.assert_array_equal(v, [0.0, 1.0, 2.0])
     assert v_n.shape == w_n.shape == (3, 4)
+    v, v_n, w_n = transition_window_hoppings(1)  # one chain is a positive number of chains: v = low
+    assert np.array_equal(v, [0.8]) and v_n.shape == (1, 25)
     for bad in (0, -1, 2.0, True):
         with pytest.raises(ValueError, match="n_samples must be a positive integer"):
             transition_window_hoppings(bad)
@@ -151,6 +153,8 @@ def test_penalty_edits_are_localized_densities_in_one_mirror_pair_outside_the_ed
     assert 0.3 <= ratios.min() < 0.31 and 0.79 < ratios.max() < 0.8
     in_gap = columns >= m // 2 - EDGE_COLUMN_HALF_WIDTH
     assert set(centres[~in_gap]) == set(range(m))
+    in_end_rows = np.minimum(centres, m - 1 - centres) < EDGE_ROWS
+    assert all(in_end_rows[columns == i].any() for i in range(m // 2 - EDGE_COLUMN_HALF_WIDTH))  # each bulk column
     assert set(centres[in_gap]) == set(range(EDGE_ROWS, m - EDGE_ROWS))
     assert EDGE_COLUMN_HALF_WIDTH == 5 and set(columns[in_gap]) == {20, 21, 22, 23, 24}
     # another decay range, and the smallest image with bulk rows (18 sites: rows 8 and 9)
