@@ -60,6 +60,19 @@ def test_labels_use_the_closing_bond():
     assert dg.winding_number(v_n, w_n)[0] == 0
 
 
+def test_labels_on_the_boundary_do_not_depend_on_the_order_of_the_bonds():
+    # prod |w| = prod |v| = 4.5: trivial by definition (strict >). Summed in this order the logarithms differ in
+    # the last bit (ln 1.5 + ln 1.5 + ln 2 vs ln 2 + ln 1.5 + ln 1.5), which must not decide the label
+    v_n = np.array([[-2.0, -1.5, -1.5]])
+    for w_n in ([[-1.5, -1.5, -2.0]], [[-1.5, -2.0, -1.5]], [[-2.0, -1.5, -1.5]]):
+        assert dg.winding_number(v_n, np.array(w_n))[0] == 0
+        assert dg.winding_number(np.array(w_n), v_n)[0] == 0
+    rng = np.random.default_rng(5)
+    v_n, w_n = rng.uniform(-2.5, 2.5, (2, 200, 7))
+    order = rng.permutation(7)
+    np.testing.assert_array_equal(dg.winding_number(v_n, w_n), dg.winding_number(v_n[:, order], w_n[:, order[::-1]]))
+
+
 # ------------------------------------------------------------------ observables
 @pytest.fixture(scope="module")
 def disordered_sample():

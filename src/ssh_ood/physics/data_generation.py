@@ -196,10 +196,12 @@ def winding_number(v_n: np.ndarray, w_n: np.ndarray) -> np.ndarray:
     labels : int64 array (N,) with values in {0, 1}.
     """
     v_n, w_n = _check_hoppings(v_n, w_n)
-    # ln 0 = -inf compares correctly: a zero v_m alone gives 1, a zero w_m gives 0 (both zero: 0)
+    # ln 0 = -inf compares correctly: a zero v_m alone gives 1, a zero w_m gives 0 (both zero: 0). The logarithms
+    # are summed in sorted order, so the sum depends only on the set of bonds, not on where they sit: a ring with
+    # the same bonds in another order (reversed, say) gets the same label even on the boundary prod |w| = prod |v|
     with np.errstate(divide="ignore"):
-        log_w = np.log(np.abs(w_n)).sum(axis=1)
-        log_v = np.log(np.abs(v_n)).sum(axis=1)
+        log_w = np.sort(np.log(np.abs(w_n)), axis=1).sum(axis=1)
+        log_v = np.sort(np.log(np.abs(v_n)), axis=1).sum(axis=1)
     return (log_w > log_v).astype(np.int64)
 
 
