@@ -40,7 +40,7 @@ docs: reproduce
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15
 
 # The notebooks are the project's own: signing them (the signature lives in the user's Jupyter data folder, the
 # files are unchanged) keeps the server from logging "Notebook ... is not trusted" on every open

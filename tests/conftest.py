@@ -29,11 +29,24 @@ def smoke_reproduction(tmp_path_factory):
     return out_dir, report.read_text()
 
 
+# The costliest groups of ``make test`` (see its printed 15 longest tests), started first so that the two workers
+# finish together: with ``--no-loadscope-reorder`` xdist hands out the groups in the order of the items.
+COSTLY_GROUPS = ("smoke_reproduction", "tests.test_04a_script", "tests.test_fault_sweep", "tests.test_clustering",
+                 "tests.test_diagnostics", "tests.test_population_browser", "tests.test_dask_cluster",
+                 "tests.test_servers", "tests.test_nothing_silent", "tests.test_cam", "tests.test_thermometer",
+                 "tests.test_recipe_protocol")
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under ``pytest -n N`` (``make test`` runs two workers, ``--dist loadgroup``): the tests of one module run on one
     worker, so that a module's fixtures (a trained population, a server, a pipeline) are built once; the tests that
-    read the smoke reproduction run together, wherever their module, so that it is built once too."""
+    read the smoke reproduction run together, wherever their module, so that it is built once too. The groups of
+    ``COSTLY_GROUPS`` come first, in its order; the others keep their collection order."""
+    groups = {}
     for item in items:
         group = "smoke_reproduction" if "smoke_reproduction" in getattr(item, "fixturenames", ()) else item.module.__name__
         item.add_marker(pytest.mark.xdist_group(group))
+        groups[item.nodeid] = group
+    rank = {group: position for position, group in enumerate(COSTLY_GROUPS)}
+    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))  # stable: collection order within a rank
