@@ -15,7 +15,7 @@ TESTS = Path(__file__).resolve().parent
 MODULES = "abcdef"
 
 
-def test_tests_of_a_module_and_readers_of_the_smoke_reproduction_share_a_worker(tmp_path):
+def test_groups_keep_to_one_worker_and_the_smoke_reproduction_starts_first(tmp_path):
     suite = tmp_path / "tests"
     suite.mkdir()
     (suite / "__init__.py").write_text("")
