@@ -19,7 +19,6 @@ from ssh_ood.interpret.baselines import (
     baseline_table,
     fit_probe_map,
     network_estimates,
-    population_estimates,
 )
 from ssh_ood.ood.population_settings import PopulationSettings
 from ssh_ood.ood.unlabeled_softmax import softmax_outputs, unlabeled_chains
@@ -189,10 +188,17 @@ def test_baselines_command_writes_the_table_and_a_frozen_map(smoke_population, t
     moved = tmp_path / "map_elsewhere.json"
     moved.write_text(probe_map.read_text().replace(str(smoke_population), str(tmp_path / "other")))
     assert main(["predict", "--population", str(smoke_population), "--baselines", "--probe-map", str(moved),
-                 "--unlabeled-seed", "7", "--threads", "1"]) == 0
+                 "--unlabeled-seed", "7", "--threads", "1", "--projnorm", "--projnorm-steps", "2",
+                 "--projnorm-seed", "1"]) == 0
     table = pd.read_csv(smoke_population / BASELINES_FILE)
     assert table.loc[table["method"].str.startswith("probe"), "mae_scope"].item().startswith("out-of-sample")
-    assert pd.read_csv(smoke_population / ESTIMATES_FILE)["unlabeled_seed"].eq(7).all()
+    estimates = pd.read_csv(smoke_population / ESTIMATES_FILE)
+    assert estimates["unlabeled_seed"].eq(7).all()
+    # --projnorm adds ProjNorm, a score ranked with its paper's sign (a larger norm predicts a larger error)
+    projnorm = table.set_index("method").loc["ProjNorm (Yu et al. 2022)"]
+    assert projnorm["direction"] == -1 and np.isnan(projnorm["mae"]) and projnorm["family"] == "unlabeled OOD chains"
+    assert (estimates["projnorm"] > 0).all() and (estimates["projnorm_seconds"] > 0).all()
+    assert estimates["projnorm_steps"].eq(2).all() and estimates["projnorm_seed"].eq(1).all()
     # without --probe-map the map is fit here and recorded with the folder's files: a changed map is refused
     assert main(["predict", "--population", str(smoke_population), "--baselines", "--threads", "1"]) == 0
     assert PROBE_MAP_FILE in read_record(smoke_population)["files"]
@@ -209,19 +215,6 @@ def test_baselines_command_writes_the_table_and_a_frozen_map(smoke_population, t
     assert "--projnorm-steps must be a positive integer" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse refuses a negative seed like every other seed option
         main(["predict", "--population", str(smoke_population), "--baselines", "--unlabeled-seed", "-1"])
-
-
-def test_projnorm_on_a_population(smoke_population):
-    from ssh_ood.base.io_utils import load_json
-    from ssh_ood.ood.projection_norm import ProjNormSettings
-
-    manifest = load_json(smoke_population / "manifest.json")
-    settings = ProjNormSettings(steps=3, batch_size=16, seed=1)
-    first = population_estimates(smoke_population, manifest, [0, 1], unlabeled_seed=3, threads=1, projnorm=settings)
-    again = population_estimates(smoke_population, manifest, [0, 1], unlabeled_seed=3, threads=1, projnorm=settings)
-    assert (first["projnorm"] > 0).all() and first["projnorm"].tolist() == again["projnorm"].tolist()
-    assert first["projnorm_steps"].eq(3).all() and (first["projnorm_seconds"] > 0).all()
-    assert "projnorm" not in population_estimates(smoke_population, manifest, [0], unlabeled_seed=3, threads=1)
 
 
 def test_the_report_quotes_the_table(tmp_path):
