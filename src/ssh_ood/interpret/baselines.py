@@ -252,6 +252,9 @@ def population_estimates(population_dir: Path, manifest: dict, indices: list[int
     ``projnorm``: also ProjNorm (:func:`ssh_ood.ood.projection_norm.population_projection_norms`, on the CPU) with
     this budget, the reference copy fine-tuned on the clean test set (the source set of DoC and ATC) and the
     target copy on the unlabeled chains with the network's pseudo-labels; its columns are added beside the others.
+    The paper fits its reference on the training data; the clean test set is used here because, like the chains,
+    it spans v in [0, 2] with the transition window that training leaves out, so that the distance reflects the
+    labels and the disorder rather than the window.
     """
     from ..ood.population_datasets import population_datasets
     from ..physics.datasets import ensure_datasets, load_split
