@@ -4,11 +4,13 @@ Times each stage of :mod:`ssh_ood.interpret.baselines` on the shipped seed-0 pop
 written into it): drawing the 3,000 unlabeled chains, every network's softmax on them and on the clean test
 set (model loading included), the label-free estimates, the clean-data measures of
 :mod:`ssh_ood.interpret.clean_measures` (one thread each, model loading included), and the table (bootstrap CIs and
-permutation lifts).
+permutation lifts); with ``--projnorm-networks K``, also ProjNorm (two fine-tunings per network, default budget)
+on the first K networks, reported per network and scaled to the population, apart from the total.
 Cheap stages are repeated and their median taken; the softmax and the clean measures run ``--softmax-repeats``
 times (default 1). Prints each stage, the total and its ratio to the issue's target of 5 minutes on 2 cores.
 
-Usage: ``.venv/bin/python benchmarks/bench_baselines.py [--threads 2] [--repeats 3] [--softmax-repeats 1]``
+Usage: ``.venv/bin/python benchmarks/bench_baselines.py [--threads 2] [--repeats 3] [--softmax-repeats 1]
+[--projnorm-networks 0]``
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ssh_ood.interpret.baselines import (  # noqa: E402
 from ssh_ood.interpret.diagnostics import load_diagnostics  # noqa: E402
 from ssh_ood.nets.model_folders import model_dir_name  # noqa: E402
 from ssh_ood.ood.population_tables import load_population  # noqa: E402
+from ssh_ood.ood.projection_norm import ProjNormSettings, population_projection_norms  # noqa: E402
 from ssh_ood.ood.unlabeled_softmax import population_softmax, unlabeled_chains  # noqa: E402
 from ssh_ood.physics.datasets import (
     ensure_datasets,  # noqa: E402
@@ -53,6 +56,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--softmax-repeats", type=int, default=1)
+    parser.add_argument("--projnorm-networks", type=int, default=0, help="time ProjNorm on this many networks")
     args = parser.parse_args()
     population = load_population(args.population)
     manifest = population.manifest
@@ -83,6 +87,13 @@ def main() -> None:
         print(f"  {name:34s} {seconds:8.2f} s")
     total = sum(stages.values())
     print(f"  {'total':34s} {total:8.2f} s  = {total / TARGET_S:.2f} x the 5-minute target")
+    if args.projnorm_networks > 0:
+        k = min(args.projnorm_networks, len(dirs))
+        settings = ProjNormSettings()
+        _, seconds = timed(lambda: population_projection_norms(dirs[:k], source["X"], source["labels"], chains["X"],
+                                                               softmax["target"][:k], settings), 1)
+        print(f"  ProjNorm ({settings.steps} steps per copy), {k} networks: {seconds / k:.2f} s per network, "
+              f"{seconds / k * len(dirs) / 60:.1f} min for all {len(dirs)} (not in the total)")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,30 @@ def test_network_estimates_on_known_softmax_matrices():
     assert "agreement (Jiang et al. 2022, Baek et al. 2022)" not in set(baseline_table(merged)["method"])
 
 
+def test_cot_uses_the_source_class_proportion_and_enters_the_table():
+    """COT's labels are drawn in the proportions of the clean (source) labels: here 3 of 4 are class 1."""
+    from ssh_ood.ood.ood_estimators import cot_error
+
+    labels = np.array([1, 1, 1, 0])
+    source = np.array([[[0.1, 0.9], [0.2, 0.8], [0.3, 0.7], [0.9, 0.1]]])
+    target = np.array([[[0.95, 0.05], [0.9, 0.1], [0.1, 0.9], [0.2, 0.8]]])  # calls half the chains class 1
+    cot = network_estimates(target, source, labels).loc[0, "cot"]
+    # q = 3/4: the three rows with the largest p_1 take label 1 (costs 0.1, 0.2 and 0.9 for p_1 = 0.1), the last
+    # label 0 (cost 0.05): error 1.25 / 4
+    assert cot == pytest.approx(1 - 1.25 / 4) and cot == pytest.approx(1 - cot_error(target[0], 0.75))
+    assert 1 - cot_error(target[0], 0.5) == pytest.approx(1 - 0.45 / 4)  # a balanced source: 0.05 + 0.1 + 0.1 + 0.2
+    rng = np.random.default_rng(2)
+    truth = rng.uniform(0.5, 0.9, 30)
+    merged = pd.DataFrame({"model_index": range(30), "ood_accuracy": truth, "cot": truth - 0.05,
+                           "projnorm": 3 - truth})
+    table = baseline_table(merged, n_bootstrap=50, n_permutations=50).set_index("method")
+    row = table.loc["COT (Lu et al. 2023)"]
+    assert row["spearman"] == pytest.approx(1.0) and row["mae"] == pytest.approx(0.05) and row["direction"] == 1
+    projnorm = table.loc["ProjNorm (Yu et al. 2022)"]  # a score whose paper reads a larger value as a larger error
+    assert projnorm["spearman"] == pytest.approx(-1.0) and projnorm["direction"] == -1 and np.isnan(projnorm["mae"])
+    assert projnorm["lift10"] > 0.1 and projnorm["top10_ood_accuracy"] == pytest.approx(np.sort(truth)[-10:].mean())
+
+
 def test_probe_map_is_decreasing_frozen_and_reproduces_isotonic_regression():
     from sklearn.isotonic import IsotonicRegression
 
@@ -152,20 +176,29 @@ def test_baselines_command_writes_the_table_and_a_frozen_map(smoke_population, t
     table = pd.read_csv(smoke_population / BASELINES_FILE)
     assert table.loc[table["method"].str.startswith("probe"), "mae_scope"].item().startswith("in-sample")
     measures = table[table["family"] == "clean-data measure"]
-    assert len(table) == 10 + len(measures) and "path norm (Jiang et al. 2020)" in set(measures["method"])
+    assert len(table) == 11 + len(measures) and "path norm (Jiang et al. 2020)" in set(measures["method"])
+    assert "COT (Lu et al. 2023)" in set(table["method"]) and "ProjNorm (Yu et al. 2022)" not in set(table["method"])
     assert (measures["direction_source"] == "in-sample sign").all() and measures["mae"].isna().all()
     estimates = pd.read_csv(smoke_population / ESTIMATES_FILE)
     assert len(estimates) == 4 and estimates["unlabeled_seed"].eq(2021).all() and "path_norm" in estimates
     assert estimates[["ac", "doc", "atc_mc", "atc_ne", "agreement"]].apply(lambda c: c.between(-1, 2)).all().all()
+    assert estimates["cot"].between(0, 1).all()
     assert {BASELINES_FILE, ESTIMATES_FILE} <= set(read_record(smoke_population)["files"])
     # the same frozen map scored on a population it was not fit on is labelled out of sample
     moved = tmp_path / "map_elsewhere.json"
     moved.write_text(probe_map.read_text().replace(str(smoke_population), str(tmp_path / "other")))
     assert main(["predict", "--population", str(smoke_population), "--baselines", "--probe-map", str(moved),
-                 "--unlabeled-seed", "7", "--threads", "1"]) == 0
+                 "--unlabeled-seed", "7", "--threads", "1", "--projnorm", "--projnorm-steps", "2",
+                 "--projnorm-seed", "1"]) == 0
     table = pd.read_csv(smoke_population / BASELINES_FILE)
     assert table.loc[table["method"].str.startswith("probe"), "mae_scope"].item().startswith("out-of-sample")
-    assert pd.read_csv(smoke_population / ESTIMATES_FILE)["unlabeled_seed"].eq(7).all()
+    estimates = pd.read_csv(smoke_population / ESTIMATES_FILE)
+    assert estimates["unlabeled_seed"].eq(7).all()
+    # --projnorm adds ProjNorm, a score ranked with its paper's sign (a larger norm predicts a larger error)
+    projnorm = table.set_index("method").loc["ProjNorm (Yu et al. 2022)"]
+    assert projnorm["direction"] == -1 and np.isnan(projnorm["mae"]) and projnorm["family"] == "unlabeled OOD chains"
+    assert (estimates["projnorm"] > 0).all() and (estimates["projnorm_seconds"] > 0).all()
+    assert estimates["projnorm_steps"].eq(2).all() and estimates["projnorm_seed"].eq(1).all()
     # without --probe-map the map is fit here and recorded with the folder's files: a changed map is refused
     assert main(["predict", "--population", str(smoke_population), "--baselines", "--threads", "1"]) == 0
     assert PROBE_MAP_FILE in read_record(smoke_population)["files"]
@@ -177,6 +210,9 @@ def test_baselines_command_writes_the_table_and_a_frozen_map(smoke_population, t
     assert PROBE_MAP_FILE in capsys.readouterr().err
     assert main(["predict", "--population", str(smoke_population), "--baselines", "--threads", "0"]) == 2
     assert "--threads must be a positive integer" in capsys.readouterr().err
+    assert main(["predict", "--population", str(smoke_population), "--baselines", "--projnorm", "--projnorm-steps",
+                 "0"]) == 2
+    assert "--projnorm-steps must be a positive integer" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse refuses a negative seed like every other seed option
         main(["predict", "--population", str(smoke_population), "--baselines", "--unlabeled-seed", "-1"])
 

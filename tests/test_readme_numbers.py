@@ -104,8 +104,21 @@ def test_the_field_estimators_against_the_probe():
                            "agreement with the rest of the population (Jiang et al. 2022, Baek et al. 2022)")):
         assert f"{label}: {pair(method, 'spearman')}, MAE {pair(method, 'mae')}" in page, method
     assert f"(Deng et al. 2023): {pair('nuclear norm (Deng et al. 2023)', 'spearman')};" in page
+
+    def interval(method: str) -> str:
+        return " / ".join(f"[{_number(t.loc[method, 'spearman_low'], sign=True)}, "
+                          f"{_number(t.loc[method, 'spearman_high'], sign=True)}]" for t in tables)
+
+    cot, projnorm = "COT (Lu et al. 2023)", "ProjNorm (Yu et al. 2022)"
+    assert (f"class proportions: {pair(cot, 'spearman', sign=True)} (95 % CI {interval(cot)}), "
+            f"MAE {pair(cot, 'mae', 3)};") in page
+    assert f"{pair(projnorm, 'spearman')} (95 % CI {interval(projnorm)});" in page
+    # as the page says: ProjNorm's interval lies clear of the probe's on both populations, COT's |rho| overlaps it
+    for t in tables:
+        probe_low = t.loc["probe_mid_bulk_shift (issue 12)", "spearman_low"]
+        assert t.loc[projnorm, "spearman_high"] < probe_low and t.loc[cot, "spearman_low"] < -probe_low
     probe = "probe_mid_bulk_shift (issue 12)"
-    assert f"`probe_mid_bulk_shift`: {pair(probe, 'spearman')}." in page
+    assert f"`probe_mid_bulk_shift`: {pair(probe, 'spearman')} (95 % CI {interval(probe)})." in page
     mae = [table.loc[probe, "mae"] for table in tables]
     assert f"MAE {mae[0]:.3f} in sample and **{mae[1]:.3f} on seed 1**" in page
     assert tables[1].loc[probe, "mae_scope"].startswith("out-of-sample")
@@ -130,6 +143,9 @@ def test_the_readme_headline_quotes_the_shipped_files(validation):
     estimators = ("AC (Hendrycks & Gimpel 2017)", "DoC (Guillory et al. 2021)", "ATC-MC (Garg et al. 2022)")
     ac, doc, atc = (_number(baselines[1].loc[method, "spearman"]) for method in estimators)
     assert f"give Spearman {ac}, {doc} and {atc}: the networks they rate highest generalize worst" in readme
+    cot, projnorm = (baselines[1].loc[method, "spearman"] for method in ("COT (Lu et al. 2023)", "ProjNorm (Yu et al. 2022)"))
+    assert f"get the sign right: COT ({_number(cot, sign=True)}) and ProjNorm ({_number(projnorm)}, a distance" in readme
+    assert projnorm < baselines[1].loc[probe, "spearman"]  # "ranks the networks better than the probe"
     paper_recipe = pd.read_csv(SEED0 / "stats.csv")["ood_accuracy"].median()
     defects = pd.read_csv(DEMO / "recipes_seed2" / "defects" / "stats.csv")["ood_accuracy"].median()
     assert f"lift the median OOD accuracy from {paper_recipe:.2f} to {defects:.2f}" in readme

@@ -18,6 +18,7 @@ from ..interpret.generalization_prediction import (
     predictor_table,
     validate_protocol,
 )
+from ..ood.projection_norm import DEFAULT_STEPS
 from .arguments import seed_argument
 
 
@@ -38,7 +39,8 @@ def add_predict_parser(subparsers, parents: list[argparse.ArgumentParser]) -> No
     parser.add_argument("--seed", type=seed_argument, default=0, help="seed of the bootstrap and permutations (default 0)")
     parser.add_argument("--baselines", action="store_true",
                         help="instead: the probe against the field's label-free OOD accuracy estimators (AC, DoC, ATC, "
-                        "agreement, nuclear norm); writes baselines.csv and baseline_estimates.csv")
+                        "agreement, nuclear norm, COT; ProjNorm with --projnorm); writes baselines.csv and "
+                        "baseline_estimates.csv")
     parser.add_argument("--unlabeled-seed", type=seed_argument, default=2021,
                         help="with --baselines: seed of the unlabeled disordered chains (default 2021)")
     parser.add_argument("--threads", type=int, default=None, help="with --baselines: CPU threads (default: torch's)")
@@ -46,6 +48,13 @@ def add_predict_parser(subparsers, parents: list[argparse.ArgumentParser]) -> No
     parser.add_argument("--probe-map", type=Path, default=None,
                         help="with --baselines: the probe's frozen isotonic map (JSON); fit here and written there if "
                         "missing (default: fit on this population, written as probe_ood_map.json in it)")
+    parser.add_argument("--projnorm", action="store_true",
+                        help="with --baselines: also ProjNorm (Yu et al. 2022), which fine-tunes two copies of every "
+                        "network from its own initialization on the CPU (seconds per network, see --projnorm-steps)")
+    parser.add_argument("--projnorm-steps", type=int, default=DEFAULT_STEPS,
+                        help=f"with --projnorm: SGD iterations of each fine-tuned copy (default {DEFAULT_STEPS})")
+    parser.add_argument("--projnorm-seed", type=seed_argument, default=0,
+                        help="with --projnorm: seed of the fine-tunings' batch order and dropout masks (default 0)")
     parser.set_defaults(func=_run_predict)
 
 
@@ -85,10 +94,17 @@ def _run_predict(args: argparse.Namespace) -> int:
 
 def _run_baselines(args: argparse.Namespace) -> int:
     from ..interpret.baselines import format_table, run_baselines
+    from ..ood.projection_norm import ProjNormSettings
 
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be a positive integer, got {args.threads}")
-    result = run_baselines(args.population, args.unlabeled_seed, args.threads, args.device, args.probe_map, seed=args.seed)
+    projnorm = None
+    if args.projnorm:
+        if args.projnorm_steps < 1:
+            raise ValueError(f"--projnorm-steps must be a positive integer, got {args.projnorm_steps}")
+        projnorm = ProjNormSettings(steps=args.projnorm_steps, seed=args.projnorm_seed)
+    result = run_baselines(args.population, args.unlabeled_seed, args.threads, args.device, args.probe_map,
+                           seed=args.seed, projnorm=projnorm)
     print(format_table(result.table))
     for path in result.paths:
         print(f"wrote {path}")

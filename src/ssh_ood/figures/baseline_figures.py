@@ -19,6 +19,7 @@ ACCURACY_ESTIMATES = {
     "atc_mc": "ATC-MC (thresholded max-softmax)",
     "atc_ne": "ATC-NE (thresholded neg. entropy)",
     "agreement": "agreement with the population",
+    "cot": "COT (transport to the source's class mix)",
     "probe_estimate": "probe_mid_bulk_shift, frozen isotonic map",
 }
 MARKERS = ("o", "s", "^", "D")

@@ -106,7 +106,7 @@ SECTIONS: tuple[Section, ...] = (
         FigureEntry("Fig_protocol_validation", "The frozen protocol out of sample: each diagnostic's Spearman with OOD "
                                                "accuracy on the validation population (95 % CI; filled: replicated), "
                                                "its discovery value as a cross"),
-        FigureEntry("Fig_baseline_estimates", "The field's label-free OOD accuracy estimates (AC, DoC, ATC, agreement) "
+        FigureEntry("Fig_baseline_estimates", "The field's label-free OOD accuracy estimates (AC, DoC, ATC, agreement, COT) "
                                               "and the probe's frozen isotonic map against each network's true OOD "
                                               "accuracy, both populations, identity dashed"),
     )),

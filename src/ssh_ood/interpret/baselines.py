@@ -12,7 +12,12 @@ Unlabeled OOD chains (:mod:`ssh_ood.ood.unlabeled_softmax`, :mod:`ssh_ood.ood.oo
     [0, 2] including the transition window, and no network saw it while training. The clean validation set
     would not do: it leaves out the window, as training does, so every network is right on all of it (source
     accuracy 1, an ATC threshold of -inf and an estimate of 1 for every network); ``agreement`` mean agreement with the other networks of the population;
-    ``nuclear norm`` Deng et al.'s normalized ||P||_* (a score, not an accuracy).
+    ``nuclear norm`` Deng et al.'s normalized ||P||_* (a score, not an accuracy); ``COT`` 1 - the
+    confidence-optimal-transport error of Lu et al., the source class proportion read off the clean test set's
+    labels; ``ProjNorm`` (only when asked for, it fine-tunes two copies of every network,
+    :mod:`ssh_ood.ood.projection_norm`) the parameter distance between a copy fine-tuned on the network's
+    pseudo-labels of the chains and one fine-tuned on the labelled clean test set, both from the network's own
+    initialization (a score, direction -1: a larger norm predicts a larger OOD error).
 Clean data (``stats.csv``, ``diagnostics.csv``)
     ``clean test accuracy``; the perturbative accuracies ``accuracy_W0.01``, ``accuracy_W0.05``; the probe
     ``probe_mid_bulk_shift``, whose estimate is a decreasing isotonic map from probe to OOD accuracy fit on one
@@ -29,7 +34,8 @@ Columns per method: Spearman rho with OOD accuracy with a bootstrap 95 % interva
 accuracy| for the methods that estimate an accuracy (``mae_scope`` says in-sample or out-of-sample for the
 probe's fitted map); the top-10 selection lift against random 10-subsets with its permutation p-value
 (:func:`ssh_ood.interpret.generalization_prediction.selection_lift`), ranking in the method's ``direction``: +1
-(higher is better) for every accuracy estimate and accuracy, -1 for the probe (its sign in the frozen protocol).
+(higher is better) for every accuracy estimate and accuracy, -1 for ProjNorm (its paper's sign) and the probe
+(its sign in the frozen protocol).
 """
 
 from __future__ import annotations
@@ -51,12 +57,14 @@ from ..ood.ood_estimators import (
     atc_estimate,
     atc_threshold,
     average_confidence,
+    cot_error,
     difference_of_confidences,
     max_softmax,
     negative_entropy,
     nuclear_norm_score,
     population_agreement,
 )
+from ..ood.projection_norm import ProjNormSettings, population_projection_norms
 from ..ood.unlabeled_softmax import UNLABELED_SEED, population_softmax, unlabeled_chains
 from .clean_measures import clean_data_measures
 from .diagnostics import DIAGNOSTICS_FILE, clean_split, load_diagnostics
@@ -68,14 +76,17 @@ PROBE_MAP_FILE = "probe_ood_map.json"
 PROBE = "probe_mid_bulk_shift"
 LIFT_K = 10
 
-#: estimate column of baseline_estimates.csv -> (method name in the table, is an accuracy estimate)
+#: estimate column of baseline_estimates.csv -> (method name in the table, is an accuracy estimate, direction:
+#: +1 when a higher value predicts a better OOD accuracy, as its paper defines it)
 UNLABELED_METHODS = {
-    "ac": ("AC (Hendrycks & Gimpel 2017)", True),
-    "doc": ("DoC (Guillory et al. 2021)", True),
-    "atc_mc": ("ATC-MC (Garg et al. 2022)", True),
-    "atc_ne": ("ATC-NE (Garg et al. 2022)", True),
-    "agreement": ("agreement (Jiang et al. 2022, Baek et al. 2022)", True),
-    "nuclear_norm": ("nuclear norm (Deng et al. 2023)", False),
+    "ac": ("AC (Hendrycks & Gimpel 2017)", True, 1),
+    "doc": ("DoC (Guillory et al. 2021)", True, 1),
+    "atc_mc": ("ATC-MC (Garg et al. 2022)", True, 1),
+    "atc_ne": ("ATC-NE (Garg et al. 2022)", True, 1),
+    "agreement": ("agreement (Jiang et al. 2022, Baek et al. 2022)", True, 1),
+    "nuclear_norm": ("nuclear norm (Deng et al. 2023)", False, 1),
+    "cot": ("COT (Lu et al. 2023)", True, 1),
+    "projnorm": ("ProjNorm (Yu et al. 2022)", False, -1),
 }
 #: clean-data column -> (method name, is an accuracy, direction: +1 higher predicts better OOD accuracy)
 CLEAN_METHODS = {
@@ -108,13 +119,17 @@ def network_estimates(target: np.ndarray, source: np.ndarray, source_labels: np.
     ----------
     target : (M, N, C) softmax of M networks on the unlabeled target chains.
     source : (M, N_s, C) softmax on the labelled clean (source) set.
-    source_labels : (N_s,) its labels (the only labels used: DoC's and ATC's source accuracy and threshold).
+    source_labels : (N_s,) its labels (the only labels used: DoC's and ATC's source accuracy and threshold, and
+        COT's source class proportion q = mean(source_labels == 1)).
 
     Returns
     -------
-    DataFrame (M rows): ``source_accuracy`` and the columns of :data:`UNLABELED_METHODS` (``agreement`` NaN for a
-    single network: it has no population to agree with).
+    DataFrame (M rows): ``source_accuracy`` and the columns of :data:`UNLABELED_METHODS` but ``projnorm``, which
+    fine-tunes networks (:func:`ssh_ood.ood.projection_norm.population_projection_norms`); ``cot`` is
+    1 - :func:`ssh_ood.ood.ood_estimators.cot_error` (P_target, q); ``agreement`` NaN for a single network: it has
+    no population to agree with.
     """
+    source_fraction_1 = float(np.mean(np.asarray(source_labels) == 1))
     rows = []
     for P_target, P_source in zip(target, source, strict=True):
         correct = P_source.argmax(axis=1) == source_labels
@@ -126,6 +141,7 @@ def network_estimates(target: np.ndarray, source: np.ndarray, source_labels: np.
             "atc_mc": atc_estimate(max_softmax(P_target), atc_threshold(max_softmax(P_source), correct)),
             "atc_ne": atc_estimate(negative_entropy(P_target), atc_threshold(negative_entropy(P_source), correct)),
             "nuclear_norm": nuclear_norm_score(P_target),
+            "cot": 1.0 - cot_error(P_target, source_fraction_1),
         })
     table = pd.DataFrame(rows)
     table["agreement"] = population_agreement(target.argmax(axis=2)) if len(target) >= 2 else np.nan  # needs others
@@ -191,10 +207,10 @@ def baseline_table(merged: pd.DataFrame, probe_map: dict | None = None, probe_sc
     truth = merged["ood_accuracy"].to_numpy(dtype=np.float64)
     common = {"n_bootstrap": n_bootstrap, "n_permutations": n_permutations, "seed": seed}
     rows = []
-    for column, (name, is_accuracy) in UNLABELED_METHODS.items():
+    for column, (name, is_accuracy, direction) in UNLABELED_METHODS.items():
         if column in merged and merged[column].notna().all():
             score = merged[column].to_numpy(dtype=np.float64)
-            rows.append(method_row(name, "unlabeled OOD chains", score, truth, 1, score if is_accuracy else None,
+            rows.append(method_row(name, "unlabeled OOD chains", score, truth, direction, score if is_accuracy else None,
                                    "label-free" if is_accuracy else "", **common) | {"direction_source": "definition"})
     for column, (name, is_accuracy, direction) in CLEAN_METHODS.items():
         if column not in merged:
@@ -229,8 +245,17 @@ class BaselineResult:
 
 
 def population_estimates(population_dir: Path, manifest: dict, indices: list[int], unlabeled_seed: int = UNLABELED_SEED,
-                         threads: int | None = None, device: str | None = None) -> pd.DataFrame:
-    """:func:`network_estimates` of the listed networks of a population (``model_index`` first)."""
+                         threads: int | None = None, device: str | None = None,
+                         projnorm: ProjNormSettings | None = None) -> pd.DataFrame:
+    """:func:`network_estimates` of the listed networks of a population (``model_index`` first).
+
+    ``projnorm``: also ProjNorm (:func:`ssh_ood.ood.projection_norm.population_projection_norms`, on the CPU) with
+    this budget, the reference copy fine-tuned on the clean test set (the source set of DoC and ATC) and the
+    target copy on the unlabeled chains with the network's pseudo-labels; its columns are added beside the others.
+    The paper fits its reference on the training data; the clean test set is used here because, like the chains,
+    it spans v in [0, 2] with the transition window that training leaves out, so that the distance reflects the
+    labels and the disorder rather than the window.
+    """
     from ..ood.population_datasets import population_datasets
     from ..physics.datasets import ensure_datasets, load_split
 
@@ -243,6 +268,10 @@ def population_estimates(population_dir: Path, manifest: dict, indices: list[int
     softmax = population_softmax([population_dir / model_dir_name(i) for i in indices],
                                  {"target": chains["X"], "source": source["X"]}, threads, device)
     estimates = network_estimates(softmax["target"], softmax["source"], source["labels"])
+    if projnorm is not None:
+        norms = population_projection_norms([population_dir / model_dir_name(i) for i in indices], source["X"],
+                                            source["labels"], chains["X"], softmax["target"], projnorm)
+        estimates = pd.concat([estimates, norms], axis=1)
     estimates.insert(0, "model_index", indices)
     estimates["unlabeled_seed"] = unlabeled_seed
     estimates["n_unlabeled"] = len(chains["X"])
@@ -263,12 +292,15 @@ def population_clean_measures(population_dir: Path, manifest: dict, indices: lis
 
 def run_baselines(population_dir: str | Path, unlabeled_seed: int = UNLABELED_SEED, threads: int | None = None,
                   device: str | None = None, probe_map_path: str | Path | None = None, seed: int = 0,
-                  n_bootstrap: int = 2000, n_permutations: int = 10_000) -> BaselineResult:
+                  n_bootstrap: int = 2000, n_permutations: int = 10_000,
+                  projnorm: ProjNormSettings | None = None) -> BaselineResult:
     """Compute the table of one population and write ``baselines.csv`` and ``baseline_estimates.csv`` there.
 
     ``probe_map_path``: a frozen probe map (:func:`fit_probe_map`); if it names no file, the map is fit on this
     population and written there. Without it the map is fit in sample and written as ``probe_ood_map.json``
     in the population folder. ``seed``: of the bootstrap, the permutations and the clean measures' random draws.
+    ``projnorm``: also ProjNorm with this fine-tuning budget (:func:`population_estimates`); without it the table
+    has no ProjNorm row.
     The folder is held (one writer) while its files are computed and written.
     """
     from ..ood.population_tables import load_population
@@ -276,14 +308,16 @@ def run_baselines(population_dir: str | Path, unlabeled_seed: int = UNLABELED_SE
     population_dir = Path(population_dir)
     with hold_folder(population_dir):
         return _run_baselines(population_dir, load_population(population_dir), unlabeled_seed, threads, device,
-                              probe_map_path, seed, n_bootstrap, n_permutations)
+                              probe_map_path, seed, n_bootstrap, n_permutations, projnorm)
 
 
 def _run_baselines(population_dir: Path, population, unlabeled_seed: int, threads: int | None, device: str | None,
-                   probe_map_path: str | Path | None, seed: int, n_bootstrap: int, n_permutations: int) -> BaselineResult:
+                   probe_map_path: str | Path | None, seed: int, n_bootstrap: int, n_permutations: int,
+                   projnorm: ProjNormSettings | None) -> BaselineResult:
     stats = population.stats[["model_index", "test_accuracy", "ood_accuracy"]]
     indices = [int(i) for i in stats["model_index"]]
-    estimates = population_estimates(population_dir, population.manifest, indices, unlabeled_seed, threads, device)
+    estimates = population_estimates(population_dir, population.manifest, indices, unlabeled_seed, threads, device,
+                                     projnorm)
     estimates = estimates.merge(population_clean_measures(population_dir, population.manifest, indices, seed),
                                 on="model_index")
     merged = stats.merge(estimates, on="model_index")
