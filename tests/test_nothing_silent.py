@@ -98,6 +98,25 @@ def test_second_writer_is_refused_naming_the_holder_and_a_killed_holder_frees_th
     assert not (out / "model_000" / "config.json").exists()  # nothing of seed 1 was written
 
 
+def test_a_run_whose_data_fingerprint_alone_differs_is_refused_naming_the_blas_kernel(tmp_path, data_dir):
+    """Same preset, seed and recipe, other data bits (as on a CPU where OpenBLAS picks another kernel): the
+    refusal says how to reproduce the shipped data; a difference in anything else gets no such note."""
+    out = tmp_path / "run"
+    train_models(SMOKE, data_dir, out, [0], max_epochs=1, early_stopping=False, **FAST)
+    identity = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**identity, "data_sha256": "0" * 64}))
+    main(["record-files", str(out)])  # the folder's own record accepts the edit: only the identity refuses
+    with pytest.raises(ValueError, match=r"data_sha256: '0{64}' there.*Only the data fingerprint differs.*"
+                                         r"OPENBLAS_CORETYPE=Haswell"):
+        train_models(SMOKE, data_dir, out, [1], max_epochs=1, early_stopping=False, **FAST)
+    (out / "run.json").write_text(json.dumps({**identity, "data_sha256": "0" * 64, "base_seed": 7}))
+    main(["record-files", str(out)])
+    with pytest.raises(ValueError, match=r"base_seed: 7 there, 0 here") as refusal:
+        train_models(SMOKE, data_dir, out, [1], max_epochs=1, early_stopping=False, **FAST)
+    assert "OPENBLAS" not in str(refusal.value)
+    assert not (out / "model_001").exists()
+
+
 def test_an_identical_command_waits_for_the_holder_and_another_is_refused(tmp_path):
     """The issue asks identical concurrent commands to keep working: the second waits, then succeeds."""
     import fcntl

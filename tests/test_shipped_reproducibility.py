@@ -14,7 +14,12 @@ Two checks, nothing read from disk but the shipped weights and records:
   on its own kind of CPU (on the AMD EPYC, the default, Zen, and the Haswell kernel give the seed-1 record).
   The test regenerates both populations' splits in a child process with OpenBLAS held to its Haswell
   (AVX2) kernel, which every x86-64 CPU with AVX2 runs: the seed-1 record is reproduced exactly, and the seed-0
-  data give the fingerprint they give on every AVX2 machine (:data:`AVX2_FINGERPRINTS`).
+  data give the fingerprint they give on every AVX2 machine (:data:`AVX2_FINGERPRINTS`). The second study's
+  main population (master seed 3, recipe ``projector_ab_window``) reads the occupied-state projector, a product
+  of the SVD's singular vectors, which moves with the kernel far more often: its record is the Haswell (and
+  Zen) kernel's, while the SkylakeX kernel of an AVX-512 machine, Sandybridge and Prescott each give another
+  (measured on an AMD EPYC with AVX-512). It is regenerated under the same Haswell kernel, with the seed-2
+  ``defects`` population, whose bond-defect chains also give another hash under the SkylakeX kernel.
 - **The training records.** The paper preset's validation split is regenerated from the population's master
   seed, and each network's best weights must give back the best validation loss its training recorded. A
   changed generator, seed derivation, preset size, architecture or weight file moves the loss by far more
@@ -40,6 +45,9 @@ from ssh_ood.nets.model_folders import load_history, load_model
 
 POPULATIONS = {0: REPO_ROOT / "00_demonstrations_data" / "100_CNNs",
                1: REPO_ROOT / "00_demonstrations_data" / "100_CNNs_seed1"}
+#: recipe populations whose data move with the kernel: (recipe, master seed) -> folder
+RECIPE_POPULATIONS = {("projector_ab_window", 3): REPO_ROOT / "00_demonstrations_data" / "recipes_seed3" / "projector_ab_window",
+                      ("defects", 2): REPO_ROOT / "00_demonstrations_data" / "recipes_seed2" / "defects"}
 #: data_fingerprint(generate_training_data("paper", seed)) with OpenBLAS's Haswell kernel; for seed 1 this is its
 #: record (generated on an AMD EPYC), for seed 0 the data its Xeon record hashes up to the SVD's float32 rounding
 AVX2_FINGERPRINTS = {0: "f7599e35b164d3e93483abb1c5454575b33ba7006b11c518c967a8d7b5a5d703",
@@ -49,10 +57,32 @@ _REGENERATE = ("import sys\n"
                "from ssh_ood.nets.training_recipe import data_fingerprint\n"
                "for seed in sys.argv[1:]:\n"
                "    print(seed, data_fingerprint(generate_training_data('paper', int(seed))))\n")
+_REGENERATE_RECIPES = ("import sys\n"
+                       "from pathlib import Path\n"
+                       "from ssh_ood.base.presets import get_preset\n"
+                       "from ssh_ood.nets.recipes import load_recipe_data\n"
+                       "from ssh_ood.nets.training_recipe import data_fingerprint\n"
+                       "from ssh_ood.physics.datasets import ensure_datasets\n"
+                       "for folder in sys.argv[2:]:\n"
+                       "    recipe, seed = folder.split(':')\n"
+                       "    data = Path(sys.argv[1]) / seed\n"
+                       "    ensure_datasets('paper', int(seed), data, progress=False)\n"
+                       "    print(folder, data_fingerprint(load_recipe_data(data, get_preset('paper'), recipe, int(seed))))\n")
 
 
 def _recorded_fingerprints(population: Path) -> set[str]:
     return {json.loads(config.read_text())["data_sha256"] for config in sorted(population.glob("model_*/config.json"))}
+
+
+def _run_under_haswell_kernel(*args: str) -> str:
+    """stdout of ``python -c args...`` in a child process whose OpenBLAS uses its Haswell kernel."""
+    if not _cpu_runs_avx2():
+        pytest.skip("OpenBLAS's Haswell kernel needs an x86-64 CPU with AVX2 and FMA")
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", *args], env=env, capture_output=True, text=True, timeout=900,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
 
 
 def _cpu_runs_avx2() -> bool:
@@ -68,14 +98,24 @@ def test_every_network_of_a_population_records_the_same_data():
 def test_both_splits_of_both_populations_regenerate_bit_for_bit():
     """Training and validation splits of seeds 0 and 1, regenerated under the Haswell kernel in a child process
     (the kernel is chosen when OpenBLAS loads), against the pinned fingerprints (seed 1: its record)."""
-    if not _cpu_runs_avx2():
-        pytest.skip("OpenBLAS's Haswell kernel needs an x86-64 CPU with AVX2 and FMA")
-    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", _REGENERATE, "0", "1"], env=env, capture_output=True, text=True,
-                            timeout=900, check=False)
-    assert result.returncode == 0, result.stderr[-2000:]
-    regenerated = dict(line.split() for line in result.stdout.splitlines())
+    output = _run_under_haswell_kernel(_REGENERATE, "0", "1")
+    regenerated = dict(line.split() for line in output.splitlines())
     assert regenerated == {str(seed): fingerprint for seed, fingerprint in AVX2_FINGERPRINTS.items()}
+
+
+def test_recipe_populations_regenerate_their_recorded_data(tmp_path):
+    """The inputs of the seed-3 ``projector_ab_window`` population (projector of every chain, window chains
+    included) and of the seed-2 ``defects`` population (bond-defect chains included; its default-kernel data
+    differ on an AVX-512 CPU too), regenerated under the Haswell kernel, against each population's ``run.json``
+    and every network's ``config.json``."""
+    recorded = {}
+    for (recipe, seed), folder in RECIPE_POPULATIONS.items():
+        identity = json.loads((folder / "run.json").read_text())
+        assert (identity["recipe"]["variant"]["name"], identity["base_seed"]) == (recipe, seed)
+        assert _recorded_fingerprints(folder) == {identity["data_sha256"]}
+        recorded[f"{recipe}:{seed}"] = identity["data_sha256"]
+    output = _run_under_haswell_kernel(_REGENERATE_RECIPES, str(tmp_path), *recorded)
+    assert dict(line.split() for line in output.splitlines()) == recorded
 
 
 @pytest.mark.parametrize(("seed", "indices"), [(0, (0, 57, 99)), (1, (0, 13))])

@@ -7,6 +7,7 @@ import platform
 from pathlib import Path
 
 import torch
+from threadpoolctl import threadpool_info
 
 from ..base.device import select_device
 from ..base.io_utils import load_json_object, save_json
@@ -24,7 +25,11 @@ from .population_tables import MANIFEST_FIELDS, MANIFEST_FILE, write_stats
 
 
 def device_description(device: str | None) -> str:
-    """The torch device with the GPU name, or the CPU model and usable cores."""
+    """The torch device with the GPU name, or the CPU model, usable cores and the OpenBLAS kernel.
+
+    The kernel (``SkylakeX``, ``Haswell``, ...) is recorded because it sets the last bits of the SVDs behind the
+    inputs, and so the data fingerprint of a run (``OPENBLAS_CORETYPE`` chooses it).
+    """
     resolved = select_device(device)
     if resolved.type == "cuda":
         return f"{resolved} ({torch.cuda.get_device_name(resolved)})"
@@ -33,7 +38,10 @@ def device_description(device: str | None) -> str:
     if cpuinfo.is_file():
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
         cpu = names[0] if names else cpu
-    return f"{resolved} ({cpu}, {available_cpus()} usable cores)"
+    kernels = sorted({pool["architecture"] for pool in threadpool_info()
+                      if pool.get("internal_api") == "openblas" and pool.get("architecture")})
+    kernel = f", OpenBLAS kernel {'/'.join(kernels)}" if kernels else ""
+    return f"{resolved} ({cpu}, {available_cpus()} usable cores{kernel})"
 
 
 def check_manifest(out_dir: Path, preset: str, seed: int, recipe: str = DEFAULT_RECIPE) -> dict:
