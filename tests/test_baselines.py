@@ -138,7 +138,7 @@ def test_table_scores_a_perfect_and_a_useless_estimator():
     assert ac["top10_ood_accuracy"] == pytest.approx(np.sort(truth)[-10:].mean()) and ac["lift10_p"] < 0.01
     agreement = table.loc["agreement (Jiang et al. 2022, Baek et al. 2022)"]
     assert agreement["spearman_low"] < 0 < agreement["spearman_high"]
-    probe = table.loc["probe_mid_bulk_shift (issue 12)"]
+    probe = table.loc["probe_mid_bulk_shift (frozen protocol)"]
     assert probe["spearman"] == pytest.approx(-1.0) and probe["direction"] == -1 and probe["lift10"] > 0.1
     assert probe["mae"] == pytest.approx(0.0, abs=1e-12) and probe["mae_scope"] == "in-sample"
     assert table.loc["clean test accuracy", "mae"] == pytest.approx(np.mean(np.abs(merged["test_accuracy"] - truth)))

@@ -285,7 +285,7 @@ def test_notebook_08_runs_and_validates_a_frozen_protocol(tmp_path):
     text = "".join(o.get("text", "") for o in outputs)
     assert "4 validation networks" in text and not any(o.get("output_type") == "error" for o in outputs)
     assert (folders[1] / DIAGNOSTICS_FILE).is_file() and (folders[0] / "precise_bn.csv").is_file()
-    assert "probe_mid_bulk_shift (issue 12)" in text and (folders[0] / "probe_ood_map.json").is_file()
+    assert "probe_mid_bulk_shift (frozen protocol)" in text and (folders[0] / "probe_ood_map.json").is_file()
     assert "out-of-sample: map frozen on" in (folders[1] / "baselines.csv").read_text()
     assert any("text/markdown" in o.get("data", {}) for o in outputs)  # the findings
     # the same through the command line: freeze on one population, validate on the other, precise BN

@@ -115,9 +115,9 @@ def test_the_field_estimators_against_the_probe():
     assert f"{pair(projnorm, 'spearman')} (95 % CI {interval(projnorm)});" in page
     # as the page says: ProjNorm's interval lies clear of the probe's on both populations, COT's |rho| overlaps it
     for t in tables:
-        probe_low = t.loc["probe_mid_bulk_shift (issue 12)", "spearman_low"]
+        probe_low = t.loc["probe_mid_bulk_shift (frozen protocol)", "spearman_low"]
         assert t.loc[projnorm, "spearman_high"] < probe_low and t.loc[cot, "spearman_low"] < -probe_low
-    probe = "probe_mid_bulk_shift (issue 12)"
+    probe = "probe_mid_bulk_shift (frozen protocol)"
     assert f"`probe_mid_bulk_shift`: {pair(probe, 'spearman')} (95 % CI {interval(probe)})." in page
     mae = [table.loc[probe, "mae"] for table in tables]
     assert f"MAE {mae[0]:.3f} in sample and **{mae[1]:.3f} on seed 1**" in page
@@ -136,7 +136,7 @@ def test_the_readme_headline_quotes_the_shipped_files(validation):
             f"{_number(cam['spearman_high_ood_accuracy'])}] with OOD accuracy, and "
             f"{_correlation(replicated['cam_score'])} on the second population") in readme
     baselines = [pd.read_csv(folder / "baselines.csv").set_index("method") for folder in (SEED0, SEED1)]
-    probe = "probe_mid_bulk_shift (issue 12)"
+    probe = "probe_mid_bulk_shift (frozen protocol)"
     assert (f"Spearman {_number(baselines[0].loc[probe, 'spearman'])} with OOD accuracy, and "
             f"{_number(replicated['probe_mid_bulk_shift']['spearman'])} under a protocol frozen") in readme
     assert f"its accuracy estimate is off by {baselines[1].loc[probe, 'mae']:.3f} on average there" in readme

@@ -93,7 +93,7 @@ CLEAN_METHODS = {
     "test_accuracy": ("clean test accuracy", True, 1),
     "accuracy_W0.01": ("perturbative accuracy W = 0.01", True, 1),
     "accuracy_W0.05": ("perturbative accuracy W = 0.05", True, 1),
-    PROBE: ("probe_mid_bulk_shift (issue 12)", False, -1),
+    PROBE: ("probe_mid_bulk_shift (frozen protocol)", False, -1),
 }
 
 #: clean_data_measures key -> method name in the table
@@ -220,7 +220,7 @@ def baseline_table(merged: pd.DataFrame, probe_map: dict | None = None, probe_sc
         if column == PROBE and probe_map is not None:
             estimate, scope = apply_probe_map(probe_map, score), probe_scope
         rows.append(method_row(name, "clean data", score, truth, direction, estimate, scope, **common)
-                    | {"direction_source": "definition" if column != PROBE else "frozen protocol (issue 12)"})
+                    | {"direction_source": "definition" if column != PROBE else "frozen protocol"})
     for column, name in (extra or {}).items():
         score = merged[column].to_numpy(dtype=np.float64)
         if not np.isfinite(score).all():
