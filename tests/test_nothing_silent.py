@@ -306,12 +306,13 @@ def test_no_default_output_points_into_shipped_data_and_writing_there_needs_the_
 
     args = build_parser().parse_args(["highlight", "--population", "somewhere"])
     assert not is_shipped(args.out)
+    locked_before = (POPULATION_DIR / ".run.lock").exists()  # left by an earlier write with --allow-shipped
     for shipped in (POPULATION_DIR, HIGHLIGHTED_MODELS_DIR):
         assert is_shipped(shipped)
         with pytest.raises(ValueError, match="shipped with the repository.*--allow-shipped"):
             with hold_folder(shipped):
                 pass
-    assert not (POPULATION_DIR / ".run.lock").exists()
+    assert (POPULATION_DIR / ".run.lock").exists() == locked_before  # a refused writer leaves no lock
     with allow_shipped_writes(), hold_folder(HIGHLIGHTED_MODELS_DIR) as hold:
         assert hold.owner
     (HIGHLIGHTED_MODELS_DIR / ".run.lock").unlink()

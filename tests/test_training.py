@@ -192,14 +192,21 @@ def _reference_with_masks(model: CNN_SSH, keep):
 
 @pytest.mark.parametrize("levels", [None, 2])
 def test_fused_forward_backward_equals_pytorch_modules(levels):
+    """Logits and every gradient equal up to float32 rounding, on inputs drawn from a fixed seed.
+
+    The seed matters: rounding can put a pre-activation on the other side of a LeakyReLU kink in one of the two
+    paths, which moves the gradient of the weights that feed it by far more than rounding (seen once in 60 draws
+    from the global generator: the first convolution's gradient off by 0.76 % of its scale, logits equal to 6e-8).
+    """
+    generator = torch.Generator().manual_seed(11)
     model = initial_model(3, levels).train()
     with torch.no_grad():  # non-trivial BatchNorm affine parameters
         for bn in (model.cnn_layers_1[1], model.cnn_layers_1[5], model.cnn_layers_2[1]):
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.2, 0.2)
+            bn.weight.uniform_(0.5, 1.5, generator=generator)
+            bn.bias.uniform_(-0.2, 0.2, generator=generator)
     channels = levels or 1
-    x = torch.rand(20, channels, 50, 50)
-    y = torch.randint(0, 2, (20,))
+    x = torch.rand(20, channels, 50, 50, generator=generator)
+    y = torch.randint(0, 2, (20,), generator=generator)
     keep = draw_keep_masks(torch.Generator().manual_seed(0), dropout_shapes(model, x.shape))
     reference = _reference_with_masks(model, keep)
     logits = fused_train_forward(model, x, keep)
