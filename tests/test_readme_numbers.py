@@ -16,6 +16,8 @@ import pytest
 
 from ssh_ood.base.paths import REPO_ROOT
 from ssh_ood.base.presets import get_preset
+from ssh_ood.interpret.recipe_protocol import goals_table
+from ssh_ood.interpret.recipe_results import rules_by_band, validation_results
 from ssh_ood.physics.ceiling import ceiling_grid
 
 DEMO = REPO_ROOT / "00_demonstrations_data"
@@ -148,7 +150,19 @@ def test_the_readme_headline_quotes_the_shipped_files(validation):
     assert projnorm < baselines[1].loc[probe, "spearman"]  # "ranks the networks better than the probe"
     paper_recipe = pd.read_csv(SEED0 / "stats.csv")["ood_accuracy"].median()
     defects = pd.read_csv(DEMO / "recipes_seed2" / "defects" / "stats.csv")["ood_accuracy"].median()
-    assert f"lift the median OOD accuracy from {paper_recipe:.2f} to {defects:.2f}" in readme
+    assert f"lift the median OOD accuracy from {paper_recipe:.2f} to {defects:.2f}, and networks that" in readme
+    # the second study: its main recipe, the rule on its grid, and its goals as the protocol scores them
+    protocol = json.loads((DEMO / "recipes_seed3_protocol.json").read_text())
+    main = validation_results(DEMO / "recipes_seed3" / protocol["main_recipe"], protocol["committee"], diagnose=False)
+    assert f"read the occupied-state projector instead of |ψ|² to {main['outcomes']['median_ood_accuracy']:.2f}**" in readme
+    report = json.loads((DEMO / "physics_rules" / "paper_seed3.json").read_text())
+    assert f"physics rule fitted on clean chains ({report['rules']['sublattice_position']['overall']:.2f}) in every " \
+        "disorder band but the strongest" in readme
+    margin = rules_by_band({"main": main}, report).loc["main − sublattice_position"].drop(["kind", "overall"])
+    assert (margin.iloc[:-1] > 0).all() and margin.iloc[-1] < 0 and list(margin.index)[-1] == "W in [3, 5]"
+    goals = goals_table(protocol, main["outcomes"])
+    assert f"before any of its {int(main['outcomes']['n_models'])} networks was trained; " \
+        f"{int(goals['met'].sum())} of the {len(goals)} goals set in it were met" in readme
     # the ceiling on the validation grid of the recipes (paper preset, master seed 2), from the physics alone
     grid = get_preset("paper")
     ceiling = ceiling_grid(np.linspace(0, grid.grid_W_max, grid.grid_n_W), np.linspace(0, grid.grid_v_max, grid.grid_n_v),
