@@ -17,6 +17,8 @@ STAMP := $(VENV)/.requirements-installed
 PORT ?=
 # make test: pytest worker processes (tests of one module stay on one worker); 1 runs the suite in one process
 TEST_WORKERS ?= 2
+# extra pytest options for make test, e.g. PYTEST_ARGS='-k notebook' or PYTEST_ARGS=--durations=50
+PYTEST_ARGS ?=
 
 .PHONY: reproduce test lint bench mutation clean-generated venv lab dashboard docs
 
@@ -40,7 +42,7 @@ docs: reproduce
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 # The notebooks are the project's own: signing them (the signature lives in the user's Jupyter data folder, the
 # files are unchanged) keeps the server from logging "Notebook ... is not trusted" on every open
