@@ -276,6 +276,8 @@ def test_notebook_09_runs_on_smoke_with_a_validation_population(tmp_path):
     assert "sublattice_position" in shown and "margin" in shown  # the bar, band by band
     assert "Pending: mirror: 0 of 20 networks trained" in shown and "Pending: defects" not in shown
     assert ">= 0.80" in shown  # the second study's goal, scored
+    within = next(cell for cell in executed.cells if cell.source.startswith("density_results"))
+    assert "probe_mid_bulk_shift" in str(within.outputs) and "spearman_ood" in str(within.outputs)  # density input
 
 
 def test_freeze_recipes_command_reproduces_the_shipped_protocol(tmp_path, capsys):
